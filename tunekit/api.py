@@ -1,0 +1,207 @@
+"""The Python API (`tunekit.tune`, `tunekit.load`) and the assembly of a tuning from a config.
+
+Both doors lead to the same :class:`~tunekit.tuner.Tuner`: the CLI resolves the YAML's references
+to objects, the Python API receives the objects; everything else is shared.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tunekit import config as config_module
+from tunekit import plugins
+from tunekit.adaptor import Adaptor
+from tunekit.config import TuneSpec
+from tunekit.data import require_batches, take_samples
+from tunekit.errors import ConfigError, ModelError
+from tunekit.evaluate import Evaluator
+from tunekit.metric import Metric
+from tunekit.references import call_user, data_source, resolve
+from tunekit.result import TuneResult, load_recipe, recipe_config
+from tunekit.tuner import Parts, Tuner
+
+#: ``tune(**kw)`` keywords → their YAML path.
+KEYWORDS: Mapping[str, str] = {
+    "framework": "model.framework",
+    "approach": "quantization.approach",
+    "op_rules": "quantization.op_rules",
+    "sampling_size": "quantization.calibration.sampling_size",
+    "strategy": "tuning.strategy",
+    "accuracy_criterion": "tuning.accuracy_criterion",
+    "objective": "tuning.objective",
+    "exit_policy": "tuning.exit_policy",
+    "max_trials": "tuning.exit_policy.max_trials",
+    "timeout": "tuning.exit_policy.timeout",
+    "random_seed": "tuning.random_seed",
+    "workspace": "tuning.workspace.path",
+    "resume": "tuning.workspace.resume",
+    "storage": "tuning.storage",
+}
+
+
+def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    node = raw
+    parts = path.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _guess_framework(model: Any) -> str:
+    module = type(model).__module__.split(".")[0]
+    if module == "torch":
+        return "pytorch"
+    if module in ("keras", "tensorflow", "tf_keras"):
+        return "tensorflow"
+    raise ConfigError("framework", f"cannot tell the framework of a {type(model).__name__}; pass "
+                                   f"framework= (installed: {', '.join(plugins.names('tunekit.adaptors'))})")
+
+
+def _raw_config(config: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], Path]:
+    if config is None:
+        return {}, Path.cwd()
+    if isinstance(config, Mapping):
+        return copy.deepcopy(dict(config)), Path.cwd()
+    path = Path(config)
+    return config_module.read_yaml(path), path.resolve().parent
+
+
+def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
+         eval_data: Iterable[Any] | None = None, metric: Metric | str | Mapping[str, Any] | None = None,
+         eval_func: Callable[[Any], Any] | None = None,
+         config: str | Path | Mapping[str, Any] | None = None, **kw: Any) -> TuneResult:
+    """Tune ``model`` to the fastest low-precision model that meets the accuracy goal.
+
+    ``config`` is a YAML path or mapping of the same schema as the CLI's (its model and data
+    references are ignored in favour of the objects given here); keywords (``strategy``,
+    ``accuracy_criterion``, ``max_trials``, ``workspace``, ... see ``KEYWORDS``) override it.
+    """
+    raw, base_dir = _raw_config(config)
+    for key, value in kw.items():
+        if key not in KEYWORDS:
+            raise ConfigError(key, f"unknown keyword of tunekit.tune; valid: {', '.join(KEYWORDS)}")
+        _set_path(raw, KEYWORDS[key], value)
+    model_section = raw.setdefault("model", {})
+    model_section.pop("path", None)
+    model_section["factory"] = "<python>:model"
+    model_section.setdefault("framework", _guess_framework(model))
+    evaluation = raw.setdefault("evaluation", {}) or {}
+    raw["evaluation"] = evaluation
+    # the objects given here replace the config's references; a Metric instance needs no lookup
+    evaluation.pop("data", None)
+    if metric is not None:
+        evaluation.pop("eval_func", None)
+        evaluation.pop("metric", None)
+        if not isinstance(metric, Metric):
+            evaluation["metric"] = metric
+            evaluation["data"] = "<python>:eval_data"
+    if eval_func is not None:
+        evaluation.pop("metric", None)
+        evaluation["eval_func"] = "<python>:eval_func"
+    spec = config_module.parse(raw, base_dir=base_dir)
+    adaptor = _adaptor(spec)
+    metric_obj = metric if isinstance(metric, Metric) else _metric(spec)
+    parts = _parts(spec, adaptor, model, calib_data, eval_data, metric_obj, eval_func,
+                   eval_func_name=getattr(eval_func, "__name__", "eval_func"))
+    return Tuner(parts).run()
+
+
+def tune_config(spec: TuneSpec) -> TuneResult:
+    """Run a tuning described entirely by a config (the CLI's path)."""
+    adaptor = _adaptor(spec)
+    model = load_model(spec, adaptor)
+    q, e = spec.quantization, spec.evaluation
+    calib = data_source(resolve(q.calib_data, spec.base_dir, "quantization.calibration.data"),
+                        "quantization.calibration.data") if q.calib_data else None
+    eval_data = data_source(resolve(e.data, spec.base_dir, "evaluation.data"),
+                            "evaluation.data") if e.data else None
+    eval_func = resolve(e.eval_func, spec.base_dir, "evaluation.eval_func") if e.eval_func else None
+    if eval_func is not None and not callable(eval_func):
+        raise ConfigError("evaluation.eval_func", f"{e.eval_func!r} is not callable")
+    ref = {"factory": spec.model.factory} if spec.model.factory else {"path": str(spec.model.path)}
+    parts = _parts(spec, adaptor, model, calib, eval_data, _metric(spec), eval_func,
+                   eval_func_name=f"evaluation.eval_func {e.eval_func}")
+    parts.model_ref = {**ref, "base_dir": str(spec.base_dir)}
+    return Tuner(parts).run()
+
+
+def _adaptor(spec: TuneSpec) -> Adaptor:
+    try:
+        return plugins.create("tunekit.adaptors", spec.model.framework, spec.model.options)
+    except Exception as exc:
+        raise ConfigError("model.options", str(exc)) from exc
+
+
+def _metric(spec: TuneSpec) -> Metric | None:
+    m = spec.evaluation.metric
+    return None if m is None else plugins.create("tunekit.metrics", m.name, m.params)
+
+
+def load_model(spec: TuneSpec, adaptor: Adaptor) -> Any:
+    """The FP32 model a config names: a factory's return value or a file the adaptor loads."""
+    if spec.model.factory:
+        factory = resolve(spec.model.factory, spec.base_dir, "model.factory")
+        if not callable(factory):
+            return factory
+        return call_user(factory, what=f"model.factory {spec.model.factory}")
+    path = spec.model.path
+    assert path is not None
+    if not path.exists():
+        raise ModelError(f"model.path: the model file {str(path)!r} does not exist")
+    return adaptor.load_model(path)
+
+
+def _parts(spec: TuneSpec, adaptor: Adaptor, model: Any, calib_data: Iterable[Any] | None,
+           eval_data: Iterable[Any] | None, metric: Metric | None,
+           eval_func: Callable[[Any], Any] | None, eval_func_name: str) -> Parts:
+    q = spec.quantization
+    calib = None
+    if calib_data is not None:
+        calib = require_batches(take_samples(calib_data, q.sampling_size), "the calibration data")
+    elif q.approach != "dynamic":
+        raise ConfigError("quantization.calibration.data",
+                          f"approach {q.approach!r} needs calibration data (activation ranges); "
+                          "give it, or use approach: dynamic")
+    if metric is None and eval_func is None:
+        raise ConfigError("evaluation", "give evaluation.metric with evaluation.data, or "
+                                        "evaluation.eval_func (a function model -> float)")
+    evaluator = Evaluator(adaptor, eval_data, metric, eval_func, eval_func_name)
+    if not spec.tuning.criterion_direction_given and evaluator.higher_is_better is not None:
+        criterion = replace(spec.tuning.criterion, higher_is_better=evaluator.higher_is_better)
+        spec = replace(spec, tuning=replace(spec.tuning, criterion=criterion))
+    strategy = plugins.create("tunekit.strategies", spec.tuning.strategy.name,
+                              spec.tuning.strategy.params)
+    objectives = [(o.name, plugins.create("tunekit.objectives", o.name, o.params), o.weight)
+                  for o in spec.tuning.objectives]
+    return Parts(spec, adaptor, model, calib, evaluator, strategy, objectives)
+
+
+def load(workspace: str | Path, model: Any = None) -> Any:
+    """Rebuild a tuned model from a workspace (its recipe and saved weights), without tuning.
+
+    ``model`` is the FP32 model; when omitted, the model reference recorded by the CLI run
+    (factory or file) is used.
+    """
+    workspace = Path(workspace)
+    data = load_recipe(workspace)
+    adaptor = plugins.create("tunekit.adaptors", data["framework"])
+    if model is None:
+        ref = data.get("model") or {}
+        if not ref:
+            raise ConfigError("model", "this workspace was tuned from Python; pass the FP32 model: "
+                                       "tunekit.load(workspace, model)")
+        raw = {"framework": data["framework"], **{k: v for k, v in ref.items() if k != "base_dir"}}
+        base_dir = Path(ref.get("base_dir", "."))
+        if "path" in raw:
+            raw["path"] = str(Path(raw["path"]))
+        spec = config_module.parse({"model": raw, "evaluation": {}, "quantization": {}},
+                                   base_dir=base_dir)
+        model = load_model(spec, adaptor)
+    return adaptor.load(model, recipe_config(data), workspace / data["model_file"])

@@ -1,0 +1,126 @@
+"""The ``tunekit`` command line.
+
+Exit codes (DESIGN §3): 0 goal met, 3 goal not met (best-so-far saved), 2 configuration or usage
+error, 1 anything else. Errors tunekit raises on purpose print as one message, no traceback
+(``TUNEKIT_DEBUG=1`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from tunekit.errors import ConfigError, PluginError, TunekitError, TunekitWarning
+
+EXIT_MET, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_MET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tunekit", description="Accuracy-driven low-precision "
+                                     "tuning of PyTorch and TensorFlow models.")
+    from tunekit import __version__
+
+    parser.add_argument("--version", action="version", version=f"tunekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    tune = sub.add_parser("tune", help="tune a model as a YAML config describes")
+    tune.add_argument("config", type=Path, help="the YAML config (see examples/)")
+    tune.add_argument("--workspace", type=Path, help="folder for history, best model and report")
+    tune.add_argument("--resume", action="store_true", help="continue the tuning in the workspace")
+    tune.add_argument("--max-trials", type=int, help="override tuning.exit_policy.max_trials")
+    tune.add_argument("--timeout", type=float, help="override tuning.exit_policy.timeout (s)")
+    tune.add_argument("--seed", type=int, help="override tuning.random_seed")
+    tune.add_argument("--storage", help="optuna storage URL for the history (default: a journal "
+                                        "file in the workspace)")
+    tune.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
+    tune.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
+    sub.add_parser("plugins", help="list installed plugins per group and who provides them")
+    report = sub.add_parser("report", help="print the tuning report of a workspace")
+    report.add_argument("workspace", type=Path)
+    return parser
+
+
+def _tune_overrides(args: argparse.Namespace) -> list[str]:
+    overrides = list(args.overrides)
+    for flag, path in (("max_trials", "tuning.exit_policy.max_trials"),
+                       ("timeout", "tuning.exit_policy.timeout"), ("seed", "tuning.random_seed"),
+                       ("storage", "tuning.storage")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{path}={value}")
+    return overrides
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from tunekit import api, config
+
+    spec = config.load(args.config, _tune_overrides(args))
+    tuning = spec.tuning
+    if args.workspace is not None:
+        tuning = replace(tuning, workspace=args.workspace)
+    if args.resume:
+        tuning = replace(tuning, resume=True)
+    result = api.tune_config(replace(spec, tuning=tuning))
+    print(result.summary())
+    return EXIT_MET if result.met else EXIT_NOT_MET
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    path = args.workspace / "report.md"
+    if not path.exists():
+        raise ConfigError("workspace", f"{str(path)!r} does not exist; is {str(args.workspace)!r} a "
+                                       "tunekit workspace?")
+    print(path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("tunekit")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    warnings.simplefilter("default", TunekitWarning)
+    warnings.formatwarning = lambda msg, category, *a, **k: f"warning: {msg}\n"  # type: ignore
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(getattr(args, "quiet", False))
+    try:
+        if args.command == "tune":
+            return _cmd_tune(args)
+        if args.command == "plugins":
+            from tunekit import plugins
+
+            print(plugins.describe())
+            return 0
+        return _cmd_report(args)
+    except (ConfigError, PluginError) as exc:
+        _report_error(exc)
+        return EXIT_USAGE
+    except TunekitError as exc:
+        _report_error(exc)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted: the history is kept; continue with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _report_error(exc: BaseException) -> None:
+    if os.environ.get("TUNEKIT_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
+    print(f"tunekit: error: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Helpers for the user's data: batches of ``(inputs, labels)`` from any iterable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from tunekit.errors import DataError
+
+
+def split_batch(batch: Any) -> tuple[Any, Any]:
+    """``(inputs, labels)`` of one batch.
+
+    A dataloader may yield ``(inputs, labels)`` pairs or bare inputs (labels ``None``: enough for
+    calibration and for an ``eval_func``, not for a metric).
+    """
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    return batch, None
+
+
+def batch_size(inputs: Any) -> int:
+    """Number of samples in a batch's inputs (first dimension of its first tensor)."""
+    first = inputs
+    while isinstance(first, (tuple, list)) and first:
+        first = first[0]
+    if isinstance(first, dict) and first:
+        first = next(iter(first.values()))
+    shape = getattr(first, "shape", None)
+    if shape is None or len(shape) == 0:
+        return 1
+    return int(shape[0])
+
+
+def take_samples(data: Iterable[Any], limit: int | None) -> Iterator[Any]:
+    """The batches of ``data`` until ``limit`` samples have been seen (all batches if ``None``).
+
+    The last batch is yielded whole, so up to one batch more than ``limit`` samples may pass;
+    cutting tensors here would tie this module to a framework.
+    """
+    seen = 0
+    for batch in data:
+        if limit is not None and seen >= limit:
+            return
+        yield batch
+        seen += batch_size(split_batch(batch)[0])
+
+
+def require_batches(data: Iterable[Any], what: str) -> list[Any]:
+    """Materialise ``data`` as a list, failing clearly when it yields nothing."""
+    try:
+        batches = list(data)
+    except TypeError as exc:
+        raise DataError(f"{what} is not iterable ({type(data).__name__}); give a dataloader or a "
+                        "list of (inputs, labels) batches") from exc
+    if not batches:
+        raise DataError(f"{what} yielded no batches; check the dataset and the dataloader")
+    return batches

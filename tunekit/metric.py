@@ -1,0 +1,31 @@
+"""The Metric plugin interface: streaming, with its direction declared as data."""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import numpy as np
+
+
+class Metric(abc.ABC):
+    """Base class of metrics (entry-point group ``tunekit.metrics``).
+
+    ``update`` is called once per batch with the model's outputs and the labels as numpy arrays;
+    ``compute`` returns the value over everything seen since ``reset``. Batching must not change
+    the result (the shipped contract tests check it).
+    """
+
+    higher_is_better: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def update(self, preds: np.ndarray, labels: np.ndarray) -> None:
+        """Accumulate one batch."""
+
+    @abc.abstractmethod
+    def compute(self) -> float:
+        """The metric over all batches since the last reset."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Forget all batches."""

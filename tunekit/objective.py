@@ -1,0 +1,25 @@
+"""The Objective plugin interface: what tuning optimizes among models that meet the goal."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import Any, ClassVar, Literal
+
+from tunekit.adaptor import Adaptor, Batch
+
+
+class Objective(abc.ABC):
+    """Base class of objectives (entry-point group ``tunekit.objectives``).
+
+    ``costly`` objectives (latency, memory) are measured only for candidates that meet the
+    accuracy goal; cheap ones for every candidate.
+    """
+
+    direction: ClassVar[Literal["minimize", "maximize"]] = "minimize"
+    costly: ClassVar[bool] = True
+    unit: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
+        """Measure ``model``; ``data`` yields evaluation batches (use their inputs only)."""

@@ -1,0 +1,138 @@
+"""The result of a tuning, what it leaves in the workspace, and how to load it back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunekit import __version__
+from tunekit.criterion import AccuracyCriterion
+from tunekit.history import Trial
+from tunekit.space import QuantConfig, TuningSpace
+from tunekit.workspace import RECIPE, REPORT, RESULT, Workspace
+
+if TYPE_CHECKING:
+    from tunekit.adaptor import Adaptor
+    from tunekit.config import TuneSpec
+
+STATUS_TEXT = {
+    "met": "the accuracy goal is met",
+    "strategy_done": "the strategy has nothing left to try",
+    "max_trials": "the trial budget (exit_policy.max_trials) is spent",
+    "timeout": "the time budget (exit_policy.timeout) is spent",
+    "strategy_stuck": "the strategy kept proposing configs that were already evaluated",
+}
+
+
+@dataclass
+class TuneResult:
+    """What a tuning produced. It always exists: when the goal is not met, ``best_model`` is the
+    best candidate seen (by metric) and ``met`` is False."""
+
+    best_model: Any
+    best_trial: Trial | None
+    baseline: dict[str, Any]
+    trials: tuple[Trial, ...]
+    status: str
+    evaluations: int
+    wall_s: float
+    workspace: Path
+    criterion: AccuracyCriterion
+    framework: str
+    space: TuningSpace | None = field(default=None, repr=False)
+
+    @property
+    def met(self) -> bool:
+        return self.best_trial is not None and self.best_trial.accepted
+
+    @property
+    def best_config(self) -> QuantConfig | None:
+        return self.best_trial.config if self.best_trial else None
+
+    def summary(self) -> str:
+        """A few lines for the end of a CLI run."""
+        base = self.baseline["metric"]
+        lines = [f"{'goal met' if self.met else 'goal NOT met'}: {STATUS_TEXT.get(self.status, self.status)} "
+                 f"after {len(self.trials)} trial(s), {self.evaluations} evaluation(s) "
+                 f"incl. the baseline, {self.wall_s:.1f} s"]
+        if self.best_trial is not None and self.best_trial.metric is not None:
+            reference = self.space.default() if self.space else None
+            lines.append(f"best: trial {self.best_trial.number}, metric {self.best_trial.metric:.4f} "
+                         f"(baseline {base:.4f}, target {self.criterion.target(base):.4f}), "
+                         f"{self.best_trial.config.summary(reference)}")
+        lines.append(f"workspace: {self.workspace}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best_trial
+        return {
+            "met": self.met, "status": self.status, "trials": len(self.trials),
+            "evaluations": self.evaluations, "wall_s": round(self.wall_s, 3),
+            "baseline": self.baseline["metric"],
+            "baseline_objectives": self.baseline.get("objectives", {}),
+            "target": self.criterion.target(self.baseline["metric"]),
+            "best_trial": best.number if best else None,
+            "best_metric": best.metric if best else None,
+            "best_objectives": dict(best.details) if best else {},
+            "precisions": best.config.counts() if best else {},
+            "fallback_ops": {op.name: c.precision for op, c in best.config.ops.items()
+                             if c.precision != "int8"} if best else {},
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the best model (adaptor's safe format) and its recipe to another folder."""
+        from tunekit import plugins
+
+        if self.best_trial is None:
+            raise ValueError("there is no model to save: every trial failed")
+        adaptor = plugins.create("tunekit.adaptors", self.framework)
+        out = Workspace(Path(path))
+        out.path.mkdir(parents=True, exist_ok=True)
+        adaptor.save(self.best_model, self.best_trial.config, out.model_file(adaptor.model_suffix))
+        out.write_json(RECIPE, recipe(self, adaptor, {}))
+
+
+def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> dict[str, Any]:
+    """``best_config.json``: enough to rebuild the tuned model from the FP32 one, no tuning."""
+    best = result.best_trial
+    assert best is not None
+    return {"tunekit_version": __version__, "framework": result.framework, "model": model_ref,
+            "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
+            "trial": best.number, "metric": best.metric, "baseline": result.baseline["metric"],
+            "objectives": dict(best.details), "ops": best.config.to_list()}
+
+
+def write_outputs(result: TuneResult, workspace: Workspace, adaptor: Adaptor,
+                  model_ref: dict[str, str], spec: TuneSpec) -> None:
+    if result.best_trial is not None:
+        workspace.write_json(RECIPE, recipe(result, adaptor, model_ref))
+    workspace.write_json(RESULT, result.to_dict())
+    workspace.write_text(REPORT, report(result))
+
+
+def report(result: TuneResult) -> str:
+    """``report.md``: the summary and one row per trial."""
+    reference = result.space.default() if result.space else None
+    rows = ["| trial | config | metric | meets goal | objective (×FP32) | s |",
+            "|---|---|---|---|---|---|"]
+    for t in result.trials:
+        metric = "failed: " + (t.error or "")[:80] if t.failed else f"{t.metric:.4f}"
+        objective = f"{t.objective:.3f}" if t.objective is not None else ""
+        rows.append(f"| {t.number} | {t.config.summary(reference)} | {metric} | "
+                    f"{'yes' if t.accepted else 'no'} | {objective} | {t.duration_s:.2f} |")
+    return "# tunekit tuning report\n\n" + result.summary().replace("\n", "  \n") + \
+        "\n\n" + "\n".join(rows) + "\n"
+
+
+def load_recipe(workspace: str | Path) -> dict[str, Any]:
+    data = Workspace(Path(workspace)).read_json(RECIPE)
+    if not isinstance(data, dict) or "ops" not in data:
+        raise ValueError(f"{workspace}/{RECIPE} is not a tunekit recipe")
+    return data
+
+
+def recipe_config(data: dict[str, Any]) -> QuantConfig:
+    return QuantConfig.from_list(data["ops"])
+
+

@@ -1,0 +1,367 @@
+"""The tuning space: which precision each op may run in, and with which quantization parameters.
+
+Everything here is frozen and hashable so a whole-model config can key a result cache, travel to
+another process as JSON, and be compared across strategies. This module imports nothing else from
+tunekit and no framework: adaptors build a :class:`TuningSpace` from a real model, strategies walk
+it, and tests build one from a literal dict.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+#: Precisions in the order a fallback walks them: fastest first, the FP32 reference last.
+PRECISIONS: tuple[str, ...] = ("int8", "bf16", "fp32")
+
+#: The int8 parameters a strategy may tune per op (the "tuning items"), with the values tunekit knows.
+INT8_ITEMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "approach": ("static", "dynamic"),
+        "scheme": ("asym", "sym"),  # activation quantization scheme
+        "granularity": ("per_channel", "per_tensor"),  # weight quantization granularity
+        "algorithm": ("minmax", "histogram", "percentile"),  # activation calibration algorithm
+    }
+)
+
+
+@dataclass(frozen=True, order=True)
+class OpKey:
+    """One tunable op of a model: its qualified name in the model and its type (class) name."""
+
+    name: str
+    type: str
+
+    def __str__(self) -> str:
+        return f"{self.name}<{self.type}>"
+
+
+@dataclass(frozen=True)
+class OpConfig:
+    """One precision choice for one op.
+
+    ``precision`` is ``int8``, ``bf16`` or ``fp32``. The int8 parameters are ``None`` for the float
+    precisions, so two float configs of one precision are always equal.
+    """
+
+    precision: str
+    approach: str | None = None
+    scheme: str | None = None
+    granularity: str | None = None
+    algorithm: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; expected one of {PRECISIONS}")
+        params = {item: getattr(self, item) for item in INT8_ITEMS}
+        if self.precision != "int8" and any(v is not None for v in params.values()):
+            raise ValueError(f"{self.precision} takes no int8 parameters, got {params}")
+
+    def items(self) -> dict[str, str]:
+        """The int8 parameters that are set, as a plain dict (empty for float precisions)."""
+        return {item: v for item in INT8_ITEMS if (v := getattr(self, item)) is not None}
+
+    def to_dict(self) -> dict[str, str]:
+        return {"precision": self.precision, **self.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OpConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown op config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    def __str__(self) -> str:
+        if self.precision != "int8":
+            return self.precision
+        return "int8(" + ",".join(self.items().values()) + ")"
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """A whole-model config: one :class:`OpConfig` per tunable op."""
+
+    ops: Mapping[OpKey, OpConfig]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", MappingProxyType(dict(sorted(self.ops.items()))))
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self.ops.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, QuantConfig) and dict(self.ops) == dict(other.ops)
+
+    def with_op(self, op: OpKey, config: OpConfig) -> QuantConfig:
+        """A copy with one op's config replaced."""
+        if op not in self.ops:
+            raise KeyError(f"{op} is not an op of this config")
+        return QuantConfig({**self.ops, op: config})
+
+    def with_ops(self, changes: Mapping[OpKey, OpConfig]) -> QuantConfig:
+        """A copy with several ops' configs replaced."""
+        config = self
+        for op, op_config in changes.items():
+            config = config.with_op(op, op_config)
+        return config
+
+    def precision_of(self, op: OpKey) -> str:
+        return self.ops[op].precision
+
+    def ops_in(self, precision: str) -> list[OpKey]:
+        return [op for op, c in self.ops.items() if c.precision == precision]
+
+    def counts(self) -> dict[str, int]:
+        """How many ops run in each precision, e.g. ``{"int8": 4, "bf16": 1}``."""
+        counts: dict[str, int] = {}
+        for c in self.ops.values():
+            counts[c.precision] = counts.get(c.precision, 0) + 1
+        return counts
+
+    def summary(self, reference: QuantConfig | None = None) -> str:
+        """A one-line description: precision counts, then the ops that differ from ``reference``."""
+        text = " ".join(f"{p}×{n}" for p, n in sorted(self.counts().items(), key=_precision_rank))
+        if reference is not None:
+            changed = [f"{op.name}→{c}" for op, c in self.ops.items() if reference.ops.get(op) != c]
+            if changed:
+                shown = ", ".join(changed[:4]) + (f", +{len(changed) - 4} more" if len(changed) > 4 else "")
+                text += f" [{shown}]"
+        return text
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted), stable across processes: the config's identity in the history."""
+        return json.dumps(self.to_list(), sort_keys=True, separators=(",", ":"))
+
+    def to_list(self) -> list[dict[str, str]]:
+        return [{"name": op.name, "type": op.type, **c.to_dict()} for op, c in self.ops.items()]
+
+    @classmethod
+    def from_list(cls, items: Iterable[Mapping[str, Any]]) -> QuantConfig:
+        ops = {}
+        for item in items:
+            item = dict(item)
+            op = OpKey(item.pop("name"), item.pop("type"))
+            ops[op] = OpConfig.from_dict(item)
+        return cls(ops)
+
+    @classmethod
+    def from_json(cls, text: str) -> QuantConfig:
+        return cls.from_list(json.loads(text))
+
+
+def _precision_rank(item: tuple[str, int]) -> int:
+    return PRECISIONS.index(item[0]) if item[0] in PRECISIONS else len(PRECISIONS)
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """A user rule restricting the options of matching ops.
+
+    Exactly one of ``type``, ``name`` or ``regex`` selects ops. ``allow`` lists the precisions they
+    may take; the other fields restrict int8 parameters. When several rules match one op, the most
+    specific one wins (``type`` < ``regex`` < ``name``), as in torch.ao's QConfigMapping.
+    """
+
+    type: str | None = None
+    name: str | None = None
+    regex: str | None = None
+    allow: tuple[str, ...] | None = None
+    restrict: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        selectors = [s for s in ("type", "name", "regex") if getattr(self, s) is not None]
+        if len(selectors) != 1:
+            raise ValueError("an op rule needs exactly one of 'type', 'name' or 'regex'")
+        object.__setattr__(self, "restrict", MappingProxyType(dict(self.restrict)))
+
+    @property
+    def priority(self) -> int:
+        return 0 if self.type is not None else 1 if self.regex is not None else 2
+
+    @property
+    def selector(self) -> str:
+        if self.type is not None:
+            return f"type {self.type!r}"
+        return f"name {self.name!r}" if self.name is not None else f"regex {self.regex!r}"
+
+    def matches(self, op: OpKey) -> bool:
+        if self.type is not None:
+            return op.type == self.type
+        if self.name is not None:
+            return op.name == self.name
+        assert self.regex is not None
+        return re.fullmatch(self.regex, op.name) is not None
+
+    def admits(self, config: OpConfig) -> bool:
+        if self.allow is not None and config.precision not in self.allow:
+            return False
+        return all(getattr(config, item) in values for item, values in self.restrict.items()
+                   if config.precision == "int8")
+
+
+@dataclass(frozen=True)
+class TuningSpace:
+    """Per op, the configs it may take, the default (most aggressive) first.
+
+    Adaptors order each op's options: int8 configs first (the adaptor's preferred int8 config at
+    the head), then bf16, then fp32. Strategies never invent configs outside this space.
+    """
+
+    options: Mapping[OpKey, tuple[OpConfig, ...]]
+
+    def __post_init__(self) -> None:
+        ordered = {op: tuple(opts) for op, opts in sorted(self.options.items())}
+        for op, opts in ordered.items():
+            if not opts:
+                raise ValueError(f"{op} has no options")
+        object.__setattr__(self, "options", MappingProxyType(ordered))
+
+    @property
+    def ops(self) -> list[OpKey]:
+        return list(self.options)
+
+    def __len__(self) -> int:
+        return len(self.options)
+
+    def default(self) -> QuantConfig:
+        """Every op at its first (most aggressive) option."""
+        return QuantConfig({op: opts[0] for op, opts in self.options.items()})
+
+    def uniform(self, precision: str) -> QuantConfig:
+        """Every op at its first option of ``precision``, or its default where it has none."""
+        return QuantConfig({op: next((o for o in opts if o.precision == precision), opts[0])
+                            for op, opts in self.options.items()})
+
+    def precisions(self, op: OpKey) -> list[str]:
+        """The precisions ``op`` may take, in fallback order."""
+        seen: list[str] = []
+        for o in self.options[op]:
+            if o.precision not in seen:
+                seen.append(o.precision)
+        return seen
+
+    def option(self, op: OpKey, precision: str, **items: str) -> OpConfig:
+        """The first option of ``op`` in ``precision`` whose int8 items equal ``items``."""
+        for o in self.options[op]:
+            if o.precision == precision and all(getattr(o, k) == v for k, v in items.items()):
+                return o
+        raise KeyError(f"{op} has no {precision} option with {items or 'default items'}; "
+                       f"it has: {', '.join(map(str, self.options[op]))}")
+
+    def has(self, op: OpKey, config: OpConfig) -> bool:
+        return config in self.options.get(op, ())
+
+    def contains(self, config: QuantConfig) -> bool:
+        return set(config.ops) == set(self.options) and all(
+            c in self.options[op] for op, c in config.ops.items())
+
+    def fallbacks(self, op: OpKey) -> list[OpConfig]:
+        """The float options of ``op`` in fallback order (bf16 before fp32 where allowed)."""
+        return [o for o in self.options[op] if o.precision != "int8"]
+
+    def alternatives(self, op: OpKey, config: OpConfig, item: str) -> list[OpConfig]:
+        """The int8 options of ``op`` that differ from ``config`` in ``item`` alone."""
+        if config.precision != "int8":
+            return []
+        others = {k: v for k, v in config.items().items() if k != item}
+        return [o for o in self.options[op] if o.precision == "int8"
+                and getattr(o, item) != getattr(config, item)
+                and all(getattr(o, k) == v for k, v in others.items())]
+
+    def size(self) -> int:
+        """Number of whole-model configs in the space (may be astronomically large)."""
+        total = 1
+        for opts in self.options.values():
+            total *= len(opts)
+        return total
+
+    def by_type(self) -> dict[str, list[OpKey]]:
+        """Ops grouped by type, in op order."""
+        groups: dict[str, list[OpKey]] = {}
+        for op in self.options:
+            groups.setdefault(op.type, []).append(op)
+        return groups
+
+    def restrict(self, rules: Sequence[OpRule]) -> TuningSpace:
+        """Apply user rules; the most specific matching rule decides for each op.
+
+        Raises ``ValueError`` naming the rule when a ``name`` rule matches no op or a rule leaves
+        an op without options.
+        """
+        for rule in rules:
+            if rule.name is not None and not any(rule.matches(op) for op in self.options):
+                raise ValueError(f"op rule for {rule.selector} matches no op; tunable ops are: "
+                                 + ", ".join(op.name for op in self.options))
+        restricted = {}
+        for op, opts in self.options.items():
+            matching = [r for r in rules if r.matches(op)]
+            if not matching:
+                restricted[op] = opts
+                continue
+            rule = max(matching, key=lambda r: r.priority)
+            kept = tuple(o for o in opts if rule.admits(o))
+            if not kept:
+                raise ValueError(f"op rule for {rule.selector} leaves {op} without options; it "
+                                 f"supports: {', '.join(map(str, opts))}")
+            restricted[op] = kept
+        return TuningSpace(restricted)
+
+    def unmatched(self, rules: Sequence[OpRule]) -> list[OpRule]:
+        """Rules that match no op (for a warning: a type or regex rule may be model-agnostic)."""
+        return [r for r in rules if not any(r.matches(op) for op in self.options)]
+
+    def iter_configs(self) -> Iterator[QuantConfig]:
+        """Every whole-model config, lazily, in lexicographic option order."""
+        ops = list(self.options)
+
+        def walk(i: int, chosen: dict[OpKey, OpConfig]) -> Iterator[QuantConfig]:
+            if i == len(ops):
+                yield QuantConfig(chosen)
+                return
+            for o in self.options[ops[i]]:
+                yield from walk(i + 1, {**chosen, ops[i]: o})
+
+        return walk(0, {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ops": [{"name": op.name, "type": op.type, "options": [o.to_dict() for o in opts]}
+                        for op, opts in self.options.items()]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TuningSpace:
+        return cls({OpKey(o["name"], o["type"]): tuple(OpConfig.from_dict(x) for x in o["options"])
+                    for o in data["ops"]})
+
+
+def int8_options(approaches: Sequence[str], schemes: Sequence[str], granularities: Sequence[str],
+                 algorithms: Sequence[str]) -> list[OpConfig]:
+    """The cartesian product of int8 items, first value of each item first (the default).
+
+    Dynamic int8 has no activation calibration, so its options carry no scheme/algorithm choice.
+    """
+    configs: list[OpConfig] = []
+    for approach in approaches:
+        for granularity in granularities:
+            if approach == "dynamic":
+                configs.append(OpConfig("int8", approach, None, granularity, None))
+                continue
+            for scheme in schemes:
+                for algorithm in algorithms:
+                    configs.append(OpConfig("int8", approach, scheme, granularity, algorithm))
+    # the head must be the first value of every item: reorder so defaults come first
+    return sorted(configs, key=lambda c: (
+        approaches.index(c.approach or approaches[0]),
+        _index(algorithms, c.algorithm), _index(schemes, c.scheme), granularities.index(c.granularity or granularities[0])))
+
+
+def _index(values: Sequence[str], value: str | None) -> int:
+    return values.index(value) if value is not None else 0
+
+
+__all__ = ["INT8_ITEMS", "PRECISIONS", "OpConfig", "OpKey", "OpRule", "QuantConfig", "TuningSpace",
+           "int8_options"]

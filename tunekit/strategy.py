@@ -1,0 +1,51 @@
+"""The Strategy plugin interface.
+
+A strategy is a generator of whole-model configs. It never sees the model, the data or the
+adaptor, and never decides when to stop: the tuner owns the budget. After each ``yield`` the tuner
+has evaluated the config (or answered it from the history) and ``ctx.history.last`` is its trial.
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from tunekit.criterion import AccuracyCriterion
+from tunekit.history import History, Trial
+from tunekit.space import OpKey, QuantConfig, TuningSpace
+
+#: Per-op sensitivity of a config: a score per op (higher = that op loses more when quantized).
+Sensitivity = Callable[[QuantConfig], Mapping[OpKey, float]]
+
+
+@dataclass(frozen=True)
+class TuneContext:
+    """Everything a strategy may read. Frozen; ``history`` is updated by the tuner only."""
+
+    space: TuningSpace
+    history: History
+    criterion: AccuracyCriterion
+    rng: random.Random
+    sensitivity: Sensitivity | None = None
+
+    def improves(self, trial: Trial, than: Trial | None) -> bool:
+        """Whether ``trial`` has a better metric than ``than`` (a failed trial never improves)."""
+        if trial.failed or trial.metric is None:
+            return False
+        if than is None or than.failed or than.metric is None:
+            return True
+        return self.criterion.better(trial.metric, than.metric)
+
+
+class Strategy(abc.ABC):
+    """Base class of tuning strategies (entry-point group ``tunekit.strategies``).
+
+    Constructors take keyword-only parameters and only store them, so a YAML section such as
+    ``strategy: {name: basic, order: conservative}`` is exactly the constructor call.
+    """
+
+    @abc.abstractmethod
+    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
+        """Yield configs to evaluate, best guesses first; return when there is nothing left."""

@@ -1,0 +1,295 @@
+"""The tuning loop: the only module that knows every part.
+
+baseline → (strategy proposes → adaptor builds → evaluator scores → criterion judges → objectives
+measure → history persists) until the goal, the budget or the strategy ends. Every trial is in the
+optuna storage before and after it runs, the best model so far is on disk as soon as it is found,
+and a result is always returned, also when the goal is not met.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tunekit.adaptor import Adaptor
+from tunekit.config import TuneSpec
+from tunekit.errors import (ConfigError, ModelError, NotSupportedError, TrialError, TunekitError,
+                            TunekitWarning, UserCodeError)
+from tunekit.evaluate import Evaluator
+from tunekit.history import History, Store, Trial, TrialState
+from tunekit.objective import Objective
+from tunekit.progress import progress
+from tunekit.result import TuneResult, write_outputs
+from tunekit.space import QuantConfig, TuningSpace
+from tunekit.strategy import Strategy, TuneContext
+from tunekit.workspace import HISTORY, SPACE, Workspace
+
+log = logging.getLogger("tunekit")
+
+#: Consecutive proposals answered from the history after which a strategy is deemed stuck.
+MAX_REPEATS = 1000
+
+
+@dataclass
+class Parts:
+    """The resolved inputs of one tuning (built by :mod:`tunekit.api`)."""
+
+    spec: TuneSpec
+    adaptor: Adaptor
+    model: Any
+    calib_data: list[Any] | None
+    evaluator: Evaluator
+    strategy: Strategy
+    objectives: Sequence[tuple[str, Objective, float]] = field(default_factory=list)
+    model_ref: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Best:
+    trial: Trial | None = None
+    candidate: Any = None
+
+
+class Tuner:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.spec = parts.spec
+        self.criterion = parts.spec.tuning.criterion
+        self.workspace = Workspace(parts.spec.tuning.workspace)
+        self.baseline: dict[str, Any] = {}
+        self.best = _Best()
+        self.evaluations = 0
+
+    # ----------------------------------------------------------------------- set-up
+
+    def _space(self) -> TuningSpace:
+        spec, adaptor = self.spec, self.parts.adaptor
+        try:
+            space = adaptor.capabilities(self.parts.model, spec.quantization.approach)
+        except TunekitError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"{type(adaptor).__name__} could not analyse the model: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if len(space) == 0:
+            raise ModelError("the model has no op that can be quantized (no Conv/Linear-like op "
+                             "was found); there is nothing to tune")
+        try:
+            restricted = space.restrict(spec.quantization.op_rules)
+        except ValueError as exc:
+            raise ConfigError("quantization.op_rules", str(exc)) from exc
+        for rule in space.unmatched(spec.quantization.op_rules):
+            warnings.warn(f"quantization.op_rules: the rule for {rule.selector} matches no op "
+                          f"of this model (op types: {', '.join(space.by_type())})",
+                          TunekitWarning, stacklevel=2)
+        self.workspace.write_json(SPACE, restricted.to_dict())
+        return restricted
+
+    def _store(self) -> Store:
+        tuning = self.spec.tuning
+        storage = tuning.storage or str(self.workspace.file(HISTORY))
+        direction = "maximize" if self.criterion.higher_is_better else "minimize"
+        try:
+            return Store(storage, "tunekit", direction)
+        except Exception as exc:
+            raise ConfigError("tuning.storage", f"cannot open the history storage {storage!r}: "
+                                                f"{type(exc).__name__}: {exc}") from exc
+
+    def _measure_baseline(self, store: Store, stored: dict[str, Any] | None) -> None:
+        if stored and "metric" in stored:
+            self.baseline = dict(stored)
+            log.info("baseline (from the stored history): %.4f", self.baseline["metric"])
+            return
+        start = time.perf_counter()
+        try:
+            metric = self.parts.evaluator(self.parts.model, "baseline")
+        except UserCodeError as exc:
+            raise UserCodeError(f"evaluating the FP32 baseline failed: {exc}") from exc
+        except TunekitError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"evaluating the FP32 baseline failed: {type(exc).__name__}: "
+                             f"{exc}") from exc
+        self.evaluations += 1
+        if not math.isfinite(metric):
+            raise UserCodeError(f"the FP32 baseline metric is {metric}; check the evaluation "
+                                "(data, labels, metric) before tuning")
+        objectives = {name: self._measure(obj, self.parts.model)
+                      for name, obj, _ in self.parts.objectives}
+        self.baseline = {"metric": metric, "objectives": objectives,
+                         "duration_s": round(time.perf_counter() - start, 4)}
+        store.save_baseline(self.baseline)
+
+    def _measure(self, objective: Objective, model: Any) -> float:
+        data = self.parts.evaluator.data if self.parts.evaluator.data is not None \
+            else self.parts.calib_data
+        if data is None:
+            raise ConfigError("evaluation.data", f"objective {type(objective).__name__} needs "
+                                                 "input batches; give evaluation data")
+        return float(objective.measure(self.parts.adaptor, model, data))
+
+    # ----------------------------------------------------------------------- one trial
+
+    def _score(self, values: dict[str, float]) -> float:
+        """Weighted mean of each objective relative to FP32 (1.0 = as FP32, lower = better)."""
+        total, weights = 0.0, 0.0
+        for name, objective, weight in self.parts.objectives:
+            base, value = self.baseline["objectives"][name], values[name]
+            ratio = value / base if objective.direction == "minimize" else base / value
+            total, weights = total + weight * ratio, weights + weight
+        return total / weights if weights else 0.0
+
+    def _run_trial(self, number: int, config: QuantConfig) -> tuple[Trial, Any]:
+        start = time.perf_counter()
+        calib = self.parts.calib_data
+        try:
+            candidate = self.parts.adaptor.quantize(
+                self.parts.model, config, progress(calib, "calibrate", len(calib)) if calib else [])
+            metric = self.parts.evaluator(candidate, f"trial {number}")
+            self.evaluations += 1
+            if not math.isfinite(metric):
+                raise TrialError(f"the metric of this candidate is {metric}")
+            accepted = self.criterion.accepts(metric, self.baseline["metric"])
+            values = {}
+            if accepted or not any(o.costly for _, o, _ in self.parts.objectives):
+                values = {name: self._measure(o, candidate) for name, o, _ in self.parts.objectives}
+        except (TrialError, UserCodeError, NotSupportedError) as exc:
+            trial = Trial(number, config, TrialState.FAILED, error=str(exc),
+                          duration_s=time.perf_counter() - start)
+            return trial, None
+        trial = Trial(number, config, TrialState.COMPLETE, metric=metric,
+                      objective=self._score(values) if values else None, accepted=accepted,
+                      duration_s=time.perf_counter() - start, details=values)
+        return trial, candidate
+
+    def _is_better(self, trial: Trial) -> bool:
+        best = self.best.trial
+        if trial.failed:
+            return False
+        if best is None:
+            return True
+        if trial.accepted != best.accepted:
+            return trial.accepted
+        if trial.accepted and trial.objective is not None and best.objective is not None \
+                and trial.objective != best.objective:
+            return trial.objective < best.objective
+        return self.criterion.better(trial.metric or 0.0, best.metric or 0.0)
+
+    def _keep_if_best(self, trial: Trial, candidate: Any, space: TuningSpace) -> None:
+        if candidate is None and not trial.failed:
+            # replayed from a previous run: rebuild so the best model can be saved
+            if not self._is_better(trial):
+                return
+            candidate = self.parts.adaptor.quantize(self.parts.model, trial.config,
+                                                    self.parts.calib_data or [])
+        if self._is_better(trial):
+            self.best = _Best(trial, candidate)
+            self._save_best(space)
+
+    def _save_best(self, space: TuningSpace) -> None:
+        trial, adaptor = self.best.trial, self.parts.adaptor
+        assert trial is not None
+        path = self.workspace.model_file(adaptor.model_suffix)
+        try:
+            adaptor.save(self.best.candidate, trial.config, path)
+        except NotSupportedError as exc:
+            log.warning("the best model is not saved: %s", exc)
+
+    # ----------------------------------------------------------------------- the loop
+
+    def run(self) -> TuneResult:
+        tuning = self.spec.tuning
+        started = time.perf_counter()
+        self.workspace.prepare(tuning.resume)
+        space = self._space()
+        store = self._store()
+        stored = store.load() if tuning.resume else None
+        if stored and stored.stale:
+            log.info("resume: %d interrupted trial(s) will run again", stored.stale)
+        self._measure_baseline(store, stored.baseline if stored else None)
+        log.info("tuning %d ops with strategy %r; %s", len(space), tuning.strategy.name,
+                 self.criterion.describe(self.baseline["metric"]))
+        previous = {t.config: t for t in stored.trials} if stored else {}
+        history = History(self.baseline["metric"])
+        ctx = TuneContext(space, history, self.criterion, random.Random(tuning.seed))
+        status = self._loop(ctx, store, previous, space, started)
+        result = TuneResult(best_model=self.best.candidate,
+                            best_trial=self.best.trial, baseline=self.baseline,
+                            trials=history.trials, status=status,
+                            evaluations=self.evaluations, wall_s=time.perf_counter() - started,
+                            workspace=self.workspace.path, criterion=self.criterion,
+                            framework=self.spec.model.framework, space=space)
+        write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
+                      self.spec)
+        return result
+
+    def _loop(self, ctx: TuneContext, store: Store, previous: dict[QuantConfig, Trial],
+              space: TuningSpace, started: float) -> str:
+        tuning, history = self.spec.tuning, ctx.history
+        deadline = started + tuning.timeout if tuning.timeout > 0 else math.inf
+        repeats = 0
+        for config in self.parts.strategy.propose(ctx):
+            if not space.contains(config):
+                raise TunekitError(f"strategy {tuning.strategy.name!r} proposed a config outside "
+                                   f"the tuning space: {config.summary()}")
+            earlier = history.find(config)
+            if earlier is not None:
+                history.answer(earlier)
+                repeats += 1
+                if repeats >= MAX_REPEATS:
+                    log.warning("strategy %r keeps proposing evaluated configs; stopping",
+                                tuning.strategy.name)
+                    return "strategy_stuck"
+                continue
+            repeats = 0
+            if len(history) >= tuning.max_trials:
+                return "max_trials"
+            if time.perf_counter() >= deadline:
+                return "timeout"
+            trial, candidate = self._next_trial(len(history), config, store, previous)
+            history.record(trial)
+            self._keep_if_best(trial, candidate, space)
+            self._log_trial(trial, space, replayed=config in previous)
+            if trial.accepted and tuning.timeout == 0:
+                return "met"
+        return "strategy_done"
+
+    def _next_trial(self, number: int, config: QuantConfig, store: Store,
+                    previous: dict[QuantConfig, Trial]) -> tuple[Trial, Any]:
+        if config in previous:  # resume: answered from storage, not evaluated again
+            return replace(previous[config], number=number), None
+        store.begin(config)
+        trial, candidate = self._run_trial(number, config)
+        store.finish(trial)
+        return trial, candidate
+
+    def _log_trial(self, trial: Trial, space: TuningSpace, replayed: bool = False) -> None:
+        label = "stored" if replayed else "trial"
+        head = f"{label} {trial.number:>3} │ {trial.config.summary(space.default())}"
+        if trial.failed:
+            log.info("%s │ failed: %s", head, trial.error)
+            return
+        sign = "≥" if self.criterion.higher_is_better else "≤"
+        target = self.criterion.target(self.baseline["metric"])
+        verdict = "meets goal" if trial.accepted else "below goal"
+        line = f"{head} │ metric {trial.metric:.4f} (target {sign} {target:.4f}) {verdict}"
+        for name, objective, _ in self.parts.objectives:
+            if name in trial.details:
+                line += " │ " + format_objective(name, objective, trial.details[name],
+                                                  self.baseline["objectives"][name])
+        log.info("%s", line)
+
+
+def format_objective(name: str, objective: Objective, value: float, baseline: float) -> str:
+    """``performance 0.95 ms (1.87× FP32)``: value in its unit and the ratio to FP32."""
+    shown = f"{value * 1e3:.3f} ms" if objective.unit == "s" else f"{value:.4g}{objective.unit}"
+    if value > 0 and baseline > 0:
+        ratio = baseline / value if objective.direction == "minimize" else value / baseline
+        shown += f" ({ratio:.2f}× better than FP32)" if ratio >= 1 else f" ({ratio:.2f}× FP32)"
+    return f"{name} {shown}"

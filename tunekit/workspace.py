@@ -1,0 +1,84 @@
+"""The workspace folder: where a tuning keeps its history, best model, recipe and report.
+
+Layout (DESIGN §3): ``history.log`` (optuna journal; or an external ``--storage``),
+``best_model<suffix>`` (framework-native, safe format), ``best_config.json`` (the recipe),
+``result.json`` (machine-readable summary), ``report.md``. A new tuning in a workspace that holds
+an earlier one moves the old files to ``previous/<timestamp>/`` instead of deleting them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from tunekit.errors import ConfigError
+
+HISTORY = "history.log"
+RECIPE = "best_config.json"
+RESULT = "result.json"
+REPORT = "report.md"
+SPACE = "space.json"
+BEST_MODEL = "best_model"
+
+
+class Workspace:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def prepare(self, resume: bool) -> None:
+        """Create the folder (checking it is writable); archive an earlier tuning unless resuming."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError("tuning.workspace.path",
+                              f"cannot write to {str(self.path)!r} ({exc.strerror or exc}); "
+                              "choose a writable folder with --workspace") from exc
+        if not resume and self.has_history():
+            self._archive()
+
+    def has_history(self) -> bool:
+        return (self.path / HISTORY).exists()
+
+    def _archive(self) -> None:
+        target = self.path / "previous" / time.strftime("%Y%m%d-%H%M%S")
+        suffix = 1
+        while target.exists():
+            target = target.with_name(f"{target.name}-{suffix}")
+            suffix += 1
+        target.mkdir(parents=True)
+        for item in self.path.iterdir():
+            if item.name != "previous":
+                shutil.move(str(item), str(target / item.name))
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def model_file(self, suffix: str) -> Path:
+        return self.path / f"{BEST_MODEL}{suffix}"
+
+    def write_json(self, name: str, data: Any) -> None:
+        """Write atomically: a crash mid-write leaves the previous file intact."""
+        target = self.path / name
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+
+    def write_text(self, name: str, text: str) -> None:
+        target = self.path / name
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+
+    def read_json(self, name: str) -> Any:
+        path = self.path / name
+        if not path.exists():
+            raise ConfigError("workspace", f"{str(path)!r} does not exist; is {str(self.path)!r} "
+                                           "a tunekit workspace of a finished tuning?")
+        return json.loads(path.read_text(encoding="utf-8"))
