@@ -179,6 +179,10 @@ class OpRule:
             raise ValueError("an op rule needs exactly one of 'type', 'name' or 'regex'")
         object.__setattr__(self, "restrict", MappingProxyType(dict(self.restrict)))
 
+    def __hash__(self) -> int:
+        return hash((self.type, self.name, self.regex, self.allow,
+                     tuple(sorted(self.restrict.items()))))
+
     @property
     def priority(self) -> int:
         return 0 if self.type is not None else 1 if self.regex is not None else 2
@@ -220,6 +224,9 @@ class TuningSpace:
             if not opts:
                 raise ValueError(f"{op} has no options")
         object.__setattr__(self, "options", MappingProxyType(ordered))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.options.items()))
 
     @property
     def ops(self) -> list[OpKey]:
@@ -265,13 +272,23 @@ class TuningSpace:
         return [o for o in self.options[op] if o.precision != "int8"]
 
     def alternatives(self, op: OpKey, config: OpConfig, item: str) -> list[OpConfig]:
-        """The int8 options of ``op`` that differ from ``config`` in ``item`` alone."""
+        """The int8 options of ``op`` that differ from ``config`` in ``item``, one per value.
+
+        Other items must match where both options set them: dynamic int8 has no scheme or
+        algorithm, so static↔dynamic is an alternative of ``approach`` too.
+        """
         if config.precision != "int8":
             return []
-        others = {k: v for k, v in config.items().items() if k != item}
-        return [o for o in self.options[op] if o.precision == "int8"
-                and getattr(o, item) != getattr(config, item)
-                and all(getattr(o, k) == v for k, v in others.items())]
+        found: dict[str, OpConfig] = {}
+        for o in self.options[op]:
+            value = getattr(o, item)
+            if o.precision != "int8" or value is None or value == getattr(config, item) \
+                    or value in found:
+                continue
+            if all(getattr(o, k) == getattr(config, k) or None in (getattr(o, k), getattr(config, k))
+                   for k in INT8_ITEMS if k != item):
+                found[value] = o
+        return list(found.values())
 
     def size(self) -> int:
         """Number of whole-model configs in the space (may be astronomically large)."""

@@ -46,6 +46,14 @@ class Strategy(abc.ABC):
     ``strategy: {name: basic, order: conservative}`` is exactly the constructor call.
     """
 
+    @property
+    def first_accept_is_final(self) -> bool:
+        """Whether the tuner may stop at the first accepted config (``exit_policy.timeout: 0``).
+
+        A strategy whose accepted configs grow more aggressive as it goes (basic with
+        ``order="conservative"``) returns False; the tuner then runs it until it returns."""
+        return True
+
     @abc.abstractmethod
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
         """Yield configs to evaluate, best guesses first; return when there is nothing left."""

@@ -256,7 +256,7 @@ class Tuner:
             history.record(trial)
             self._keep_if_best(trial, candidate, space)
             self._log_trial(trial, space, replayed=config in previous)
-            if trial.accepted and tuning.timeout == 0:
+            if trial.accepted and tuning.timeout == 0 and self.parts.strategy.first_accept_is_final:
                 return "met"
         return "strategy_done"
 

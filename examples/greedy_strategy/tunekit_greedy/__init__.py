@@ -1,0 +1,1 @@
+"""An example third-party tunekit plugin package: one strategy, registered by entry point."""

@@ -1,0 +1,17 @@
+"""Tools for testing tunekit plugins without a framework (shipped for plugin authors).
+
+- :class:`FakeAdaptor`: a numpy adaptor whose accuracy and latency are formulas of the config;
+- :func:`run_strategy`: the tuner's loop around a strategy, with a function as the metric;
+- :mod:`tunekit.testing.strategy_contract`: checks every strategy should pass (needs pytest,
+  so it is imported on its own: ``from tunekit.testing.strategy_contract import
+  StrategyContract``).
+"""
+
+from __future__ import annotations
+
+from tunekit.testing.driver import AccuracyFn, StrategyRun, run_strategy
+from tunekit.testing.fake import (DIGITS_OPS, LATENCIES, FakeAdaptor, FakeModel, ModelledLatency,
+                                  fake_data)
+
+__all__ = ["DIGITS_OPS", "LATENCIES", "AccuracyFn", "FakeAdaptor", "FakeModel", "ModelledLatency",
+           "StrategyRun", "fake_data", "run_strategy"]
