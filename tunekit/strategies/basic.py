@@ -8,7 +8,8 @@ config that meets the goal:
    op type, each int8 tuning item and each value the type's ops support, all ops of the type are
    switched together and the change is kept only if the metric improves;
 3. **fallback, one op at a time**: from that best int8 config, each int8 op alone at its first
-   fallback option (bf16 before fp32 where allowed), in space order. Each result ranks the op;
+   fallback option (bf16 before fp32 where allowed), in space order; where that candidate
+   fails to build or run, the op's next fallback right away. Each result ranks the op;
 4. **accumulated fallback**: ops fall back cumulatively, the most helpful first; if the ops'
    first fallback was bf16 and that fails, the accumulation is repeated with fp32.
 
@@ -180,12 +181,18 @@ def _fallback(walker: _Walker, base: QuantConfig) -> Iterator[QuantConfig]:
     ctx = walker.ctx
     ops = [op for op in ctx.space.ops
            if base.precision_of(op) == "int8" and ctx.space.fallbacks(op)]
-    first = {op: ctx.space.fallbacks(op)[0] for op in ops}
+    first: dict[OpKey, OpConfig] = {}
     results = {}
     for op in ops:
-        trial = yield from walker.visit(base.with_op(op, first[op]))
-        if trial.accepted:
-            return
+        # a fallback that breaks the candidate (the trial failed) says nothing about the op's
+        # impact: try its next fallback precision at once instead of ranking the op last
+        for option in ctx.space.fallbacks(op):
+            first[op] = option
+            trial = yield from walker.visit(base.with_op(op, option))
+            if trial.accepted:
+                return
+            if not trial.failed:
+                break
         results[op] = trial
     ranked = sorted(ops, key=lambda op: _rank(ctx, results[op]))  # stable: ties in space order
     fp32 = {op: next((o for o in ctx.space.fallbacks(op) if o.precision == "fp32"), first[op])

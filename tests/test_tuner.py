@@ -1,0 +1,150 @@
+"""The tuning loop with the numpy FakeAdaptor: budget, stopping, failures, resume, outputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunekit import config
+from tunekit.errors import ConfigError, TrialError, UserCodeError
+from tunekit.evaluate import Evaluator
+from tunekit.metrics.topk import TopK
+from tunekit.strategies.basic import BasicStrategy
+from tunekit.testing import DIGITS_OPS, FakeAdaptor, FakeModel, ModelledLatency, fake_data
+from tunekit.tuner import Parts, Tuner
+
+DATA = fake_data(500, 100)
+
+
+def make_spec(tmp_path: Path, **tuning: Any) -> config.TuneSpec:
+    raw = {"model": {"framework": "pytorch", "factory": "m:f"},
+           "tuning": {"accuracy_criterion": {"absolute": 0.0},
+                      "workspace": {"path": str(tmp_path / "ws")}, **tuning}}
+    return config.parse(raw, check_plugins=False)
+
+
+def tuner(spec: config.TuneSpec, adaptor: FakeAdaptor, eval_func=None) -> Tuner:
+    evaluator = Evaluator(adaptor, None if eval_func else DATA,
+                          None if eval_func else TopK(), eval_func)
+    parts = Parts(spec, adaptor, FakeModel(), DATA, evaluator, BasicStrategy(),
+                  [("latency", ModelledLatency(), 1.0)])
+    return Tuner(parts)
+
+
+def conv1_culprit(**kw: Any) -> FakeAdaptor:
+    return FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2}, **kw)
+
+
+def test_finds_the_fallback_and_stops_at_first_accept(tmp_path: Path) -> None:
+    result = tuner(make_spec(tmp_path), conv1_culprit()).run()
+    assert result.met and result.status == "met"
+    assert result.to_dict()["fallback_ops"] == {"conv1": "bf16"}
+    assert result.evaluations == len(result.trials) + 1  # + the baseline
+    assert result.evaluations < 24  # Intel Neural Compressor 2.6 basic needs 24 here
+
+
+def test_workspace_files(tmp_path: Path) -> None:
+    result = tuner(make_spec(tmp_path), conv1_culprit()).run()
+    ws = tmp_path / "ws"
+    recipe = json.loads((ws / "best_config.json").read_text())
+    assert recipe["met"] and recipe["trial"] == result.best_trial.number
+    assert {o["name"]: o["precision"] for o in recipe["ops"]}["conv1"] == "bf16"
+    summary = json.loads((ws / "result.json").read_text())
+    assert summary["evaluations"] == result.evaluations and summary["target"] == pytest.approx(0.998)
+    assert "| trial |" in (ws / "report.md").read_text()
+    assert json.loads((ws / "space.json").read_text())["ops"][0]["name"] == "conv1"
+
+
+def test_max_trials_caps_evaluations_and_result_still_exists(tmp_path: Path) -> None:
+    adaptor = conv1_culprit()
+    result = tuner(make_spec(tmp_path, exit_policy={"max_trials": 2}), adaptor).run()
+    assert not result.met and result.status == "max_trials" and len(result.trials) == 2
+    assert adaptor.quantize_calls == 2
+    assert result.best_trial is not None and (tmp_path / "ws" / "best_model.json").exists()
+
+
+def test_timeout_keeps_the_best_passing_model(tmp_path: Path) -> None:
+    # with a time budget the tuner does not stop at the first pass; basic itself ends after it
+    result = tuner(make_spec(tmp_path, exit_policy={"timeout": 60}), conv1_culprit()).run()
+    assert result.met and result.status == "strategy_done"
+
+
+def test_failing_trial_is_recorded_and_tuning_goes_on(tmp_path: Path) -> None:
+    def bf16_conv1_breaks(config) -> bool:
+        return config.precision_of(DIGITS_OPS[0]) == "bf16"
+
+    result = tuner(make_spec(tmp_path), conv1_culprit(fails=bf16_conv1_breaks)).run()
+    failed = [t for t in result.trials if t.failed]
+    assert failed and "TrialError" not in (failed[0].error or "x") and failed[0].error
+    assert result.met  # it went on to fp32 for conv1
+    assert result.to_dict()["fallback_ops"] == {"conv1": "fp32"}
+
+
+def test_eval_func_failing_on_a_candidate_fails_only_that_trial(tmp_path: Path) -> None:
+    adaptor = conv1_culprit()
+
+    def evaluate(model: FakeModel) -> float:
+        if model.config is not None and model.config.counts().get("int8") == 5:
+            raise RuntimeError("out of memory")
+        return adaptor.accuracy(model.config)
+
+    result = tuner(make_spec(tmp_path), adaptor, eval_func=evaluate).run()
+    assert "RuntimeError: out of memory" in (result.trials[0].error or "")
+    assert result.met
+
+
+def test_baseline_failure_stops_before_any_trial(tmp_path: Path) -> None:
+    adaptor = conv1_culprit()
+
+    def evaluate(model: FakeModel) -> float:
+        raise KeyError("labels")
+
+    with pytest.raises(UserCodeError, match="baseline.*KeyError"):
+        tuner(make_spec(tmp_path), adaptor, eval_func=evaluate).run()
+    assert adaptor.quantize_calls == 0
+
+
+def test_nan_baseline_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(UserCodeError, match="baseline metric is nan"):
+        tuner(make_spec(tmp_path), conv1_culprit(), eval_func=lambda m: float("nan")).run()
+
+
+def test_resume_replays_without_evaluating(tmp_path: Path) -> None:
+    first = tuner(make_spec(tmp_path), conv1_culprit()).run()
+    adaptor = conv1_culprit()
+    spec = make_spec(tmp_path)
+    second = tuner(replace(spec, tuning=replace(spec.tuning, resume=True)), adaptor).run()
+    assert second.evaluations == 0 and adaptor.predict_calls == 0
+    assert [t.config for t in second.trials] == [t.config for t in first.trials]
+    assert second.best_trial.metric == first.best_trial.metric
+
+
+def test_resume_after_interruption_continues(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, exit_policy={"max_trials": 3})
+    partial = tuner(spec, conv1_culprit()).run()
+    assert not partial.met
+    full_spec = make_spec(tmp_path)
+    adaptor = conv1_culprit()
+    resumed = tuner(replace(full_spec, tuning=replace(full_spec.tuning, resume=True)), adaptor).run()
+    fresh = tuner(make_spec(tmp_path / "other"), conv1_culprit()).run()
+    assert resumed.met
+    assert [t.config for t in resumed.trials] == [t.config for t in fresh.trials]
+    assert resumed.evaluations == len(fresh.trials) - 3  # only the trials not run before
+
+
+def test_op_rule_naming_a_missing_op(tmp_path: Path) -> None:
+    raw = {"model": {"framework": "pytorch", "factory": "m:f"},
+           "quantization": {"op_rules": [{"name": "conv9", "allow": ["fp32"]}]},
+           "tuning": {"workspace": {"path": str(tmp_path / "ws")}}}
+    spec = config.parse(raw, check_plugins=False)
+    with pytest.raises(ConfigError, match="quantization.op_rules: op rule for name 'conv9' "
+                                          "matches no op; tunable ops are: conv1"):
+        tuner(spec, conv1_culprit()).run()
+
+
+def test_trial_error_type_is_public() -> None:
+    assert issubclass(TrialError, Exception)
