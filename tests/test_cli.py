@@ -108,6 +108,7 @@ def test_tune_meets_goal_and_writes_workspace(project: Path, capsys) -> None:
 
 def test_goal_not_met_exits_3_and_keeps_best(project: Path, capsys) -> None:
     code = run(project, "--set", "evaluation={eval_func: data:eval_only_fp32_passes}",
+               "--set", "tuning.accuracy_criterion={absolute: 0.0}",
                "--set", "tuning.exit_policy.max_trials=3")
     out = capsys.readouterr().out
     assert code == cli.EXIT_NOT_MET and "goal NOT met" in out
@@ -156,7 +157,7 @@ def test_eval_func_that_raises(project: Path, capsys) -> None:
 
 def test_eval_func_returning_non_number(project: Path, capsys) -> None:
     assert run(project, "--set", "evaluation={eval_func: data:eval_returns_text}") == cli.EXIT_ERROR
-    assert "returned 'good'; it must return a number" in capsys.readouterr().err
+    assert "returned 'good' (a str); it must return a number" in capsys.readouterr().err
 
 
 def test_missing_module_reference(project: Path, capsys) -> None:

@@ -24,7 +24,9 @@ def as_number(value: Any, what: str) -> float:
     shape = getattr(value, "shape", None)
     if callable(item) and (shape is None or tuple(shape) in ((), (1,))):
         return float(item())
-    raise UserCodeError(f"{what} returned a {type(value).__name__}; it must return a single "
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise UserCodeError(f"{what} returned {shown} (a {type(value).__name__}); it must return a "
                         "number (the metric), e.g. a float accuracy")
 
 
