@@ -23,6 +23,7 @@ from tunekit.errors import (ConfigError, ModelError, NotSupportedError, TrialErr
                             TunekitWarning, UserCodeError)
 from tunekit.evaluate import Evaluator
 from tunekit.history import History, Store, Trial, TrialState
+from tunekit.loop import Budget, drive
 from tunekit.objective import Objective
 from tunekit.progress import progress
 from tunekit.result import TuneResult, write_outputs
@@ -231,34 +232,22 @@ class Tuner:
 
     def _loop(self, ctx: TuneContext, store: Store, previous: dict[QuantConfig, Trial],
               space: TuningSpace, started: float) -> str:
-        tuning, history = self.spec.tuning, ctx.history
-        deadline = started + tuning.timeout if tuning.timeout > 0 else math.inf
-        repeats = 0
-        for config in self.parts.strategy.propose(ctx):
-            if not space.contains(config):
-                raise TunekitError(f"strategy {tuning.strategy.name!r} proposed a config outside "
-                                   f"the tuning space: {config.summary()}")
-            earlier = history.find(config)
-            if earlier is not None:
-                history.answer(earlier)
-                repeats += 1
-                if repeats >= MAX_REPEATS:
-                    log.warning("strategy %r keeps proposing evaluated configs; stopping",
-                                tuning.strategy.name)
-                    return "strategy_stuck"
-                continue
-            repeats = 0
-            if len(history) >= tuning.max_trials:
-                return "max_trials"
-            if time.perf_counter() >= deadline:
-                return "timeout"
-            trial, candidate = self._next_trial(len(history), config, store, previous)
-            history.record(trial)
+        tuning = self.spec.tuning
+
+        def run_trial(number: int, config: QuantConfig) -> Trial:
+            trial, candidate = self._next_trial(number, config, store, previous)
             self._keep_if_best(trial, candidate, space)
             self._log_trial(trial, space, replayed=config in previous)
-            if trial.accepted and tuning.timeout == 0 and self.parts.strategy.first_accept_is_final:
-                return "met"
-        return "strategy_done"
+            return trial
+
+        budget = Budget(max_trials=tuning.max_trials, stop_on_first_accept=tuning.timeout == 0,
+                        deadline=started + tuning.timeout if tuning.timeout > 0 else math.inf,
+                        max_repeats=MAX_REPEATS)
+        status = drive(self.parts.strategy, ctx, run_trial, budget)
+        if status == "strategy_stuck":
+            log.warning("strategy %r keeps proposing evaluated configs; stopping",
+                        tuning.strategy.name)
+        return status
 
     def _next_trial(self, number: int, config: QuantConfig, store: Store,
                     previous: dict[QuantConfig, Trial]) -> tuple[Trial, Any]:

@@ -1,8 +1,8 @@
 """Drive a strategy the way the tuner does, with a function in place of model and adaptor.
 
 For strategy tests, comparisons and the contract suite: ``accuracy_fn(config)`` is the metric of
-a config (:meth:`tunekit.testing.FakeAdaptor.evaluate`, or any formula), and the loop below is
-the tuner's — a repeated config is answered from the history without an evaluation, the budget
+a config (:meth:`tunekit.testing.FakeAdaptor.evaluate`, or any formula), and the loop is the
+tuner's own (:func:`tunekit.loop.drive`) — a repeated config is answered from the history without an evaluation, the budget
 counts evaluations, an accepted trial ends the run when the policy and the strategy allow it,
 and a :class:`~tunekit.errors.TrialError` becomes a failed trial.
 """
@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tunekit.criterion import AccuracyCriterion
-from tunekit.errors import TrialError, TunekitError
+from tunekit.errors import TrialError
 from tunekit.history import History, Trial, TrialState
+from tunekit.loop import Budget, drive
 from tunekit.space import OpConfig, QuantConfig, TuningSpace
 from tunekit.strategy import Sensitivity, Strategy, TuneContext
 
@@ -62,36 +63,15 @@ def run_strategy(strategy: Strategy, space: TuningSpace, accuracy_fn: AccuracyFn
     fp32 = QuantConfig({op: OpConfig("fp32") for op in space.ops})
     reference = accuracy_fn(fp32) if baseline is None else baseline
     ctx = TuneContext(space, History(reference), criterion, random.Random(seed), sensitivity)
-    stops = stop_on_first_accept and getattr(strategy, "first_accept_is_final", True)
     proposals: list[QuantConfig] = []
-    evaluations = repeats = 0
 
-    def finish(status: str) -> StrategyRun:
-        return StrategyRun(ctx, tuple(proposals), evaluations, status)
+    def run_trial(number: int, config: QuantConfig) -> Trial:
+        return _evaluate(number, config, accuracy_fn, criterion, reference)
 
-    for config in strategy.propose(ctx):
-        if max_proposals is not None and len(proposals) >= max_proposals:
-            return finish("max_proposals")
-        if not space.contains(config):
-            raise TunekitError(f"{type(strategy).__name__} proposed a config outside the tuning "
-                               f"space: {config.summary(space.default())}")
-        proposals.append(config)
-        earlier = ctx.history.find(config)
-        if earlier is not None:
-            ctx.history.answer(earlier)
-            repeats += 1
-            if repeats >= max_repeats:
-                return finish("strategy_stuck")
-            continue
-        repeats = 0
-        if evaluations >= max_trials:
-            return finish("max_trials")
-        trial = _evaluate(evaluations, config, accuracy_fn, criterion, reference)
-        evaluations += 1
-        ctx.history.record(trial)
-        if trial.accepted and stops:
-            return finish("met")
-    return finish("strategy_done")
+    budget = Budget(max_trials=max_trials, stop_on_first_accept=stop_on_first_accept,
+                    max_repeats=max_repeats, max_proposals=max_proposals)
+    status = drive(strategy, ctx, run_trial, budget, on_proposal=proposals.append)
+    return StrategyRun(ctx, tuple(proposals), len(ctx.history), status)
 
 
 def _evaluate(number: int, config: QuantConfig, accuracy_fn: AccuracyFn,
