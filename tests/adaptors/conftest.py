@@ -1,0 +1,201 @@
+"""Small real torch models and data for the PyTorch adaptor tests.
+
+The digits CNN and its data are copies of the R1 reference workload (peers/refwork.py), which
+tests may not import. Training it (15 epochs, ~7 s on 2 cores) happens once per machine: the
+state_dict is cached in pytest's cache folder, keyed by the torch version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+N_TRAIN = 1200
+N_CALIB = 100
+
+
+class DigitsCNN(nn.Module):
+    """R1: three conv+BN+ReLU blocks, two max-pools, two Linear layers; 16×16 inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(32)
+        self.relu2 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv3 = nn.Conv2d(32, 64, 3, padding=1)
+        self.bn3 = nn.BatchNorm2d(64)
+        self.relu3 = nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(64 * 4 * 4, 128)
+        self.relu4 = nn.ReLU()
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x: Any) -> Any:
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.pool1(self.relu2(self.bn2(self.conv2(x))))
+        x = self.pool2(self.relu3(self.bn3(self.conv3(x))))
+        x = self.flatten(x)
+        return self.fc2(self.relu4(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """A ResNet basic block (conv-BN-ReLU, conv-BN, shortcut add, ReLU)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x: Any) -> Any:
+        y = self.relu1(self.bn1(self.conv1(x)))
+        return self.relu2(self.bn2(self.conv2(y)) + x)
+
+
+class TinyResNet(nn.Module):
+    """R2 in miniature: a stem whose max-pool feeds both a conv and a residual add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(2)
+        self.layer1 = nn.Sequential(Block(8), Block(8))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: Any) -> Any:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.fc(self.flatten(self.avgpool(self.layer1(x))))
+
+
+class Untraceable(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace ``if x.sum() > 0``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: Any) -> Any:
+        x = self.relu(self.conv(x))
+        if x.sum() > 0:
+            x = x * 1.0
+        return self.fc(x.flatten(1))
+
+
+class Recurrent(nn.Module):
+    """LSTM + GRU + Linear head, for dynamic int8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(6, 12, batch_first=True)
+        self.gru = nn.GRU(12, 8, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: Any) -> Any:
+        x, _ = self.lstm(x)
+        x, _ = self.gru(x)
+        return self.head(x[:, -1])
+
+
+def digits_arrays() -> dict[str, np.ndarray]:
+    """load_digits /16, upsampled 8×8 → 16×16; train 1,200 / eval 597 / calib 100 from train."""
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    ds = load_digits()
+    x = ds.images.astype(np.float32) / 16.0
+    x16 = np.stack([zoom(im, 2, order=1) for im in x]).astype(np.float32)[:, None]
+    y = ds.target.astype(np.int64)
+    perm = np.random.RandomState(0).permutation(len(y))
+    train, evaluation = perm[:N_TRAIN], perm[N_TRAIN:]
+    calib = np.random.RandomState(1).choice(N_TRAIN, N_CALIB, replace=False)
+    return {"x_train": x16[train], "y_train": y[train], "x_calib": x16[train][calib],
+            "y_calib": y[train][calib], "x_eval": x16[evaluation], "y_eval": y[evaluation]}
+
+
+def train_digits(data: dict[str, np.ndarray], epochs: int = 15) -> DigitsCNN:
+    """R1's training recipe: Adam 1e-3, batch 64, seed 0."""
+    torch.manual_seed(0)
+    model = DigitsCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(y), generator=generator)
+        for i in range(0, len(y), 64):
+            index = perm[i:i + 64]
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x[index]), y[index]).backward()
+            optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def digits() -> dict[str, np.ndarray]:
+    return digits_arrays()
+
+
+@pytest.fixture(scope="session")
+def trained_digits_state(digits: dict[str, np.ndarray], pytestconfig: pytest.Config) -> dict:
+    cache = getattr(pytestconfig, "cache", None)  # None under -p no:cacheprovider
+    if cache is None:
+        return train_digits(digits).state_dict()
+    path = cache.mkdir("tunekit-digits-cnn") / f"r1-{torch.__version__}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    state = train_digits(digits).state_dict()
+    torch.save(state, path)
+    return state
+
+
+@pytest.fixture
+def trained_digits(trained_digits_state: dict) -> DigitsCNN:
+    model = DigitsCNN()
+    model.load_state_dict(trained_digits_state)
+    return model.eval()
+
+
+@pytest.fixture
+def digits_model() -> DigitsCNN:
+    """Untrained (seeded) digits CNN in eval mode: enough to check structure and closeness."""
+    torch.manual_seed(0)
+    return DigitsCNN().eval()
+
+
+@pytest.fixture
+def calib(digits: dict[str, np.ndarray]) -> list[tuple[Any, Any]]:
+    return [(torch.from_numpy(digits["x_calib"]), torch.from_numpy(digits["y_calib"]))]
+
+
+@pytest.fixture
+def eval_data(digits: dict[str, np.ndarray]) -> list[tuple[Any, Any]]:
+    x, y = torch.from_numpy(digits["x_eval"]), torch.from_numpy(digits["y_eval"])
+    return [(x[i:i + 200], y[i:i + 200]) for i in range(0, len(y), 200)]
+
+
+@pytest.fixture(scope="session")
+def zoo() -> Any:
+    """The model classes above (tests take them from here rather than importing conftest)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(DigitsCNN=DigitsCNN, TinyResNet=TinyResNet, Untraceable=Untraceable,
+                           Recurrent=Recurrent)

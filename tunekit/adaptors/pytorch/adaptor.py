@@ -1,0 +1,251 @@
+"""The PyTorch adaptor: the plugin the core talks to; the work lives in the sibling modules.
+
+Backends: ``fx`` (torch.ao FX graph mode, fused, real int8 kernels: the default and fastest),
+``eager`` (module swapping: any model), ``auto`` (FX when the model traces and its fused graph
+reproduces the model's outputs, eager otherwise; a config FX fails to build is retried eagerly).
+The backend that built a candidate is recorded on it (``_tunekit_backend``) and in its saved
+file, so inspecting and reloading use the same one.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptors.pytorch import eager_backend, fx_backend, serialize
+from tunekit.adaptors.pytorch.capabilities import capabilities, find_ops
+from tunekit.adaptors.pytorch.inspection import capture
+from tunekit.adaptors.pytorch.qconfig import is_static
+from tunekit.adaptors.pytorch.runtime import (
+    call_model,
+    eval_mode,
+    first_tensor,
+    labels_to_numpy,
+    quiet_torch_ao,
+    to_float_numpy,
+    use_x86_engine,
+)
+from tunekit.data import require_batches, split_batch
+from tunekit.errors import ConfigError, ModelError, TrialError, TunekitError
+from tunekit.space import OpKey, QuantConfig, TuningSpace
+
+_log = logging.getLogger(__name__)
+BACKENDS = ("auto", "fx", "eager")
+BACKEND_ATTR = "_tunekit_backend"
+
+
+class PyTorchAdaptor(Adaptor):
+    """Tunes ``torch.nn.Module`` models on CPU: int8 (static/dynamic), bf16 and fp32 per op.
+
+    Parameters (keyword-only, stored as given):
+        backend: ``auto`` | ``fx`` | ``eager`` (see the module docstring).
+        calibration_batches: use at most this many calibration batches (``None``: all).
+        allow_pickle: let :meth:`load_model` unpickle a whole ``nn.Module`` (runs code from the
+            file; off by default).
+        int8_followers: run adds/muls/concats fed only by int8 ops in int8 as well (FX backend;
+            see :mod:`tunekit.adaptors.pytorch.followers`).
+    """
+
+    model_suffix: ClassVar[str] = ".pt"
+
+    def __init__(self, *, backend: str = "auto", calibration_batches: int | None = None,
+                 allow_pickle: bool = False, int8_followers: bool = True) -> None:
+        self.backend = backend
+        self.calibration_batches = calibration_batches
+        self.allow_pickle = allow_pickle
+        self.int8_followers = int8_followers
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Only the constructor parameters: the per-model caches hold models and stay local."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    # -- tuning space and candidates -----------------------------------------------------------
+    def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
+        return capabilities(model, approach)
+
+    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
+        """A new model in ``config``'s precisions; ``model`` is not modified (deep-copied)."""
+        self._check(model, config)
+        batches = self._calib_batches(config, calib_data)
+        backend = self._choose_backend(model, batches[:1])
+        try:
+            return self._build_checked(backend, model, config, batches)
+        except TrialError as fx_error:
+            if backend != "fx" or self.backend != "auto":
+                raise
+            _log.warning("FX could not build this config, retrying with the eager backend: %s",
+                         fx_error)
+            try:
+                return self._build_checked("eager", model, config, batches)
+            except TrialError as eager_error:
+                raise TrialError(f"{eager_error} (the FX backend failed first: {fx_error})"
+                                 ) from eager_error
+
+    def _check(self, model: Any, config: QuantConfig) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError("adaptor.backend", f"unknown backend {self.backend!r}; expected "
+                              f"one of {', '.join(BACKENDS)}")
+        unknown = sorted(set(config.ops) - set(find_ops(model)))
+        if unknown:
+            raise ModelError("the config names ops this model does not have: "
+                             + ", ".join(map(str, unknown[:5])))
+
+    def _calib_batches(self, config: QuantConfig, calib_data: Iterable[Batch]) -> list[Batch]:
+        needed = any(is_static(c) for c in config.ops.values())
+        if needed:
+            batches = require_batches(calib_data, "the calibration data")
+        else:  # dynamic/bf16/fp32 need none, but one batch lets the candidate be smoke-tested
+            batches = list(calib_data) if calib_data is not None else []
+        return batches if self.calibration_batches is None else batches[: self.calibration_batches]
+
+    def _build_checked(self, backend: str, model: nn.Module, config: QuantConfig,
+                       batches: Sequence[Batch]) -> nn.Module:
+        """Build, then run one batch so a broken graph fails here as this config's TrialError."""
+        use_x86_engine()
+        stage = "building"
+        try:
+            with quiet_torch_ao():
+                candidate = self._build(backend, model, config, batches)
+                if batches:
+                    stage = "running one calibration batch through"
+                    with torch.inference_mode():
+                        call_model(candidate, split_batch(batches[0])[0])
+        except TunekitError:
+            raise
+        except Exception as exc:
+            raise TrialError(f"{stage} the {backend} candidate for {describe(config)} failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        setattr(candidate, BACKEND_ATTR, backend)
+        return candidate
+
+    def _build(self, backend: str, model: nn.Module, config: QuantConfig,
+               batches: Sequence[Batch]) -> nn.Module:
+        if backend == "fx":
+            return fx_backend.build(self._fused(model), config, batches,
+                                    followers=self.int8_followers)
+        return eager_backend.build(model, config, batches)
+
+    # -- backend choice ------------------------------------------------------------------------
+    def _fused(self, model: nn.Module) -> Any:
+        cache = self.__dict__.setdefault("_fx_cache", fx_backend.FusedGraphCache())
+        return cache.get(model)
+
+    def _choose_backend(self, model: nn.Module, probe: Sequence[Batch]) -> str:
+        """``fx``/``eager`` as configured; for ``auto``, FX if it traces and is faithful."""
+        if self.backend != "auto":
+            if self.backend == "fx":
+                try:
+                    with quiet_torch_ao():
+                        self._fused(model)
+                except Exception as exc:
+                    raise ModelError(f"torch.fx cannot trace {type(model).__name__} ({exc}); "
+                                     "use backend 'auto' or 'eager'") from exc
+            return self.backend
+        verdicts = self.__dict__.setdefault("_fx_verdicts", weakref.WeakKeyDictionary())
+        if model not in verdicts:
+            reason = self._fx_problem(model, probe)
+            if reason:
+                _log.warning("using the eager backend for %s: %s", type(model).__name__, reason)
+            verdicts[model] = "eager" if reason else "fx"
+        return verdicts[model]
+
+    def _fx_problem(self, model: nn.Module, probe: Sequence[Batch]) -> str | None:
+        """Why FX is unusable for ``model``, or None: the trace fails, or the traced graph's
+        outputs differ from the model's (a trace can silently bake in one branch)."""
+        try:
+            with quiet_torch_ao():
+                fused = self._fused(model)
+        except Exception as exc:
+            return f"torch.fx cannot trace it ({type(exc).__name__}: {exc})"
+        if not probe:
+            return None
+        inputs = split_batch(probe[0])[0]
+        try:
+            with torch.inference_mode():
+                with eval_mode(model):
+                    expected = first_tensor(call_model(model, inputs)).float()
+                got = first_tensor(call_model(fused, inputs)).float()
+        except Exception as exc:
+            return f"its traced graph fails to run ({type(exc).__name__}: {exc})"
+        scale = float(expected.abs().max()) if expected.numel() else 0.0
+        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-3,
+                                                              atol=1e-3 * max(scale, 1e-6)):
+            return "its traced graph does not reproduce the model's outputs"
+        return None
+
+    # -- running -------------------------------------------------------------------------------
+    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, Any]]:
+        """Per batch: (first output tensor or ``logits`` as float32 numpy, labels or None).
+
+        Runs in eval mode under ``inference_mode``; a model handed over in training mode gets
+        its modes back afterwards.
+        """
+        with eval_mode(model), torch.inference_mode():
+            for batch in data:
+                inputs, labels = split_batch(batch)
+                outputs = first_tensor(call_model(model, inputs))
+                yield to_float_numpy(outputs), labels_to_numpy(labels)
+
+    def run_batch(self, model: Any, inputs: Any) -> Any:
+        with eval_mode(model), torch.inference_mode():
+            return call_model(model, inputs)
+
+    def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
+                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+        """Per op, (FP32 output, candidate output) on the same batches; ops that never run are
+        left out. The FP32 side is the fused FP32 graph for FX candidates."""
+        batches = list(data)
+        backend = getattr(candidate, BACKEND_ATTR, "eager")
+        reference = self._fused(model) if backend == "fx" else model
+        names = [op.name for op in ops]
+        with quiet_torch_ao():
+            expected = capture(reference, names, batches)
+            got = capture(candidate, names, batches)
+        return {op: (expected[op.name], got[op.name]) for op in ops
+                if op.name in expected and op.name in got}
+
+    # -- files ---------------------------------------------------------------------------------
+    def load_model(self, path: Path) -> Any:
+        return serialize.load_model_file(Path(path), self.allow_pickle)
+
+    def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:
+        serialize.save_candidate(candidate, getattr(candidate, BACKEND_ATTR, "eager"), config,
+                                 Path(path))
+
+    def load(self, model: Any, config: QuantConfig, path: Path) -> Any:
+        """Rebuild the candidate's structure without calibration, then restore its tensors."""
+        payload = serialize.read_candidate(Path(path), config)
+        backend = payload["backend"]
+        use_x86_engine()
+        try:
+            with quiet_torch_ao(uncalibrated=True):
+                candidate = self._build(backend, model, config, [])
+        except Exception as exc:
+            raise ModelError(f"cannot rebuild the {backend} model saved in {path}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        serialize.restore(candidate, payload, Path(path))
+        setattr(candidate, BACKEND_ATTR, backend)
+        return candidate.eval()
+
+    def model_size(self, model: Any) -> int:
+        return serialize.state_bytes(model)
+
+
+def describe(config: QuantConfig, limit: int = 4) -> str:
+    """Ops grouped by option: ``int8(static,asym,per_channel,minmax): conv1, conv2; fp32: fc``."""
+    groups: dict[str, list[str]] = {}
+    for op, op_config in config.ops.items():
+        groups.setdefault(str(op_config), []).append(op.name)
+    parts = []
+    for option, names in groups.items():
+        more = f", +{len(names) - limit} more" if len(names) > limit else ""
+        parts.append(f"{option}: {', '.join(names[:limit])}{more}")
+    return "; ".join(parts)

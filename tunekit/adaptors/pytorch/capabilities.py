@@ -1,0 +1,102 @@
+"""Which ops of a real model are tunable, and which options each one gets.
+
+Ops are found by walking ``named_modules()``, not by tracing, so a model torch.fx cannot trace
+still gets a tuning space. A tunable op is a module whose class is exactly one of the quantizable
+types below; subclasses are left out on purpose (``MultiheadAttention.out_proj`` is a ``Linear``
+subclass that its parent never calls as a module).
+
+Approaches (the ``approach`` argument):
+
+- ``static``: Conv/Linear get static int8 options. LSTM/GRU have no static int8 kernel on x86, so
+  they get their only int8 form, dynamic, rather than no int8 at all.
+- ``dynamic``: Linear/LSTM/GRU get dynamic int8. Convs get bf16/fp32 only: x86 has no dynamic int8
+  conv, and giving them static options would make a "dynamic" tuning need calibration data.
+- ``auto``: static first, then dynamic, for Linear (the strategy can pick the better one per op);
+  Conv static, LSTM/GRU dynamic.
+
+Convs padded other than with zeros get no int8 option (the int8 kernels only pad with zeros).
+Every op then gets ``bf16`` where the CPU runs bf16 natively (oneDNN reports bf16 support), and
+``fp32`` last. The head of each op's options is the most aggressive one, for a Linear/Conv under
+``static``: static/asym/per_channel/minmax, which is Intel Neural Compressor's default int8 config.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from tunekit.errors import ConfigError, NotSupportedError
+from tunekit.space import INT8_ITEMS, OpConfig, OpKey, TuningSpace, int8_options
+
+APPROACHES = ("static", "dynamic", "auto")
+STATIC_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+DYNAMIC_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.LSTM, nn.GRU)
+TUNABLE_TYPES: tuple[type[nn.Module], ...] = STATIC_TYPES + (nn.LSTM, nn.GRU)
+
+
+@functools.lru_cache(maxsize=1)
+def bf16_supported() -> bool:
+    """Whether this CPU runs bf16 convs/GEMMs natively (avx512_bf16/AMX via oneDNN).
+
+    Without native support torch emulates bf16, which is slower than fp32, so offering bf16 there
+    would only add trials that can't win.
+    """
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def find_ops(model: nn.Module) -> dict[OpKey, nn.Module]:
+    """Tunable modules by OpKey, in ``named_modules()`` order (shared modules listed once)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise NotSupportedError(
+            "TorchScript models can be run and timed but not quantized: their submodules are "
+            "compiled code, not nn.Conv2d/nn.Linear modules. Give the eager model instead "
+            "('model.factory' in the YAML)")
+    return {OpKey(name, type(module).__name__): module
+            for name, module in model.named_modules()
+            if name and type(module) in TUNABLE_TYPES}
+
+
+def op_options(module: nn.Module, approach: str, bf16: bool) -> tuple[OpConfig, ...]:
+    """The options of one op, most aggressive first, fp32 last."""
+    schemes, granularities = INT8_ITEMS["scheme"], INT8_ITEMS["granularity"]
+    algorithms = INT8_ITEMS["algorithm"]
+    approaches = _approaches(type(module), approach)
+    if getattr(module, "padding_mode", "zeros") != "zeros":
+        approaches = []  # int8 convs pad with zeros only ("circular is not supported")
+    options = int8_options(approaches, schemes, granularities, algorithms) if approaches else []
+    if bf16:
+        options.append(OpConfig("bf16"))
+    options.append(OpConfig("fp32"))
+    return tuple(options)
+
+
+def _approaches(module_type: type[nn.Module], approach: str) -> list[str]:
+    static = module_type in STATIC_TYPES
+    dynamic = module_type in DYNAMIC_TYPES
+    if approach == "static":
+        return ["static"] if static else ["dynamic"] if dynamic else []
+    if approach == "dynamic":
+        return ["dynamic"] if dynamic else []
+    return [a for a, ok in (("static", static), ("dynamic", dynamic)) if ok]
+
+
+def capabilities(model: nn.Module, approach: str = "static") -> TuningSpace:
+    """The tuning space of ``model`` (see the module docstring for the rules)."""
+    if approach not in APPROACHES:
+        raise ConfigError("quantization.approach",
+                          f"unknown approach {approach!r}; expected one of "
+                          + ", ".join(APPROACHES))
+    ops = find_ops(model)
+    if not ops:
+        raise NotSupportedError(
+            f"{type(model).__name__} has no quantizable modules (nn.Conv1d/2d/3d, nn.Linear, "
+            "nn.LSTM, nn.GRU). A torch.export program flattens modules into aten ops, so give "
+            "the eager model ('model.factory' in the YAML) rather than a .pt2 file to tune it")
+    bf16 = bf16_supported()
+    return TuningSpace({op: op_options(module, approach, bf16) for op, module in ops.items()})

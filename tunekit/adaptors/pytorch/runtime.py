@@ -1,0 +1,135 @@
+"""Running torch models on user batches: calling conventions, outputs, calibration.
+
+A batch's inputs may be a tensor (``model(x)``), a tuple/list of tensors (``model(*inputs)``) or
+a dict of tensors (``model(**inputs)``, as HuggingFace tokenizers produce). Every backend goes
+through :func:`call_model`, so all of them accept the same data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tunekit.data import split_batch
+from tunekit.errors import DataError
+
+_log = logging.getLogger(__name__)
+
+
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """One forward call with the calling convention the inputs imply."""
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def first_tensor(outputs: Any) -> torch.Tensor:
+    """The tensor a metric should see: the output itself, ``outputs["logits"]`` for a dict
+    (HuggingFace ``ModelOutput`` is one), or the first tensor of a tuple/list/dict.
+
+    Models that return ``(logits, aux)`` or ``{"logits": ..., "loss": ...}`` thus work unchanged;
+    a model whose prediction is not its first output needs an ``eval_func``.
+    """
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping):
+        if isinstance(outputs.get("logits"), torch.Tensor):
+            return outputs["logits"]
+        values: Iterable[Any] = outputs.values()
+    elif isinstance(outputs, (tuple, list)):
+        values = outputs
+    else:
+        values = ()
+    for value in values:
+        try:
+            return first_tensor(value)
+        except DataError:
+            continue
+    raise DataError(f"the model returned {type(outputs).__name__} with no tensor in it; "
+                    "return a tensor, a tuple starting with one, or a dict with 'logits'")
+
+
+def to_float_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy, dequantizing quantized tensors and widening bf16."""
+    if tensor.is_quantized:
+        tensor = tensor.dequantize()
+    return tensor.detach().float().cpu().numpy()
+
+
+def labels_to_numpy(labels: Any) -> np.ndarray | None:
+    if labels is None:
+        return None
+    if isinstance(labels, torch.Tensor):
+        return labels.detach().cpu().numpy()
+    return np.asarray(labels)
+
+
+def calibrate(model: nn.Module, batches: Iterable[Any]) -> int:
+    """Run the batches' inputs through an observed model; returns how many batches ran."""
+    count = 0
+    with torch.no_grad():
+        for batch in batches:
+            inputs, _ = split_batch(batch)
+            call_model(model, inputs)
+            count += 1
+    return count
+
+
+def use_x86_engine() -> None:
+    """Select the x86 quantized engine (oneDNN/FBGEMM by shape) where torch offers it.
+
+    Packed int8 weights are prepared for the engine active at convert time, so the engine must be
+    set before building a candidate; torch's own default differs by build.
+    """
+    engines = torch.backends.quantized.supported_engines
+    wanted = "x86" if "x86" in engines else "fbgemm" if "fbgemm" in engines else None
+    if wanted and torch.backends.quantized.engine != wanted:
+        _log.debug("switching torch.backends.quantized.engine to %s", wanted)
+        torch.backends.quantized.engine = wanted
+
+
+def replace_module(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` at the dotted path ``name`` inside ``root``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, module)
+
+
+@contextlib.contextmanager
+def quiet_torch_ao(*, uncalibrated: bool = False) -> Iterator[None]:
+    """Silence torch.ao's per-call deprecation notices (one per prepare/convert, hundreds per
+    tuning; docs/pytorch-backend.md records the deprecation once) and, when a candidate is
+    rebuilt on purpose without calibration, the "must run observer" notice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions")
+        # torch.ao's own reference RNN modules copy tensors the way torch now warns about
+        warnings.filterwarnings("ignore", message=r"To copy construct from a tensor")
+        if uncalibrated:
+            warnings.filterwarnings("ignore", message=r".*must run observer before")
+        yield
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode (no dropout, BN running stats), restoring each submodule's
+    own mode afterwards, so evaluating a user's model leaves it as it was handed over."""
+    if not model.training:
+        yield model
+        return
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training

@@ -1,0 +1,142 @@
+"""Files: loading FP32 models safely, saving and restoring tuned candidates.
+
+Tuned candidates are saved as a plain dict of tensors and strings written with ``torch.save``,
+readable with ``torch.load(weights_only=True)``: no pickled classes, so opening a tuned model can
+not run code. The structure is not in the file; it is rebuilt from the FP32 model and the recipe
+(the config), which is why :meth:`PyTorchAdaptor.load` takes both.
+
+Dynamic int8 LSTM/GRU keep their packed weights in ``torch.ScriptObject`` values that
+``weights_only`` refuses. Those entries are left out of the file and listed under ``rebuilt``:
+dynamic quantization of weights has no calibration, so rebuilding from the same FP32 weights
+yields the same packed weights.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tunekit.errors import ModelError
+from tunekit.space import QuantConfig
+
+FORMAT = "tunekit.pytorch/1"
+
+
+def state_bytes(model: nn.Module) -> int:
+    """Size of ``torch.save(model.state_dict())``: what a deployed checkpoint weighs."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()
+
+
+def save_candidate(candidate: nn.Module, backend: str, config: QuantConfig, path: Path) -> None:
+    state = candidate.state_dict()
+    kept: OrderedDict[str, Any] = OrderedDict(
+        (k, v) for k, v in state.items() if not isinstance(v, torch.ScriptObject))
+    kept._metadata = getattr(state, "_metadata", OrderedDict())  # type: ignore[attr-defined]
+    payload = {"format": FORMAT, "backend": backend, "config": config.to_json(),
+               "state_dict": kept, "rebuilt": sorted(set(state) - set(kept))}
+    torch.save(payload, Path(path))
+
+
+def read_candidate(path: Path, config: QuantConfig) -> dict[str, Any]:
+    """The payload of a saved candidate, checked against the recipe it is loaded with."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"tuned model file {path} does not exist")
+    try:
+        with warnings.catch_warnings():  # torch's own loader of quantized tensors
+            warnings.filterwarnings("ignore", message=r"TypedStorage is deprecated")
+            payload = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:
+        raise ModelError(f"tuned model file {path} cannot be read ({type(exc).__name__}: "
+                         f"{exc}); was it written by tunekit's pytorch adaptor?") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path} is not a tunekit tuned PyTorch model (no {FORMAT!r} header)")
+    if QuantConfig.from_json(payload["config"]) != config:
+        raise ModelError(f"{path} was saved for another config than the recipe given; load it "
+                         "with the best_config.json saved beside it")
+    return payload
+
+
+def restore(candidate: nn.Module, payload: dict[str, Any], path: Path) -> None:
+    """Load the saved tensors into a rebuilt candidate; every tensor must find its place."""
+    saved = payload["state_dict"]
+    own = candidate.state_dict()
+    state: OrderedDict[str, Any] = OrderedDict(saved)
+    state._metadata = getattr(saved, "_metadata", OrderedDict())  # type: ignore[attr-defined]
+    for key in payload["rebuilt"]:  # packed by the rebuild itself, from the same FP32 weights
+        if key in own:
+            state[key] = own[key]
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ModelError(f"{path} does not match the model rebuilt from its FP32 model and "
+                         f"recipe (missing: {missing[:5]}, unexpected: {unexpected[:5]}); was it "
+                         "saved from another FP32 model?")
+    try:
+        candidate.load_state_dict(state)
+    except Exception as exc:
+        raise ModelError(f"{path} does not fit the model rebuilt from its FP32 model and recipe "
+                         f"({type(exc).__name__}: {exc})") from exc
+
+
+def load_model_file(path: Path, allow_pickle: bool) -> nn.Module:
+    """An FP32 model from ``path``: torch.export ``.pt2``, TorchScript, or (opt-in) a pickle."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    names = _zip_names(path)
+    try:
+        if path.suffix == ".pt2" or any(n.endswith("/archive_format") for n in names):
+            return torch.export.load(str(path)).module()
+        if any(n.endswith("/constants.pkl") for n in names):
+            return torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:
+        raise ModelError(f"model file {path} cannot be loaded "
+                         f"({type(exc).__name__}: {exc})") from exc
+    return _load_pickled(path, allow_pickle)
+
+
+def _zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _load_pickled(path: Path, allow_pickle: bool) -> nn.Module:
+    try:
+        content = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:
+        if "weights_only" not in str(exc) and "Weights only" not in str(exc):
+            raise ModelError(f"model file {path} is not a PyTorch model file or is corrupt "
+                             f"({type(exc).__name__}: {exc})") from exc
+        if not allow_pickle:
+            raise ModelError(
+                f"model file {path} holds a pickled Python object; unpickling it can run "
+                "arbitrary code. Give 'model.factory' (a function that builds the model and "
+                "loads its weights), or save it with torch.export.save(...) as a .pt2 file, or "
+                "set allow_pickle=True on the pytorch adaptor if you trust the file") from None
+        content = _unpickle(path)
+    if isinstance(content, nn.Module):
+        return content
+    kind = "a state_dict (weights only)" if isinstance(content, dict) else type(content).__name__
+    raise ModelError(f"model file {path} holds {kind}, not a model: give 'model.factory' (a "
+                     "function that builds the architecture and loads these weights), or save the "
+                     "model with torch.export.save(...) as a .pt2 file")
+
+
+def _unpickle(path: Path) -> Any:
+    try:
+        return torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as exc:
+        raise ModelError(f"model file {path} cannot be unpickled ({type(exc).__name__}: {exc}); "
+                         "the classes it refers to must be importable") from exc
