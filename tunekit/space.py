@@ -126,11 +126,17 @@ class QuantConfig:
     def summary(self, reference: QuantConfig | None = None) -> str:
         """A one-line description: precision counts, then the ops that differ from ``reference``."""
         text = " ".join(f"{p}×{n}" for p, n in sorted(self.counts().items(), key=_precision_rank))
-        if reference is not None:
-            changed = [f"{op.name}→{c}" for op, c in self.ops.items() if reference.ops.get(op) != c]
-            if changed:
-                shown = ", ".join(changed[:4]) + (f", +{len(changed) - 4} more" if len(changed) > 4 else "")
-                text += f" [{shown}]"
+        if reference is None:
+            return text
+        groups: dict[str, list[str]] = {}  # one change → the ops it applies to, in op order
+        for op, config in self.ops.items():
+            before = reference.ops.get(op)
+            if before is not None and before != config:
+                groups.setdefault(_change(before, config), []).append(op.name)
+        if groups:
+            shown = [f"{','.join(names[:3])}{f',+{len(names) - 3}' if len(names) > 3 else ''}"
+                     f"→{change}" for change, names in groups.items()]
+            text += " [" + "; ".join(shown[:4]) + (f"; +{len(shown) - 4} more" if len(shown) > 4 else "") + "]"
         return text
 
     def to_json(self) -> str:
@@ -152,6 +158,13 @@ class QuantConfig:
     @classmethod
     def from_json(cls, text: str) -> QuantConfig:
         return cls.from_list(json.loads(text))
+
+
+def _change(before: OpConfig, after: OpConfig) -> str:
+    """How an op's config changed: the new precision, or just the int8 items that differ."""
+    if before.precision != "int8" or after.precision != "int8":
+        return str(after)
+    return ",".join(f"{v}" for k, v in after.items().items() if before.items().get(k) != v)
 
 
 def _precision_rank(item: tuple[str, int]) -> int:
