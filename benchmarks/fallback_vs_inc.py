@@ -142,11 +142,11 @@ def recorded_peer() -> dict[str, Any]:
 # --------------------------------------------------------------------------- tunekit
 
 
-def run_tunekit(workspace: Path) -> dict[str, Any] | None:
-    """``tunekit tune fallback.yaml`` as a user runs it; result.json plus the process's load."""
-    print("tunekit: tuning examples/digits_pytorch/fallback.yaml (basic strategy) ...", flush=True)
+def run_tunekit(workspace: Path, config: Path = EXAMPLE / "fallback.yaml") -> dict[str, Any] | None:
+    """``tunekit tune CONFIG`` as a user runs it; result.json plus the process's load."""
+    print(f"tunekit: tuning {config.relative_to(REPO)} (basic strategy) ...", flush=True)
     command = [sys.executable, "-c", "import sys; from tunekit.cli import main; sys.exit(main())",
-               "tune", str(EXAMPLE / "fallback.yaml"), "--workspace", str(workspace)]
+               "tune", str(config), "--workspace", str(workspace)]
     with CpuShare().measure() as share:
         done = subprocess.run(command, cwd=workspace.parent)
     if done.returncode not in (0, 3):  # 0: goal met, 3: not met (best-so-far still saved)

@@ -12,6 +12,7 @@ from tunekit.api import load, tune
 from tunekit.criterion import AccuracyCriterion
 from tunekit.errors import (ConfigError, DataError, ModelError, NotSupportedError, PluginError,
                             TrialError, TunekitError, TunekitWarning, UserCodeError)
+from tunekit.graph.api import optimize_graph
 from tunekit.history import History, Trial, TrialState
 from tunekit.metric import Metric
 from tunekit.objective import Objective
@@ -24,5 +25,5 @@ __all__ = [
     "History", "Metric", "ModelError", "NotSupportedError", "Objective", "OpConfig", "OpKey",
     "OpRule", "PluginError", "QuantConfig", "Strategy", "Trial", "TrialError", "TrialState",
     "TuneContext", "TuneResult", "TuningSpace", "TunekitError", "TunekitWarning", "UserCodeError",
-    "__version__", "load", "tune",
+    "__version__", "load", "optimize_graph", "tune",
 ]

@@ -8,7 +8,8 @@ so every framework is judged by the same code.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,12 +32,39 @@ class Adaptor(abc.ABC):
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
         """The tuning space of ``model``: per tunable op, its options, the default first.
 
-        ``approach`` is ``static``, ``dynamic`` or ``auto`` and decides which int8 options appear.
+        ``approach`` is ``static``, ``dynamic``, ``auto`` or ``qat`` (quantization-aware
+        training, see :meth:`train_quantized`) and decides which int8 options appear.
         """
 
     @abc.abstractmethod
     def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
         """A new model running each op in the precision ``config`` gives it; ``model`` is untouched."""
+
+    def train_quantized(self, model: Any, config: QuantConfig, train_func: Callable[[Any], Any],
+                        calib_data: Iterable[Batch]) -> Any:
+        """Quantization-aware training (approach ``qat``): the candidate of ``config`` built by
+        training rather than calibration.
+
+        The adaptor makes a fake-quantized copy of ``model`` (ops ``config`` leaves in bf16/fp32
+        stay float), calls ``train_func(copy)`` (the user's training loop, which sets its own
+        budget), and converts the trained copy into the real low-precision model; ``model`` is
+        untouched. ``calib_data`` may be empty; it serves at most to smoke-test the result.
+        ``capabilities(model, "qat")`` gives the space these configs come from.
+        """
+        raise NotSupportedError(f"{type(self).__name__} does not support quantization-aware "
+                                "training (quantization.approach: qat)")
+
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[Batch],
+                  cache_dir: Path | None = None) -> None:
+        """Optional: collect calibration statistics for every option of ``space`` in one pass.
+
+        The tuner calls it once before the trials; an adaptor that keeps the statistics lets its
+        ``quantize`` calls for ``model`` skip the calibration data. The default does nothing, and
+        ``quantize`` then calibrates each candidate itself. ``cache_dir`` (a folder in the
+        workspace, passed only to adaptors whose ``calibrate`` accepts it) is where statistics
+        may be kept so a resumed tuning reuses them; keep them in a safe format, keyed by what
+        they depend on.
+        """
 
     @abc.abstractmethod
     def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -51,11 +79,32 @@ class Adaptor(abc.ABC):
         """One inference call on one batch of inputs (used to time a model)."""
         raise NotSupportedError(f"{type(self).__name__} cannot time models")
 
+    @contextlib.contextmanager
+    def threads(self, count: int | None) -> Iterator[int | None]:
+        """Run the body with ``count`` intra-op threads (``None``: leave the setting alone),
+        restoring the previous setting after; yields the count in effect, None if unknown."""
+        if count is not None:
+            raise NotSupportedError(f"{type(self).__name__} cannot set the thread count")
+        yield None
+
+    def peak_memory(self, model: Any, inputs: Sequence[Any]) -> int:
+        """Peak resident bytes of ``model`` (loaded) running each batch of ``inputs``, native
+        allocations included (used by the memory objective)."""
+        raise NotSupportedError(f"{type(self).__name__} cannot measure memory")
+
     def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
                 data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, its outputs in the FP32 ``model`` and in ``candidate`` on the same inputs."""
         raise NotSupportedError(f"{type(self).__name__} cannot inspect op outputs "
                                 "(needed to rank ops by quantization error)")
+
+    def hessian_trace(self, model: Any, ops: Sequence[OpKey], data: Iterable[Batch],
+                      loss: Any = None) -> Mapping[OpKey, float]:
+        """Per op, the trace of the Hessian of ``loss(outputs, labels)`` with respect to the op's
+        weights, divided by their number (Hutchinson estimate over ``data``); ``loss`` None means
+        the adaptor's default (cross-entropy). Used by the hawq strategy."""
+        raise NotSupportedError(f"{type(self).__name__} cannot compute Hessian traces "
+                                "(needed by the hawq strategy)")
 
     def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:
         """Write a tuned model to ``path`` in a safe, framework-native format."""

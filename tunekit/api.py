@@ -22,6 +22,7 @@ from tunekit.evaluate import Evaluator
 from tunekit.metric import Metric
 from tunekit.references import call_user, data_source, resolve
 from tunekit.result import TuneResult, load_recipe, recipe_config
+from tunekit.training import TrainingCall
 from tunekit.tuner import Parts, Tuner
 
 #: ``tune(**kw)`` keywords → their YAML path.
@@ -36,6 +37,7 @@ KEYWORDS: Mapping[str, str] = {
     "exit_policy": "tuning.exit_policy",
     "max_trials": "tuning.exit_policy.max_trials",
     "timeout": "tuning.exit_policy.timeout",
+    "trial_timeout": "tuning.exit_policy.trial_timeout",
     "random_seed": "tuning.random_seed",
     "workspace": "tuning.workspace.path",
     "resume": "tuning.workspace.resume",
@@ -76,14 +78,30 @@ def _raw_config(config: str | Path | Mapping[str, Any] | None) -> tuple[dict[str
 def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
          eval_data: Iterable[Any] | None = None, metric: Metric | str | Mapping[str, Any] | None = None,
          eval_func: Callable[[Any], Any] | None = None,
+         train_func: Callable[..., Any] | None = None,
          config: str | Path | Mapping[str, Any] | None = None, **kw: Any) -> TuneResult:
     """Tune ``model`` to the fastest low-precision model that meets the accuracy goal.
 
     ``config`` is a YAML path or mapping of the same schema as the CLI's (its model and data
     references are ignored in favour of the objects given here); keywords (``strategy``,
     ``accuracy_criterion``, ``max_trials``, ``workspace``, ... see ``KEYWORDS``) override it.
+
+    ``train_func`` (the seed's ``q_func=`` is accepted too) turns on quantization-aware training
+    (approach ``qat``): each trial's fake-quantized model is handed to ``train_func(model,
+    **quantization.training keywords)`` to train, then converted to int8.
     """
     raw, base_dir = _raw_config(config)
+    if "q_func" in kw:
+        if train_func is not None:
+            raise ConfigError("q_func", "give train_func or its alias q_func, not both")
+        train_func = kw.pop("q_func")
+    if train_func is not None:
+        quantization = raw.setdefault("quantization", {})
+        quantization.setdefault("approach", "qat")
+        training = quantization.get("training")
+        params = {k: v for k, v in training.items() if k != "func"} \
+            if isinstance(training, dict) else {}
+        quantization["training"] = {**params, "func": "<python>:train_func"}
     for key, value in kw.items():
         if key not in KEYWORDS:
             raise ConfigError(key, f"unknown keyword of tunekit.tune; valid: {', '.join(KEYWORDS)}")
@@ -91,7 +109,8 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
     model_section = raw.setdefault("model", {})
     model_section.pop("path", None)
     model_section["factory"] = "<python>:model"
-    model_section.setdefault("framework", _guess_framework(model))
+    if "framework" not in model_section:
+        model_section["framework"] = _guess_framework(model)
     evaluation = raw.setdefault("evaluation", {}) or {}
     raw["evaluation"] = evaluation
     # the objects given here replace the config's references; a Metric instance needs no lookup
@@ -110,11 +129,19 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
     metric_obj = metric if isinstance(metric, Metric) else _metric(spec)
     parts = _parts(spec, adaptor, model, calib_data, eval_data, metric_obj, eval_func,
                    eval_func_name=getattr(eval_func, "__name__", "eval_func"))
+    if train_func is not None and spec.quantization.training is not None:
+        parts.train_func = TrainingCall(train_func, spec.quantization.training.params,
+                                        f"train_func {getattr(train_func, '__name__', '')}")
     return Tuner(parts).run()
 
 
 def tune_config(spec: TuneSpec) -> TuneResult:
     """Run a tuning described entirely by a config (the CLI's path)."""
+    return Tuner(parts_from_config(spec)).run()
+
+
+def parts_from_config(spec: TuneSpec) -> Parts:
+    """Load the model, data, evaluation and plugins a config names (shared by tune and compare)."""
     adaptor = _adaptor(spec)
     model = load_model(spec, adaptor)
     q, e = spec.quantization, spec.evaluation
@@ -129,7 +156,11 @@ def tune_config(spec: TuneSpec) -> TuneResult:
     parts = _parts(spec, adaptor, model, calib, eval_data, _metric(spec), eval_func,
                    eval_func_name=f"evaluation.eval_func {e.eval_func}")
     parts.model_ref = {**ref, "base_dir": str(spec.base_dir)}
-    return Tuner(parts).run()
+    if q.training is not None:
+        func = resolve(q.training.func, spec.base_dir, "quantization.training.func")
+        parts.train_func = TrainingCall(func, q.training.params,
+                                        f"quantization.training.func {q.training.func}")
+    return parts
 
 
 def _adaptor(spec: TuneSpec) -> Adaptor:
@@ -165,7 +196,7 @@ def _parts(spec: TuneSpec, adaptor: Adaptor, model: Any, calib_data: Iterable[An
     calib = None
     if calib_data is not None:
         calib = require_batches(take_samples(calib_data, q.sampling_size), "the calibration data")
-    elif q.approach != "dynamic":
+    elif q.approach not in ("dynamic", "qat"):
         raise ConfigError("quantization.calibration.data",
                           f"approach {q.approach!r} needs calibration data (activation ranges); "
                           "give it, or use approach: dynamic")

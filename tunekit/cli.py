@@ -40,6 +40,38 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
     tune.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
+    compare = sub.add_parser("compare", help="compare strategies on one workload (research)")
+    compare.add_argument("config", type=Path, help="the YAML config of the workload")
+    compare.add_argument("--strategies", required=True,
+                         help="comma-separated strategy names, e.g. basic,mse,bayesian")
+    compare.add_argument("--seeds", type=int, default=1,
+                         help="seeds per strategy: tuning.random_seed, +1, ... (default 1)")
+    compare.add_argument("--out", type=Path, default=Path("tunekit_compare"),
+                         help="folder for compare.csv/.json/.png (default ./tunekit_compare)")
+    compare.add_argument("--cache", type=Path,
+                         help="JSON file of evaluations to reuse and extend across comparisons")
+    compare.add_argument("--max-trials", type=int, help="override tuning.exit_policy.max_trials")
+    compare.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
+    compare.add_argument("-q", "--quiet", action="store_true", help="only the table")
+    bench = sub.add_parser("benchmark", help="time the FP32 and the tuned model side by side")
+    bench.add_argument("config", type=Path, help="the YAML config the model was tuned with")
+    bench.add_argument("--model", type=Path, help="the tuned model: a workspace or its "
+                                                  "best_model file (default: the config's "
+                                                  "tuning.workspace.path)")
+    bench.add_argument("--out", type=Path, help="JSON output (default: benchmark.json in the "
+                                                "workspace)")
+    bench.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY.PATH=VALUE", help="override any config field, e.g. "
+                                                      "benchmark.instances=2 (repeatable)")
+    optimize = sub.add_parser("optimize", help="graph optimization: FP32 passes, or bf16+fp32 "
+                                               "auto mixed precision (graph_optimization:)")
+    optimize.add_argument("config", type=Path, help="the YAML config (see examples/)")
+    optimize.add_argument("--out", type=Path, help="write the optimized model here (PyTorch: "
+                                                   "state_dict .pt; TensorFlow: GraphDef .pb)")
+    optimize.add_argument("--set", dest="overrides", action="append", default=[],
+                          metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
+    optimize.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     sub.add_parser("plugins", help="list installed plugins per group and who provides them")
     report = sub.add_parser("report", help="print the tuning report of a workspace")
     report.add_argument("workspace", type=Path)
@@ -71,6 +103,59 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_MET if result.met else EXIT_NOT_MET
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from tunekit import config
+    from tunekit.compare import EvaluationCache, compare, summarize
+    from tunekit.compare.output import plot, table, write_raw
+
+    overrides = list(args.overrides)
+    if args.max_trials is not None:
+        overrides.append(f"tuning.exit_policy.max_trials={args.max_trials}")
+    spec = config.load(args.config, overrides)
+    names = [n.strip() for n in args.strategies.split(",") if n.strip()]
+    if not names or args.seeds < 1:
+        raise ConfigError("--strategies/--seeds", "give at least one strategy and one seed")
+    from tunekit import plugins
+
+    for name in names:
+        if name not in plugins.names("tunekit.strategies"):
+            raise ConfigError("--strategies", f"unknown strategy {name!r}; installed: "
+                                              f"{', '.join(plugins.names('tunekit.strategies'))}")
+    spec = replace(spec, tuning=replace(spec.tuning, workspace=args.out / "workspace"))
+    seeds = [spec.tuning.seed + i for i in range(args.seeds)]
+    comparison = compare(spec, names, seeds, EvaluationCache(args.cache))
+    rows = summarize(comparison)
+    paths = write_raw(comparison, rows, args.out) + [plot(comparison, args.out / "compare.png")]
+    print(table(rows))
+    print(f"{comparison.evaluations} configs evaluated for {len(comparison.runs)} runs; wrote "
+          + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from tunekit import benchmark, config
+
+    spec = config.load(args.config, args.overrides)  # fails on a bad config before any work
+    model = args.model if args.model is not None else spec.tuning.workspace
+    report = benchmark.run(args.config, args.overrides, model)
+    out = args.out or (model.parent if model.is_file() else model) / "benchmark.json"
+    report.write(out)
+    print(report.table())
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    from tunekit import config
+    from tunekit.graph.api import optimize_config
+
+    result = optimize_config(config.load(args.config, args.overrides))
+    if args.out is not None:
+        result.save(args.out)
+    print(result.summary())
+    return EXIT_MET if result.met else EXIT_NOT_MET
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     path = args.workspace / "report.md"
     if not path.exists():
@@ -97,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "tune":
             return _cmd_tune(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
+        if args.command == "benchmark":
+            return _cmd_benchmark(args)
+        if args.command == "optimize":
+            return _cmd_optimize(args)
         if args.command == "plugins":
             from tunekit import plugins
 

@@ -44,11 +44,21 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class TrainingSpec:
+    """The user's training function for quantization-aware training: ``func(model, **params)``
+    trains the fake-quantized model it is given (``params`` set its budget, e.g. ``epochs``)."""
+
+    func: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class QuantizationSpec:
     approach: str = "static"
     calib_data: str | None = None
     sampling_size: int | None = 100
     op_rules: tuple[OpRule, ...] = ()
+    training: TrainingSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class EvaluationSpec:
     data: str | None = None
     metric: PluginSpec | None = None
     eval_func: str | None = None
+    #: stop scoring a candidate once it cannot meet the goal (metrics with a bound only)
+    early_reject: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,22 @@ class TuningSpec:
     workspace: Path = Path("tunekit_workspace")
     resume: bool = False
     storage: str | None = None
+    trial_timeout: float = 0.0  # seconds one trial may take (0: no limit); see tunekit.watchdog
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """``tunekit benchmark`` settings: each batch size is timed in ``rounds`` rounds that
+    alternate FP32 and tuned model (``iterations`` timed calls each, after ``warmup``), in
+    ``instances`` processes on disjoint core sets of ``cores_per_instance`` cores."""
+
+    batch_sizes: tuple[int, ...] = (1, 32)
+    warmup: int = 10
+    iterations: int = 20
+    rounds: int = 5
+    threads: int | None = None
+    instances: int = 1
+    cores_per_instance: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,24 +110,32 @@ class TuneSpec:
     tuning: TuningSpec = TuningSpec()
     graph_optimization: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = Path(".")
+    benchmark: BenchmarkSpec = BenchmarkSpec()
 
 
 # --------------------------------------------------------------------------- raw YAML handling
 
 SECTIONS: Mapping[str, tuple[str, ...]] = {
-    "": ("model", "quantization", "evaluation", "tuning", "graph_optimization"),
+    "": ("model", "quantization", "evaluation", "tuning", "graph_optimization", "benchmark"),
     "model": ("framework", "path", "factory", "options"),
-    "quantization": ("approach", "calibration", "op_rules"),
+    "quantization": ("approach", "calibration", "op_rules", "training"),
     "quantization.calibration": ("data", "sampling_size"),
-    "evaluation": ("data", "metric", "eval_func"),
+    "evaluation": ("data", "metric", "eval_func", "early_reject"),
     "tuning": ("strategy", "accuracy_criterion", "objective", "exit_policy", "random_seed",
                "workspace", "storage"),
     "tuning.accuracy_criterion": ("relative", "absolute", "higher_is_better"),
-    "tuning.exit_policy": ("timeout", "max_trials"),
+    "tuning.exit_policy": ("timeout", "max_trials", "trial_timeout"),
     "tuning.workspace": ("path", "resume"),
     "graph_optimization": ("precisions", "passes"),
+    "benchmark": ("batch_sizes", "warmup", "iterations", "rounds", "threads", "instances",
+                  "cores_per_instance"),
 }
-APPROACHES = ("static", "dynamic", "auto")
+APPROACHES = ("static", "dynamic", "auto", "qat")
+#: The seed's (Intel Neural Compressor's) names of approaches, accepted as aliases.
+APPROACH_ALIASES: Mapping[str, str] = {"post_training_static_quant": "static",
+                                       "post_training_dynamic_quant": "dynamic",
+                                       "post_training_auto_quant": "auto",
+                                       "quant_aware_training": "qat"}
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -283,7 +319,8 @@ def _model(raw: Any, base_dir: Path, check: bool) -> ModelSpec:
 
 def _quantization(raw: Any) -> QuantizationSpec:
     sec = _section(raw, "quantization")
-    approach = _choice(_typed(sec, "approach", "quantization", str, "static"), APPROACHES,
+    approach = _typed(sec, "approach", "quantization", str, "static")
+    approach = _choice(APPROACH_ALIASES.get(approach, approach), APPROACHES,
                        "quantization.approach")
     calib = _section(sec.get("calibration"), "quantization.calibration")
     data = _reference(calib, "data", "quantization.calibration")
@@ -292,7 +329,32 @@ def _quantization(raw: Any) -> QuantizationSpec:
         raise ConfigError("quantization.calibration.sampling_size", f"must be > 0, got {size}")
     rules_raw = _typed(sec, "op_rules", "quantization", list, [])
     rules = tuple(_op_rule(r, f"quantization.op_rules[{i}]") for i, r in enumerate(rules_raw))
-    return QuantizationSpec(approach, data, size, rules)
+    return QuantizationSpec(approach, data, size, rules, _training(sec.get("training"), approach))
+
+
+def _training(raw: Any, approach: str) -> TrainingSpec | None:
+    """``quantization.training: {func: module:train, <keywords for it>}``; required by, and
+    only meaningful for, approach qat."""
+    where = "quantization.training"
+    if raw is None:
+        if approach == "qat":
+            raise ConfigError(f"{where}.func", "is required with approach qat: a "
+                                               "'package.module:function' that trains the "
+                                               "fake-quantized model it is given (from Python: "
+                                               "tunekit.tune(..., train_func=...))")
+        return None
+    if approach != "qat":
+        raise ConfigError(where, f"trains a model for approach qat only; the approach is "
+                                 f"{approach!r} (set quantization.approach: qat)")
+    if isinstance(raw, str):
+        raw = {"func": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(where, f"must be {{func: package.module:function, <its keywords>}}, "
+                                 f"got {raw!r}")
+    params = {k: v for k, v in raw.items() if k != "func"}
+    func = _reference(raw, "func", where, required=True)
+    assert func is not None
+    return TrainingSpec(func, params)
 
 
 def _evaluation(raw: Any, check: bool) -> EvaluationSpec:
@@ -307,7 +369,8 @@ def _evaluation(raw: Any, check: bool) -> EvaluationSpec:
         if data is None:
             raise ConfigError("evaluation.data", "is required with a metric: the dataloader "
                                                  "of (inputs, labels) batches to evaluate on")
-    return EvaluationSpec(data, metric, eval_func)
+    early_reject = _typed(sec, "early_reject", "evaluation", bool, True)
+    return EvaluationSpec(data, metric, eval_func, early_reject)
 
 
 def _criterion(raw: Any) -> tuple[AccuracyCriterion, bool]:
@@ -349,13 +412,17 @@ def _tuning(raw: Any, check: bool) -> TuningSpec:
                                                         f"first model that meets the goal), got {timeout}")
     if max_trials <= 0:
         raise ConfigError("tuning.exit_policy.max_trials", f"must be > 0, got {max_trials}")
+    trial_timeout = _typed(exit_sec, "trial_timeout", "tuning.exit_policy", float, 0.0)
+    if trial_timeout < 0 or not math.isfinite(trial_timeout):
+        raise ConfigError("tuning.exit_policy.trial_timeout", f"must be ≥ 0 seconds per trial "
+                                                              f"(0 = no limit), got {trial_timeout}")
     seed = _typed(sec, "random_seed", "tuning", int, DEFAULT_SEED)
     ws = _section(sec.get("workspace"), "tuning.workspace")
     workspace = Path(_typed(ws, "path", "tuning.workspace", str, "tunekit_workspace"))
     resume = _typed(ws, "resume", "tuning.workspace", bool, False)
     storage = _typed(sec, "storage", "tuning", str)
     return TuningSpec(strategy, criterion, direction_given, objectives, timeout, max_trials, seed,
-                      workspace, resume, storage)
+                      workspace, resume, storage, trial_timeout=trial_timeout)
 
 
 def _graph_optimization(raw: Any) -> dict[str, Any]:
@@ -363,6 +430,26 @@ def _graph_optimization(raw: Any) -> dict[str, Any]:
     if "precisions" in sec:
         _string_list(sec["precisions"], "graph_optimization.precisions", ("bf16", "fp32"))
     return dict(sec)
+
+
+def _benchmark(raw: Any) -> BenchmarkSpec:
+    sec = _section(raw, "benchmark")
+
+    def count(key: str, default: int | None, minimum: int) -> Any:
+        value = _typed(sec, key, "benchmark", int, default)
+        if value is not None and value < minimum:
+            raise ConfigError(f"benchmark.{key}", f"must be an integer ≥ {minimum}, got {value}")
+        return value
+
+    sizes = sec.get("batch_sizes", [1, 32])
+    sizes = [sizes] if isinstance(sizes, int) and not isinstance(sizes, bool) else sizes
+    if not isinstance(sizes, list) or not sizes or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+        raise ConfigError("benchmark.batch_sizes", f"must be a list of positive integers, "
+                                                   f"got {sizes!r}")
+    return BenchmarkSpec(tuple(sizes), count("warmup", 10, 0), count("iterations", 20, 1),
+                         count("rounds", 5, 1), count("threads", None, 1),
+                         count("instances", 1, 1), count("cores_per_instance", None, 1))
 
 
 def parse(raw: Mapping[str, Any], base_dir: Path = Path("."), check_plugins: bool = True,
@@ -375,6 +462,7 @@ def parse(raw: Mapping[str, Any], base_dir: Path = Path("."), check_plugins: boo
                     evaluation=_evaluation(sec.get("evaluation"), check_plugins),
                     tuning=_tuning(sec.get("tuning"), check_plugins),
                     graph_optimization=_graph_optimization(sec.get("graph_optimization")),
+                    benchmark=_benchmark(sec.get("benchmark")),
                     base_dir=base_dir)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -122,11 +123,56 @@ class StoredRun:
     stale: int  # trials found RUNNING: interrupted, marked failed, to be run again
 
 
+#: User attribute that marks a trial found RUNNING by :meth:`Store.load` (its process died).
+INTERRUPTED = "interrupted"
+
+
 def _journal_storage(path: str) -> Any:
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    return optuna.storages.JournalStorage(JournalFileBackend(path))
+    from tunekit.journal_lock import lock_for
+
+    lock = lock_for(path)
+    with lock:
+        repair_journal(path)
+        check_journal(path)
+    return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=lock))
+
+
+def check_journal(path: str) -> None:
+    """Fail with the line number when a record in the journal is not JSON (edited or damaged
+    by hand or by a disk error): optuna's own error names neither the file nor the line."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                json.loads(line)
+            except ValueError:
+                raise ValueError(
+                    f"the history {path} is damaged at line {number} (not a JSON record). It is "
+                    "left as it is: move it away to start a new tuning, or delete line "
+                    f"{number} and what follows to --resume from the trials before it") from None
+
+
+def repair_journal(path: str) -> bool:
+    """Cut a torn last line (a write cut short by a crash) off the journal; True if one was.
+
+    optuna skips a torn *last* line when reading, but its next append would glue a new record
+    onto it, and from then on every read fails. The torn record was never acknowledged, so
+    dropping it loses nothing that was committed.
+    """
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return False
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return False
+        f.truncate(data.rfind(b"\n") + 1)
+        f.flush()
+        os.fsync(f.fileno())
+    return True
 
 
 class Store:
@@ -143,17 +189,27 @@ class Store:
         self._running: Any = None
 
     def load(self) -> StoredRun:
-        """Read what is stored; trials left RUNNING by a crash are marked failed."""
+        """Read what is stored; trials left RUNNING by a crash are marked failed and interrupted.
+
+        Finished trials come back in the order they were evaluated, failed ones too (the same
+        config fails the same way, so it is not evaluated again). An interrupted trial is not
+        returned, so replay runs its config again. It is marked before it is failed: a crash in
+        between leaves it RUNNING, and the next load marks it again.
+        """
         TS = self._optuna.trial.TrialState
+        storage = self.study._storage
         baseline = self.study.user_attrs.get("baseline")
         trials, stale = [], 0
         for frozen in self.study.get_trials(deepcopy=False):
+            attrs = frozen.user_attrs
             if frozen.state == TS.RUNNING:
-                self.study._storage.set_trial_user_attr(frozen._trial_id, "error", "interrupted")
-                self.study._storage.set_trial_state_values(frozen._trial_id, TS.FAIL)
+                storage.set_trial_user_attr(frozen._trial_id, INTERRUPTED, True)
+                storage.set_trial_user_attr(frozen._trial_id, "error", "interrupted")
+                storage.set_trial_state_values(frozen._trial_id, TS.FAIL)
                 stale += 1
-            elif frozen.state == TS.COMPLETE and "config" in frozen.user_attrs:
-                trials.append(Trial.from_attrs(frozen.number, frozen.user_attrs))
+            elif frozen.state in (TS.COMPLETE, TS.FAIL) and "state" in attrs \
+                    and not attrs.get(INTERRUPTED):
+                trials.append(Trial.from_attrs(frozen.number, attrs))
         return StoredRun(baseline, trials, stale)
 
     def save_baseline(self, baseline: Mapping[str, Any]) -> None:

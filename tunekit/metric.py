@@ -29,3 +29,16 @@ class Metric(abc.ABC):
     @abc.abstractmethod
     def reset(self) -> None:
         """Forget all batches."""
+
+    def bound(self, remaining: int) -> float | None:
+        """Optional: the best value :meth:`compute` could still return if ``remaining`` more
+        samples came and the model got every one of them right (the highest value for a
+        higher-is-better metric, the lowest otherwise); ``None`` if the metric cannot say.
+
+        It must be exact, never a guess: the evaluator stops scoring a candidate (early
+        rejection, see docs/tuning-speed.md) once this bound misses the accuracy goal, so a
+        bound worse than the truth would reject a model that passes. Averages over samples
+        (accuracy, top-k) can give one; corpus-level metrics (F1, mAP) return None and are
+        always evaluated in full.
+        """
+        return None

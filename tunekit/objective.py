@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 from tunekit.adaptor import Adaptor, Batch
@@ -23,3 +23,8 @@ class Objective(abc.ABC):
     @abc.abstractmethod
     def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
         """Measure ``model``; ``data`` yields evaluation batches (use their inputs only)."""
+
+    def details(self) -> Mapping[str, float]:
+        """Further figures of the last :meth:`measure` (e.g. throughput beside latency), stored
+        with the trial as ``<objective>.<key>``; numbers only, so the history stays JSON."""
+        return {}

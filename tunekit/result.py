@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tunekit import __version__
 from tunekit.criterion import AccuracyCriterion
 from tunekit.history import Trial
+from tunekit.pareto import pareto_front
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.workspace import RECIPE, REPORT, RESULT, Workspace
 
@@ -41,6 +43,8 @@ class TuneResult:
     criterion: AccuracyCriterion
     framework: str
     space: TuningSpace | None = field(default=None, repr=False)
+    #: objective name → ``minimize``/``maximize``, the axes of :attr:`pareto_front`
+    objective_directions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -49,6 +53,13 @@ class TuneResult:
     @property
     def best_config(self) -> QuantConfig | None:
         return self.best_trial.config if self.best_trial else None
+
+    @property
+    def pareto_front(self) -> tuple[Trial, ...]:
+        """Passing trials that no other passing trial beats in the metric and every objective
+        (see :mod:`tunekit.pareto`); pick one by its ``config`` to trade accuracy for speed."""
+        return pareto_front(self.trials, self.objective_directions,
+                            self.criterion.higher_is_better)
 
     def summary(self) -> str:
         """A few lines for the end of a CLI run."""
@@ -78,6 +89,8 @@ class TuneResult:
             "precisions": best.config.counts() if best else {},
             "fallback_ops": {op.name: c.precision for op, c in best.config.ops.items()
                              if c.precision != "int8"} if best else {},
+            "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": dict(t.details),
+                              "ops": t.config.to_list()} for t in self.pareto_front],
         }
 
     def save(self, path: str | Path) -> None:
@@ -122,7 +135,23 @@ def report(result: TuneResult) -> str:
         rows.append(f"| {t.number} | {t.config.summary(reference)} | {metric} | "
                     f"{'yes' if t.accepted else 'no'} | {objective} | {t.duration_s:.2f} |")
     return "# tunekit tuning report\n\n" + result.summary().replace("\n", "  \n") + \
-        "\n\n" + "\n".join(rows) + "\n"
+        "\n\n" + "\n".join(rows) + "\n" + _pareto_section(result)
+
+
+def _pareto_section(result: TuneResult) -> str:
+    """The Pareto front as a table: metric and each objective's value per front trial."""
+    front = result.pareto_front
+    if not front:
+        return ""
+    names = list(result.objective_directions)
+    rows = ["| trial | metric | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 2) + "|"]
+    rows += [f"| {t.number} | {t.metric:.4f} | " + " | ".join(f"{t.details[n]:.4g}"
+                                                              for n in names) + " |"
+             for t in front]
+    return ("\n## Pareto front of passing trials\n\nNo other passing trial is as good in the "
+            "metric and every objective and better in one; `result.json` lists their "
+            "recipes.\n\n" + "\n".join(rows) + "\n")
 
 
 def load_recipe(workspace: str | Path) -> dict[str, Any]:

@@ -19,6 +19,10 @@ from tunekit.space import OpKey, QuantConfig, TuningSpace
 #: Per-op sensitivity of a config: a score per op (higher = that op loses more when quantized).
 Sensitivity = Callable[[QuantConfig], Mapping[OpKey, float]]
 
+#: Per-op Hessian trace of a loss (``module:attr``, or None for the adaptor's default loss) with
+#: respect to the op's weights, per weight (higher = more sensitive to weight perturbation).
+HessianTrace = Callable[[str | None], Mapping[OpKey, float]]
+
 
 @dataclass(frozen=True)
 class TuneContext:
@@ -29,6 +33,7 @@ class TuneContext:
     criterion: AccuracyCriterion
     rng: random.Random
     sensitivity: Sensitivity | None = None
+    hessian: HessianTrace | None = None
 
     def improves(self, trial: Trial, than: Trial | None) -> bool:
         """Whether ``trial`` has a better metric than ``than`` (a failed trial never improves)."""
@@ -53,6 +58,22 @@ class Strategy(abc.ABC):
         A strategy whose accepted configs grow more aggressive as it goes (basic with
         ``order="conservative"``) returns False; the tuner then runs it until it returns."""
         return True
+
+    @property
+    def metric_needed(self) -> str | float:
+        """How much of the next candidate's metric this strategy reads, so the tuner knows
+        when it may stop evaluating a candidate early (``evaluation.early_reject``):
+
+        - ``"exact"`` (the default): the exact metric (the strategy ranks, compares or models
+          the metrics of failing candidates), so candidates are always evaluated in full;
+        - ``"goal"``: only whether the candidate meets the accuracy goal;
+        - a metric value ``v``: whether it meets the goal or is better than ``v`` (e.g. the
+          best metric so far, when only improvements are kept).
+
+        Read just before each proposed config is evaluated, so a strategy may change it from
+        one proposal to the next. A candidate stopped early records the metric's bound (at
+        least as good as its true metric) and ``details["early_rejected"] == 1``."""
+        return "exact"
 
     @abc.abstractmethod
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:

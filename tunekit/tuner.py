@@ -8,12 +8,13 @@ and a result is always returned, also when the goal is not met.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import random
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,11 +26,17 @@ from tunekit.evaluate import Evaluator
 from tunekit.history import History, Store, Trial, TrialState
 from tunekit.loop import Budget, drive
 from tunekit.objective import Objective
+from tunekit.probes import hessian_probe, sensitivity_probe
 from tunekit.progress import progress
 from tunekit.result import TuneResult, write_outputs
+from tunekit.sanity import check_baseline
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.strategy import Strategy, TuneContext
+from tunekit.watchdog import raise_if_overrun, time_limit
 from tunekit.workspace import HISTORY, SPACE, Workspace
+
+#: Workspace folder where the adaptor may keep calibration statistics for resume.
+CALIBRATION = "calibration"
 
 log = logging.getLogger("tunekit")
 
@@ -49,6 +56,8 @@ class Parts:
     strategy: Strategy
     objectives: Sequence[tuple[str, Objective, float]] = field(default_factory=list)
     model_ref: dict[str, str] = field(default_factory=dict)
+    #: approach qat: trains each trial's fake-quantized model (see Adaptor.train_quantized)
+    train_func: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -76,8 +85,11 @@ class Tuner:
         except TunekitError:
             raise
         except Exception as exc:
-            raise ModelError(f"{type(adaptor).__name__} could not analyse the model: "
-                             f"{type(exc).__name__}: {exc}") from exc
+            kind = type(self.parts.model)
+            raise ModelError(f"{type(adaptor).__name__} could not analyse the model, a "
+                             f"{kind.__module__}.{kind.__name__} ({type(exc).__name__}: {exc}); "
+                             f"check that model.factory or model.path gives a "
+                             f"{spec.model.framework} model") from exc
         if len(space) == 0:
             raise ModelError("the model has no op that can be quantized (no Conv/Linear-like op "
                              "was found); there is nothing to tune")
@@ -102,7 +114,7 @@ class Tuner:
             raise ConfigError("tuning.storage", f"cannot open the history storage {storage!r}: "
                                                 f"{type(exc).__name__}: {exc}") from exc
 
-    def _measure_baseline(self, store: Store, stored: dict[str, Any] | None) -> None:
+    def _measure_baseline(self, store: Store | None, stored: dict[str, Any] | None) -> None:
         if stored and "metric" in stored:
             self.baseline = dict(stored)
             log.info("baseline (from the stored history): %.4f", self.baseline["metric"])
@@ -116,16 +128,26 @@ class Tuner:
             raise
         except Exception as exc:
             raise ModelError(f"evaluating the FP32 baseline failed: {type(exc).__name__}: "
-                             f"{exc}") from exc
+                             f"{exc}; check that evaluation.data yields (inputs, labels) "
+                             "batches this model accepts") from exc
         self.evaluations += 1
-        if not math.isfinite(metric):
-            raise UserCodeError(f"the FP32 baseline metric is {metric}; check the evaluation "
-                                "(data, labels, metric) before tuning")
-        objectives = {name: self._measure(obj, self.parts.model)
-                      for name, obj, _ in self.parts.objectives}
+        spread = self.parts.evaluator.spread
+        check_baseline(metric, self.criterion.higher_is_better, spread.constant if spread else None)
+        objectives = self._measure_all(self.parts.model)
         self.baseline = {"metric": metric, "objectives": objectives,
                          "duration_s": round(time.perf_counter() - start, 4)}
-        store.save_baseline(self.baseline)
+        if store is not None:
+            store.save_baseline(self.baseline)
+
+    def _measure_all(self, model: Any) -> dict[str, float]:
+        """Each objective's value under its name, and its further figures (``details()``) as
+        ``<name>.<key>``."""
+        values: dict[str, float] = {}
+        for name, objective, _ in self.parts.objectives:
+            values[name] = self._measure(objective, model)
+            values.update({f"{name}.{key}": float(value)
+                           for key, value in objective.details().items()})
+        return values
 
     def _measure(self, objective: Objective, model: Any) -> float:
         data = self.parts.evaluator.data if self.parts.evaluator.data is not None \
@@ -134,6 +156,45 @@ class Tuner:
             raise ConfigError("evaluation.data", f"objective {type(objective).__name__} needs "
                                                  "input batches; give evaluation data")
         return float(objective.measure(self.parts.adaptor, model, data))
+
+    def _calibrate(self, space: TuningSpace) -> None:
+        """Let the adaptor collect every option's statistics once (see Adaptor.calibrate); QAT
+        trials learn their ranges in training, so they need none."""
+        calib = self.parts.calib_data
+        if not calib or self.parts.train_func is not None:
+            return
+        adaptor = self.parts.adaptor
+        keep = {"cache_dir": self.workspace.file(CALIBRATION)} \
+            if "cache_dir" in inspect.signature(adaptor.calibrate).parameters else {}
+        try:
+            adaptor.calibrate(self.parts.model, space, progress(calib, "calibrate", len(calib)),
+                              **keep)
+        except TunekitError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"calibrating the model failed: {type(exc).__name__}: {exc}") from exc
+
+    def prepare(self) -> TuningSpace:
+        """Space, FP32 baseline and calibration without a history store: the set-up that
+        :mod:`tunekit.compare` shares across strategies before calling :meth:`evaluate`."""
+        self.workspace.prepare(False)
+        space = self._space()
+        self._measure_baseline(None, None)
+        self._calibrate(space)
+        return space
+
+    def evaluate(self, number: int, config: QuantConfig) -> Trial:
+        """Build and judge one config, outside any history (see :meth:`prepare`)."""
+        return self._run_trial(number, config)[0]
+
+    def context(self, space: TuningSpace, history: History, seed: int) -> TuneContext:
+        """The strategy's view, with the model probes (output MSE, Hessian traces) wired in."""
+        parts, calib = self.parts, self.parts.calib_data or []
+        return TuneContext(space, history, self.criterion, random.Random(seed),
+                           sensitivity=sensitivity_probe(parts.adaptor, parts.model, calib,
+                                                         parts.evaluator.data),
+                           hessian=hessian_probe(parts.adaptor, parts.model, space.ops, calib,
+                                                 self.spec.base_dir))
 
     # ----------------------------------------------------------------------- one trial
 
@@ -146,27 +207,66 @@ class Tuner:
             total, weights = total + weight * ratio, weights + weight
         return total / weights if weights else 0.0
 
+    def _reject_if(self) -> Any:
+        """The early-rejection test for the next candidate (see :mod:`tunekit.evaluate` and
+        :attr:`Strategy.metric_needed`), or None to evaluate it in full."""
+        if not self.spec.evaluation.early_reject or not self.parts.evaluator.can_reject:
+            return None
+        needed = getattr(self.parts.strategy, "metric_needed", "exact")
+        if needed == "exact" or not self.baseline:
+            return None
+        criterion, baseline = self.criterion, self.baseline["metric"]
+        if needed == "goal":
+            return lambda bound: not criterion.accepts(bound, baseline)
+        floor = float(needed)
+        return lambda bound: (not criterion.accepts(bound, baseline)
+                              and not criterion.better(bound, floor))
+
+    def _build(self, config: QuantConfig) -> Any:
+        """The candidate of ``config``: calibrated, or trained by the user's training function
+        (approach qat, see :meth:`Adaptor.train_quantized`)."""
+        parts, calib = self.parts, self.parts.calib_data or []
+        if parts.train_func is not None:
+            return parts.adaptor.train_quantized(parts.model, config, parts.train_func, calib)
+        return parts.adaptor.quantize(parts.model, config, calib)
+
     def _run_trial(self, number: int, config: QuantConfig) -> tuple[Trial, Any]:
         start = time.perf_counter()
-        calib = self.parts.calib_data
+        limit = self.spec.tuning.trial_timeout
+        times: dict[str, float] = {}  # where the trial's time went ("time.*"), early rejection
         try:
-            candidate = self.parts.adaptor.quantize(
-                self.parts.model, config, progress(calib, "calibrate", len(calib)) if calib else [])
-            metric = self.parts.evaluator(candidate, f"trial {number}")
-            self.evaluations += 1
-            if not math.isfinite(metric):
-                raise TrialError(f"the metric of this candidate is {metric}")
-            accepted = self.criterion.accepts(metric, self.baseline["metric"])
-            values = {}
-            if accepted or not any(o.costly for _, o, _ in self.parts.objectives):
-                values = {name: self._measure(o, candidate) for name, o, _ in self.parts.objectives}
-        except (TrialError, UserCodeError, NotSupportedError) as exc:
-            trial = Trial(number, config, TrialState.FAILED, error=str(exc),
+            with time_limit(limit):
+                candidate = self._build(config)
+                times["time.quantize_s"] = time.perf_counter() - start
+                evaluator = self.parts.evaluator
+                metric = evaluator(candidate, f"trial {number}", reject_if=self._reject_if())
+                times["time.evaluate_s"] = time.perf_counter() - start - times["time.quantize_s"]
+                self.evaluations += 1
+                if not math.isfinite(metric):
+                    raise TrialError(f"the metric of this candidate is {metric}")
+                accepted = self.criterion.accepts(metric, self.baseline["metric"])
+                values = {}
+                if accepted or not any(o.costly for _, o, _ in self.parts.objectives):
+                    measured = time.perf_counter()
+                    values = self._measure_all(candidate)
+                    times["time.measure_s"] = time.perf_counter() - measured
+                if evaluator.last_rejected:  # the metric is the bound, not a full evaluation
+                    times.update({"early_rejected": 1.0,
+                                  "evaluated_samples": float(evaluator.last_samples)})
+            raise_if_overrun(start, limit)
+        except ConfigError:
+            raise  # wrong for every trial alike: stop with the message
+        except Exception as exc:  # anything one candidate raises fails that trial alone
+            log.debug("trial %d failed", number, exc_info=True)
+            error = str(exc) if isinstance(exc, (TrialError, UserCodeError, NotSupportedError)) \
+                else f"{type(exc).__name__}: {exc}"
+            trial = Trial(number, config, TrialState.FAILED, error=error,
                           duration_s=time.perf_counter() - start)
             return trial, None
         trial = Trial(number, config, TrialState.COMPLETE, metric=metric,
                       objective=self._score(values) if values else None, accepted=accepted,
-                      duration_s=time.perf_counter() - start, details=values)
+                      duration_s=time.perf_counter() - start,
+                      details={**values, **{k: round(v, 6) for k, v in times.items()}})
         return trial, candidate
 
     def _is_better(self, trial: Trial) -> bool:
@@ -177,6 +277,8 @@ class Tuner:
             return True
         if trial.accepted != best.accepted:
             return trial.accepted
+        if not trial.accepted and trial.details.get("early_rejected"):
+            return False  # its metric is only a bound: it never displaces a model kept before
         if trial.accepted and trial.objective is not None and best.objective is not None \
                 and trial.objective != best.objective:
             return trial.objective < best.objective
@@ -187,8 +289,7 @@ class Tuner:
             # replayed from a previous run: rebuild so the best model can be saved
             if not self._is_better(trial):
                 return
-            candidate = self.parts.adaptor.quantize(self.parts.model, trial.config,
-                                                    self.parts.calib_data or [])
+            candidate = self._build(trial.config)
         if self._is_better(trial):
             self.best = _Best(trial, candidate)
             self._save_best(space)
@@ -216,16 +317,19 @@ class Tuner:
         self._measure_baseline(store, stored.baseline if stored else None)
         log.info("tuning %d ops with strategy %r; %s", len(space), tuning.strategy.name,
                  self.criterion.describe(self.baseline["metric"]))
+        self._calibrate(space)
         previous = {t.config: t for t in stored.trials} if stored else {}
         history = History(self.baseline["metric"])
-        ctx = TuneContext(space, history, self.criterion, random.Random(tuning.seed))
+        ctx = self.context(space, history, tuning.seed)
         status = self._loop(ctx, store, previous, space, started)
         result = TuneResult(best_model=self.best.candidate,
                             best_trial=self.best.trial, baseline=self.baseline,
                             trials=history.trials, status=status,
                             evaluations=self.evaluations, wall_s=time.perf_counter() - started,
                             workspace=self.workspace.path, criterion=self.criterion,
-                            framework=self.spec.model.framework, space=space)
+                            framework=self.spec.model.framework, space=space,
+                            objective_directions={name: objective.direction for name, objective, _
+                                                  in self.parts.objectives})
         write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
                       self.spec)
         return result

@@ -40,8 +40,19 @@ class Workspace:
             raise ConfigError("tuning.workspace.path",
                               f"cannot write to {str(self.path)!r} ({exc.strerror or exc}); "
                               "choose a writable folder with --workspace") from exc
+        self._drop_partials()
         if not resume and self.has_history():
             self._archive()
+
+    def _drop_partials(self) -> None:
+        """Remove what a killed process was writing (``<output>….tmp``): the finished file
+        beside it is whole, since every output is written aside and then swapped in."""
+        outputs = (BEST_MODEL, RECIPE, RESULT, REPORT, SPACE)
+        for item in self.path.glob("*.tmp"):
+            if item.is_dir() and item.name.startswith(outputs):
+                shutil.rmtree(item)
+            elif item.name.startswith(outputs):
+                item.unlink()
 
     def has_history(self) -> bool:
         return (self.path / HISTORY).exists()

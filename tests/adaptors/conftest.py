@@ -199,3 +199,61 @@ def zoo() -> Any:
 
     return SimpleNamespace(DigitsCNN=DigitsCNN, TinyResNet=TinyResNet, Untraceable=Untraceable,
                            Recurrent=Recurrent)
+
+
+# -- TensorFlow ------------------------------------------------------------------------------------
+def keras_digits_cnn() -> Any:
+    """R1 in Keras (the twin in examples/digits_keras), with Keras' default initialisers."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((16, 16, 1), name="x")
+    x = inputs
+    for i, (channels, pool) in enumerate([(16, False), (32, True), (64, True)]):
+        x = layers.Conv2D(channels, 3, padding="same", name=f"conv{i + 1}")(x)
+        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"bn{i + 1}")(x)
+        x = layers.ReLU(name=f"relu{i + 1}")(x)
+        if pool:
+            x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="fc1")(x)
+    return tf.keras.Model(inputs, layers.Dense(10, name="fc2")(x), name="digits_cnn")
+
+
+@pytest.fixture(scope="session")
+def tf() -> Any:
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="session")
+def keras_digits(tf: Any, digits: dict[str, np.ndarray], pytestconfig: pytest.Config) -> Any:
+    """The Keras digits CNN trained as R1 is (15 epochs, ~10 s), cached in pytest's cache."""
+    cache = getattr(pytestconfig, "cache", None)
+    path = (cache.mkdir("tunekit-digits-keras") / f"r1-{tf.__version__}.keras"
+            if cache is not None else None)
+    if path is not None and path.exists():
+        return tf.keras.models.load_model(path, compile=False)
+    tf.keras.utils.set_random_seed(0)
+    model = keras_digits_cnn()
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(nhwc(digits["x_train"]), digits["y_train"], batch_size=64, epochs=15, verbose=0)
+    if path is not None:
+        model.save(path)
+    return model
+
+
+def nhwc(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+@pytest.fixture(scope="session")
+def keras_calib(digits: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    x, y = nhwc(digits["x_calib"]), digits["y_calib"]
+    return [(x[i:i + 25], y[i:i + 25]) for i in range(0, len(y), 25)]
+
+
+@pytest.fixture(scope="session")
+def keras_eval(digits: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    x, y = nhwc(digits["x_eval"]), digits["y_eval"]
+    return [(x[i:i + 200], y[i:i + 200]) for i in range(0, len(y), 200)]

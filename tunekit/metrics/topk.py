@@ -60,6 +60,11 @@ class TopK(Metric):
                             "(or only empty ones)")
         return self._correct / self._total
 
+    def bound(self, remaining: int) -> float | None:
+        """The accuracy if the ``remaining`` unseen samples were all right (see Metric.bound)."""
+        total = self._total + max(0, int(remaining))
+        return (self._correct + total - self._total) / total if total else None
+
     def _hits_from_ids(self, ids: np.ndarray, truth: np.ndarray) -> np.ndarray:
         if self.k != 1:
             raise DataError(f"top-{self.k} needs per-class scores of shape (N, C); the model "

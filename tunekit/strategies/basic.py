@@ -45,11 +45,13 @@ The impact order returns after an accepted config, also when the tuner would go 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from tunekit.history import Trial
 from tunekit.space import INT8_ITEMS, OpConfig, OpKey, QuantConfig, TuningSpace
 from tunekit.strategy import Strategy, TuneContext
+from tunekit.strategies.walk import Walker
 
 ORDERS = ("impact", "conservative")
 TUNE_ITEMS = ("accuracy", "all", "none")
@@ -57,6 +59,10 @@ TUNE_ITEMS = ("accuracy", "all", "none")
 #: Stage-2 item order: items that move activation ranges first, grid refinements last.
 _ITEM_ORDER = ("approach", "algorithm", "scheme", "granularity")
 assert set(_ITEM_ORDER) == set(INT8_ITEMS), "every int8 tuning item needs a place in the order"
+
+#: Per running strategy, what its next proposal needs of the metric (``metric_needed``); kept
+#: outside the instance, whose attributes are its constructor parameters only.
+_NEEDED: weakref.WeakKeyDictionary[BasicStrategy, str | float] = weakref.WeakKeyDictionary()
 
 #: ``(item, from, to)`` moves that cannot make the quantization grid finer (see module docstring).
 _COARSER = frozenset({("scheme", "asym", "sym"), ("granularity", "per_channel", "per_tensor")})
@@ -93,38 +99,38 @@ class BasicStrategy(Strategy):
         """
         return self.order != "conservative"
 
+    @property
+    def metric_needed(self) -> str | float:
+        """Exact metrics where they rank ops or seed the item descent; only "better than the
+        best so far" in the item descent; only the goal in the conservative order and the
+        accumulated fallback (see :attr:`Strategy.metric_needed`)."""
+        return _NEEDED.get(self, "exact")
+
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
-        walker = _Walker(ctx)
+        walker = Walker(ctx)
+        _NEEDED[self] = "exact"
         if self.order == "conservative":
+            _NEEDED[self] = "goal"  # _conservative and _lower read only trial.accepted
             yield from _conservative(walker)
             return
         best = yield from walker.visit(ctx.space.default())
         if best.accepted:
             return
         if self.tune_items != "none":
-            best = yield from _tune_items(walker, best, every=self.tune_items == "all")
+            best = yield from _tune_items(walker, best, every=self.tune_items == "all",
+                                          owner=self)
             if best.accepted:
                 return
-        yield from _fallback(walker, best.config)
+        _NEEDED[self] = "exact"
+        yield from _fallback(walker, best.config, owner=self)
 
 
-class _Walker:
-    """The configs proposed so far in one run, with their trials, so none is proposed twice."""
+def _tune_items(walker: Walker, best: Trial, every: bool,
+                owner: BasicStrategy | None = None) -> Generator[QuantConfig, None, Trial]:
+    """Stage 2: coordinate descent over the int8 items, all ops of one type switched together.
 
-    def __init__(self, ctx: TuneContext) -> None:
-        self.ctx = ctx
-        self.trials: dict[QuantConfig, Trial] = {}
-
-    def visit(self, config: QuantConfig) -> Generator[QuantConfig, None, Trial]:
-        """Propose ``config`` unless it was proposed before; its trial either way."""
-        if config not in self.trials:
-            yield config
-            self.trials[config] = self.ctx.history.last
-        return self.trials[config]
-
-
-def _tune_items(walker: _Walker, best: Trial, every: bool) -> Generator[QuantConfig, None, Trial]:
-    """Stage 2: coordinate descent over the int8 items, all ops of one type switched together."""
+    A change is kept only if it improves the best metric, so a candidate that can neither meet
+    the goal nor beat that metric may be stopped early (``owner``'s ``metric_needed``)."""
     space = walker.ctx.space
     for ops in space.by_type().values():
         for item in _ITEM_ORDER:
@@ -132,6 +138,8 @@ def _tune_items(walker: _Walker, best: Trial, every: bool) -> Generator[QuantCon
                 changes = _switch(space, best.config, ops, item, value, every)
                 if not changes:
                     continue
+                if owner is not None and best.metric is not None:
+                    _NEEDED[owner] = best.metric
                 trial = yield from walker.visit(best.config.with_ops(changes))
                 if walker.ctx.improves(trial, best):
                     best = trial
@@ -176,17 +184,18 @@ def _with_item(space: TuningSpace, op: OpKey, current: OpConfig, item: str,
                 None)
 
 
-def _fallback(walker: _Walker, base: QuantConfig) -> Iterator[QuantConfig]:
-    """Stages 3 and 4: rank the int8 ops by their single fallback, then accumulate."""
+def _fallback(walker: Walker, base: QuantConfig,
+              owner: BasicStrategy | None = None) -> Iterator[QuantConfig]:
+    """Stages 3 and 4: rank the int8 ops by their single fallback (exact metrics), then
+    accumulate (only the goal matters: ``owner``'s ``metric_needed``)."""
     ctx = walker.ctx
-    ops = [op for op in ctx.space.ops
-           if base.precision_of(op) == "int8" and ctx.space.fallbacks(op)]
+    ops = [op for op in ctx.space.ops if _fallbacks(ctx.space, base, op)]
     first: dict[OpKey, OpConfig] = {}
     results = {}
     for op in ops:
         # a fallback that breaks the candidate (the trial failed) says nothing about the op's
         # impact: try its next fallback precision at once instead of ranking the op last
-        for option in ctx.space.fallbacks(op):
+        for option in _fallbacks(ctx.space, base, op):
             first[op] = option
             trial = yield from walker.visit(base.with_op(op, option))
             if trial.accepted:
@@ -195,8 +204,11 @@ def _fallback(walker: _Walker, base: QuantConfig) -> Iterator[QuantConfig]:
                 break
         results[op] = trial
     ranked = sorted(ops, key=lambda op: _rank(ctx, results[op]))  # stable: ties in space order
-    fp32 = {op: next((o for o in ctx.space.fallbacks(op) if o.precision == "fp32"), first[op])
+    fp32 = {op: next((o for o in _fallbacks(ctx.space, base, op) if o.precision == "fp32"),
+                     first[op])
             for op in ops}
+    if owner is not None:
+        _NEEDED[owner] = "goal"
     for targets in ([first, fp32] if fp32 != first else [first]):
         config = base
         for op in ranked:
@@ -206,6 +218,13 @@ def _fallback(walker: _Walker, base: QuantConfig) -> Iterator[QuantConfig]:
                 return
 
 
+def _fallbacks(space: TuningSpace, base: QuantConfig, op: OpKey) -> list[OpConfig]:
+    """The float options above ``op``'s precision in ``base``: bf16 then fp32 for an int8 op,
+    fp32 for a bf16 op (a bf16/fp32 space, as auto mixed precision tunes), none for fp32."""
+    current = base.precision_of(op)
+    return [o for o in space.fallbacks(op) if o.precision != current]
+
+
 def _rank(ctx: TuneContext, trial: Trial) -> float:
     """Sort key of an op by its single-fallback trial: the best metric first, failures last."""
     if trial.failed or trial.metric is None:
@@ -213,7 +232,7 @@ def _rank(ctx: TuneContext, trial: Trial) -> float:
     return -trial.metric if ctx.criterion.higher_is_better else trial.metric
 
 
-def _conservative(walker: _Walker) -> Iterator[QuantConfig]:
+def _conservative(walker: Walker) -> Iterator[QuantConfig]:
     """FP32 first; lower op types to int8, then bf16, keeping what still meets the goal."""
     space = walker.ctx.space
     config = space.uniform("fp32")
@@ -226,7 +245,7 @@ def _conservative(walker: _Walker) -> Iterator[QuantConfig]:
             config = yield from _lower(walker, config, targets)
 
 
-def _lower(walker: _Walker, config: QuantConfig,
+def _lower(walker: Walker, config: QuantConfig,
            targets: Mapping[OpKey, OpConfig]) -> Generator[QuantConfig, None, QuantConfig]:
     """Lower all ``targets`` at once; if that misses the goal, each op alone on top of the rest."""
     if not targets:

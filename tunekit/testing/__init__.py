@@ -4,7 +4,10 @@
 - :func:`run_strategy`: the tuner's loop around a strategy, with a function as the metric;
 - :mod:`tunekit.testing.strategy_contract`: checks every strategy should pass (needs pytest,
   so it is imported on its own: ``from tunekit.testing.strategy_contract import
-  StrategyContract``).
+  StrategyContract``);
+- :mod:`tunekit.testing.metric_contract`: checks every metric should pass (batched updates equal
+  one update, reset, equality with a reference); also needs pytest, so it is imported on its own:
+  ``from tunekit.testing.metric_contract import MetricContract``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from tunekit.errors import TrialError
 from tunekit.history import History, Trial, TrialState
 from tunekit.loop import Budget, drive
 from tunekit.space import OpConfig, QuantConfig, TuningSpace
-from tunekit.strategy import Sensitivity, Strategy, TuneContext
+from tunekit.strategy import HessianTrace, Sensitivity, Strategy, TuneContext
 
 AccuracyFn = Callable[[QuantConfig], float]
 
@@ -50,7 +50,8 @@ def run_strategy(strategy: Strategy, space: TuningSpace, accuracy_fn: AccuracyFn
                  criterion: AccuracyCriterion | None = None, max_trials: int = 100, *,
                  seed: int = 0, baseline: float | None = None, stop_on_first_accept: bool = True,
                  max_proposals: int | None = None, max_repeats: int = 1000,
-                 sensitivity: Sensitivity | None = None) -> StrategyRun:
+                 sensitivity: Sensitivity | None = None,
+                 hessian: HessianTrace | None = None) -> StrategyRun:
     """Run ``strategy.propose`` over ``space`` until it returns or a limit is reached.
 
     ``baseline`` defaults to ``accuracy_fn`` of every op in fp32 (the FP32 model, also where the
@@ -62,7 +63,8 @@ def run_strategy(strategy: Strategy, space: TuningSpace, accuracy_fn: AccuracyFn
     criterion = criterion or AccuracyCriterion(relative=0.01)
     fp32 = QuantConfig({op: OpConfig("fp32") for op in space.ops})
     reference = accuracy_fn(fp32) if baseline is None else baseline
-    ctx = TuneContext(space, History(reference), criterion, random.Random(seed), sensitivity)
+    ctx = TuneContext(space, History(reference), criterion, random.Random(seed), sensitivity,
+                      hessian)
     proposals: list[QuantConfig] = []
 
     def run_trial(number: int, config: QuantConfig) -> Trial:

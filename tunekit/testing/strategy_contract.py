@@ -14,7 +14,8 @@ scikit-learn's estimator checks)::
             return GreedyFallback(max_fallbacks=request.param)
 
 The checks drive the strategy with :func:`tunekit.testing.run_strategy` (the tuner's loop) over a
-few small spaces and synthetic metrics. What a strategy must do:
+few small spaces and synthetic metrics, with synthetic ``ctx.sensitivity`` and ``ctx.hessian``
+probes. What a strategy must do:
 
 - propose only configs of the space, and cope with failed trials (no exception);
 - be a function of its parameters, the seed and the trials: two runs give the same proposals,
@@ -60,7 +61,8 @@ class Case:
         """Drive ``strategy`` past accepted trials, so more of its walk is checked."""
         return run_strategy(strategy, self.space, self.accuracy_fn, self.criterion,
                             max_trials=max_proposals, seed=seed, baseline=1.0,
-                            stop_on_first_accept=False, max_proposals=max_proposals)
+                            stop_on_first_accept=False, max_proposals=max_proposals,
+                            sensitivity=_hashed_sensitivity, hessian=_hashed_hessian)
 
 
 def _int8(algorithm: str, scheme: str = "asym") -> OpConfig:
@@ -95,6 +97,22 @@ def _hashed(config: QuantConfig) -> float:
     return 1.0 - loss
 
 
+def _crc_score(text: str) -> float:
+    return (zlib.crc32(text.encode()) % 1000) / 1000
+
+
+def _hashed_sensitivity(config: QuantConfig) -> dict[OpKey, float]:
+    """Deterministic per-op scores (fp32 ops 0), standing in for measured output MSE."""
+    return {op: 0.0 if option.precision == "fp32" else _crc_score(f"{op}{option}")
+            for op, option in config.ops.items()}
+
+
+def _hashed_hessian(loss: str | None) -> dict[OpKey, float]:
+    """Deterministic per-op scores for every op name the cases use, standing in for traces."""
+    return {op: _crc_score(f"{op}{loss}") for op in (*_small_space().ops, *_tiny_space().ops,
+                                                     *DIGITS_OPS)}
+
+
 def _failing(config: QuantConfig) -> float:
     if zlib.crc32(config.to_json().encode()) % 3 == 0:
         raise TrialError("synthetic quantization failure")
@@ -125,6 +143,10 @@ CASES: dict[str, Callable[[], Case]] = {
 class StrategyContract:
     """The checks; see the module docstring. Override the ``strategy`` fixture."""
 
+    #: Proposals driven per check (the termination check uses :meth:`termination_bound`). A
+    #: model-based strategy whose proposals cost a model fit may lower it to keep tests fast.
+    max_proposals: int = 300
+
     @pytest.fixture
     def strategy(self) -> Strategy:
         raise NotImplementedError("override the 'strategy' fixture to return your strategy")
@@ -136,7 +158,7 @@ class StrategyContract:
     @pytest.mark.parametrize("name", sorted(CASES))
     def test_proposes_only_configs_of_the_space(self, strategy: Strategy, name: str) -> None:
         case = CASES[name]()
-        run = case.run(strategy)
+        run = case.run(strategy, self.max_proposals)
         assert run.proposals, "the strategy proposed nothing"
         outside = [c.summary() for c in run.proposals if not case.space.contains(c)]
         assert not outside, f"configs outside the space: {outside[:3]}"
@@ -144,11 +166,11 @@ class StrategyContract:
     @pytest.mark.parametrize("name", ["small-hashed", "small-failing", "digits"])
     def test_same_proposals_for_the_same_seed(self, strategy: Strategy, name: str) -> None:
         case = CASES[name]()
-        first = case.run(strategy, seed=7).proposals
+        first = case.run(strategy, self.max_proposals, seed=7).proposals
         assert first, "the strategy proposed nothing"
-        assert case.run(strategy, seed=7).proposals == first, "a reused instance diverged"
+        assert case.run(strategy, self.max_proposals, seed=7).proposals == first, "a reused instance diverged"
         clone = type(strategy)(**vars(strategy))
-        assert case.run(clone, seed=7).proposals == first, "a clone diverged"
+        assert case.run(clone, self.max_proposals, seed=7).proposals == first, "a clone diverged"
 
     @pytest.mark.parametrize("name", ["small-never", "small-failing", "tiny-never"])
     def test_ends_by_itself_on_a_finite_space(self, strategy: Strategy, name: str) -> None:
@@ -164,7 +186,7 @@ class StrategyContract:
         case = CASES[name]()
         before = case.space.to_dict()
         global_state = random.getstate(), _numpy_state()
-        run = case.run(strategy)
+        run = case.run(strategy, self.max_proposals)
         assert len(run.history) == run.evaluations, "the strategy appended to the history"
         assert run.context.space is case.space and case.space.to_dict() == before
         assert run.history.baseline_metric == 1.0
@@ -183,7 +205,7 @@ class StrategyContract:
     @pytest.mark.parametrize("name", sorted(CASES))
     def test_never_repeats_the_previous_proposal(self, strategy: Strategy, name: str) -> None:
         case = CASES[name]()
-        proposals = case.run(strategy).proposals
+        proposals = case.run(strategy, self.max_proposals).proposals
         repeats = [i for i in range(1, len(proposals)) if proposals[i] == proposals[i - 1]]
         assert not repeats, f"proposal {repeats[0]} repeats the one before it"
 

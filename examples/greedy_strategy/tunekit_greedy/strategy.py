@@ -20,6 +20,9 @@ class GreedyFallback(Strategy):
         for op in ctx.space.ops[: self.max_fallbacks]:
             if ctx.history.last.accepted:
                 return
-            if self.fallback in ctx.space.precisions(op):
-                config = config.with_op(op, ctx.space.option(op, self.fallback))
+            if self.fallback not in ctx.space.precisions(op):
+                continue
+            option = ctx.space.option(op, self.fallback)
+            if config.ops[op] != option:  # an op already in fallback: nothing to propose
+                config = config.with_op(op, option)
                 yield config

@@ -9,9 +9,10 @@ file, so inspecting and reloading use the same one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,7 +21,8 @@ import torch
 from torch import nn
 
 from tunekit.adaptor import Adaptor, Batch
-from tunekit.adaptors.pytorch import eager_backend, fx_backend, serialize
+from tunekit.adaptors.pytorch import eager_backend, fx_backend, memory, qat, serialize
+from tunekit.adaptors.pytorch.calibration import ObserverStore, fingerprint
 from tunekit.adaptors.pytorch.capabilities import capabilities, find_ops
 from tunekit.adaptors.pytorch.inspection import capture
 from tunekit.adaptors.pytorch.qconfig import is_static
@@ -29,12 +31,12 @@ from tunekit.adaptors.pytorch.runtime import (
     eval_mode,
     first_tensor,
     labels_to_numpy,
+    outputs_for_metric,
     quiet_torch_ao,
-    to_float_numpy,
     use_x86_engine,
 )
 from tunekit.data import require_batches, split_batch
-from tunekit.errors import ConfigError, ModelError, TrialError, TunekitError
+from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError, TunekitError
 from tunekit.space import OpKey, QuantConfig, TuningSpace
 
 _log = logging.getLogger(__name__)
@@ -69,7 +71,90 @@ class PyTorchAdaptor(Adaptor):
 
     # -- tuning space and candidates -----------------------------------------------------------
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
+        if approach == "qat":
+            return qat.space(capabilities(model, "static"))
         return capabilities(model, approach)
+
+    def train_quantized(self, model: Any, config: QuantConfig, train_func: Callable[[Any], Any],
+                        calib_data: Iterable[Batch]) -> Any:
+        """Quantization-aware training through FX (see :mod:`.qat`); the result is an FX
+        candidate like :meth:`quantize`'s, so it saves, loads and inspects the same way.
+
+        Needs a model torch.fx can trace: QAT has no eager path here. One calibration batch, if
+        given, is run through the result so a broken graph fails as this trial's error.
+        """
+        self._check(model, config)
+        try:
+            with quiet_torch_ao():
+                fused = self._fused(model)
+        except Exception as exc:
+            raise NotSupportedError(
+                f"quantization-aware training needs a model torch.fx can trace, and "
+                f"{type(model).__name__} is not ({type(exc).__name__}: {exc}); use "
+                "quantization.approach: static") from exc
+        use_x86_engine()
+        batches = list(calib_data or [])[:1]
+        try:
+            with quiet_torch_ao():
+                candidate = qat.train(fused, config, train_func, followers=self.int8_followers)
+                if batches:
+                    with torch.inference_mode():
+                        call_model(candidate, split_batch(batches[0])[0])
+        except TunekitError:
+            raise
+        except Exception as exc:
+            raise TrialError(f"quantization-aware training of {describe(config)} failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        setattr(candidate, BACKEND_ATTR, "fx")
+        return candidate
+
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[Batch],
+                  cache_dir: Path | None = None) -> None:
+        """Collect every option's activation statistics in one pass (FX backend); later
+        ``quantize`` calls for ``model`` take them instead of running the calibration data.
+
+        With ``cache_dir`` (the tuner passes the workspace's ``calibration/`` folder) the
+        statistics are read from there when a previous run left them for the same model, data
+        and space, and written there otherwise (see :mod:`.calibration`)."""
+        batches = require_batches(calib_data, "the calibration data")
+        if self.calibration_batches is not None:
+            batches = batches[: self.calibration_batches]
+        if self._choose_backend(model, batches[:1]) != "fx":
+            return
+        fused = self._fused(model)
+        with quiet_torch_ao():
+            watch = ObserverStore.observed(
+                fx_backend.prepare(fused, space.default(), followers=self.int8_followers))
+            path = None
+            if cache_dir is not None:
+                key = fingerprint(model, fused, space, batches, watch)
+                path = Path(cache_dir) / f"observers-{key[:24]}.pt"
+            store = self._load_store(path, space)
+            if store is None:
+                store = ObserverStore.collect(fused, space, batches, watch)
+                if path is not None:
+                    try:
+                        store.save(path, space)
+                    except OSError as exc:
+                        _log.warning("cannot keep the calibration statistics in %s: %s", path, exc)
+        self.__dict__.setdefault("_stores", weakref.WeakKeyDictionary())[model] = (fused, store)
+
+    @staticmethod
+    def _load_store(path: Path | None, space: TuningSpace) -> ObserverStore | None:
+        if path is None or not path.exists():
+            return None
+        try:
+            store = ObserverStore.load(path, space)
+        except Exception as exc:  # a damaged or foreign file: calibrate again
+            _log.warning("ignoring the calibration statistics in %s: %s", path, exc)
+            return None
+        _log.info("calibration statistics reused from %s", path)
+        return store
+
+    def _store(self, model: nn.Module) -> ObserverStore | None:
+        """The statistics of :meth:`calibrate`, if they belong to the current fused graph."""
+        entry = self.__dict__.get("_stores", {}).get(model)
+        return entry[1] if entry is not None and entry[0] is self._fused(model) else None
 
     def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
         """A new model in ``config``'s precisions; ``model`` is not modified (deep-copied)."""
@@ -130,7 +215,7 @@ class PyTorchAdaptor(Adaptor):
                batches: Sequence[Batch]) -> nn.Module:
         if backend == "fx":
             return fx_backend.build(self._fused(model), config, batches,
-                                    followers=self.int8_followers)
+                                    followers=self.int8_followers, store=self._store(model))
         return eager_backend.build(model, config, batches)
 
     # -- backend choice ------------------------------------------------------------------------
@@ -183,7 +268,8 @@ class PyTorchAdaptor(Adaptor):
 
     # -- running -------------------------------------------------------------------------------
     def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, Any]]:
-        """Per batch: (first output tensor or ``logits`` as float32 numpy, labels or None).
+        """Per batch: (first output tensor or ``logits`` as float32 numpy, labels or None);
+        per-sample records (a list of dicts or strings) pass through with tensors as numpy.
 
         Runs in eval mode under ``inference_mode``; a model handed over in training mode gets
         its modes back afterwards.
@@ -191,12 +277,26 @@ class PyTorchAdaptor(Adaptor):
         with eval_mode(model), torch.inference_mode():
             for batch in data:
                 inputs, labels = split_batch(batch)
-                outputs = first_tensor(call_model(model, inputs))
-                yield to_float_numpy(outputs), labels_to_numpy(labels)
+                yield outputs_for_metric(call_model(model, inputs)), labels_to_numpy(labels)
 
     def run_batch(self, model: Any, inputs: Any) -> Any:
         with eval_mode(model), torch.inference_mode():
             return call_model(model, inputs)
+
+    @contextlib.contextmanager
+    def threads(self, count: int | None) -> Iterator[int | None]:
+        """``torch.set_num_threads(count)`` for the body, the previous count restored after."""
+        previous = torch.get_num_threads()
+        if count is not None:
+            torch.set_num_threads(count)
+        try:
+            yield torch.get_num_threads()
+        finally:
+            torch.set_num_threads(previous)
+
+    def peak_memory(self, model: Any, inputs: Sequence[Any]) -> int:
+        """Measured in a fresh process (see :mod:`tunekit.adaptors.pytorch.memory`)."""
+        return memory.peak_memory(model, inputs)
 
     def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
                 data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
@@ -211,6 +311,13 @@ class PyTorchAdaptor(Adaptor):
             got = capture(candidate, names, batches)
         return {op: (expected[op.name], got[op.name]) for op in ops
                 if op.name in expected and op.name in got}
+
+    def hessian_trace(self, model: Any, ops: Sequence[OpKey], data: Iterable[Batch],
+                      loss: Any = None) -> Mapping[OpKey, float]:
+        """Hutchinson Hessian traces per op weight of the FP32 ``model`` (see hessian.py)."""
+        from tunekit.adaptors.pytorch.hessian import hessian_traces
+
+        return hessian_traces(model, ops, data, loss)
 
     # -- files ---------------------------------------------------------------------------------
     def load_model(self, path: Path) -> Any:

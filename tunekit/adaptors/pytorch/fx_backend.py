@@ -26,11 +26,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.ao.quantization import ObserverBase, QConfigMapping
+from torch.ao.quantization import FakeQuantizeBase, ObserverBase, QConfigMapping
 from torch.ao.quantization.quantize_fx import convert_fx, fuse_fx, prepare_fx
 from torch.fx import GraphModule, Node
 
 from tunekit.adaptors.pytorch.bf16 import wrap_bf16
+from tunekit.adaptors.pytorch.calibration import TWINS, ObserverStore
 from tunekit.adaptors.pytorch.followers import add_followers
 from tunekit.adaptors.pytorch.qconfig import qconfigs_by_name, to_qconfig
 from tunekit.adaptors.pytorch.runtime import calibrate
@@ -83,13 +84,45 @@ def qconfig_mapping(config: QuantConfig) -> QConfigMapping:
 
 
 def build(fused: GraphModule, config: QuantConfig, calib_batches: Iterable[Any], *,
-          followers: bool = True) -> GraphModule:
+          followers: bool = True, store: ObserverStore | None = None) -> GraphModule:
     """A candidate: prepare a copy of ``fused``, calibrate, convert, then wrap the bf16 ops.
 
     ``followers`` also runs in int8 the adds/muls/concats fed only by int8 ops (see
-    :mod:`.followers`). With no calibration batches the observers keep their defaults; loading a
-    saved candidate relies on that to rebuild the structure before restoring its parameters.
+    :mod:`.followers`). With a ``store`` (see :mod:`.calibration`) the observers come calibrated
+    from it and the batches are not run. With no calibration batches the observers keep their
+    defaults; loading a saved candidate relies on that to rebuild the structure before restoring
+    its parameters.
     """
+    try:
+        prepared = prepare(fused, config, followers=followers)
+        if store is None or not store.restore(prepared):
+            calibrate(prepared, calib_batches)
+            if store is not None:
+                store.remember(prepared)
+        candidate = convert_fx(prepared)
+    finally:
+        release_torch_cache()
+    wrap_bf16(candidate, [op.name for op in config.ops_in("bf16")])
+    return candidate
+
+
+def release_torch_cache() -> None:
+    """Let go of the models torch.ao keeps alive.
+
+    torch.ao's ``assert_and_get_unique_device`` is wrapped in an unbounded ``functools.cache``
+    keyed on the module it inspects, so every prepared and converted model of every trial stays
+    in memory: +2 MiB per trial on the digits CNN, +208 MiB over trials 101-200
+    (benchmarks/memory_soak.py). The cache only saves a walk over the parameters.
+    """
+    from torch.ao.quantization.fx import utils
+
+    clear = getattr(utils.assert_and_get_unique_device, "cache_clear", None)
+    if clear is not None:
+        clear()
+
+
+def prepare(fused: GraphModule, config: QuantConfig, *, followers: bool = True) -> GraphModule:
+    """A copy of ``fused`` with the observers ``config`` needs, before calibration."""
     mapping = qconfig_mapping(config)
     static = qconfigs_by_name(config, "static")
     if followers:
@@ -98,14 +131,13 @@ def build(fused: GraphModule, config: QuantConfig, calib_batches: Iterable[Any],
     split_mixed_users(prepared)
     keep_float_concats(prepared)
     observe_static_inputs(prepared, static)
-    calibrate(prepared, calib_batches)
-    candidate = convert_fx(prepared)
-    wrap_bf16(candidate, [op.name for op in config.ops_in("bf16")])
-    return candidate
+    return prepared
 
 
 def _is_observer(node: Node, modules: dict[str, nn.Module]) -> bool:
-    return node.op == "call_module" and isinstance(modules.get(str(node.target)), ObserverBase)
+    """An observer, or a fake quantizer (its QAT counterpart, see :mod:`.qat`)."""
+    return node.op == "call_module" and isinstance(modules.get(str(node.target)),
+                                                   (ObserverBase, FakeQuantizeBase))
 
 
 def split_mixed_users(prepared: GraphModule) -> int:
@@ -137,6 +169,7 @@ def split_mixed_users(prepared: GraphModule) -> int:
         for user in observed:
             user.replace_input_with(node, twin)
         _copy_node_attrs(attrs, node.name, twin.name)
+        prepared.meta.setdefault(TWINS, {})[twin.name] = node.name
         twins += 1
     if twins:
         graph.lint()
@@ -212,5 +245,5 @@ def _copy_node_attrs(attrs: Any, source: str, target: str) -> None:
             entries[target] = entries[source]
 
 
-__all__ = ["FusedGraphCache", "build", "keep_float_concats", "observe_static_inputs",
+__all__ = ["FusedGraphCache", "build", "keep_float_concats", "observe_static_inputs", "prepare",
            "qconfig_mapping", "split_mixed_users"]

@@ -65,12 +65,44 @@ def to_float_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().float().cpu().numpy()
 
 
-def labels_to_numpy(labels: Any) -> np.ndarray | None:
+def outputs_for_metric(outputs: Any) -> Any:
+    """What a metric gets: per-sample records (a list of dicts, as torchvision detection models
+    return, or a list of strings, as a QA model wrapped to return answers) with tensors as
+    numpy; otherwise :func:`first_tensor` as float32 numpy."""
+    if is_records(outputs):
+        return records_to_numpy(outputs)
+    return to_float_numpy(first_tensor(outputs))
+
+
+def labels_to_numpy(labels: Any) -> Any:
+    """Labels as numpy; per-sample records (dicts or strings, see :func:`outputs_for_metric`)
+    stay a list, with their tensors as numpy."""
     if labels is None:
         return None
     if isinstance(labels, torch.Tensor):
         return labels.detach().cpu().numpy()
+    if is_records(labels):
+        return records_to_numpy(labels)
     return np.asarray(labels)
+
+
+def is_records(values: Any) -> bool:
+    """A non-empty list/tuple of dicts, strings or lists of strings (not of numbers)."""
+    return isinstance(values, (list, tuple)) and bool(values) and all(
+        isinstance(v, (Mapping, str)) or isinstance(v, (list, tuple))
+        and all(isinstance(x, str) for x in v) for v in values)
+
+
+def records_to_numpy(values: Any) -> Any:
+    """Tensors inside dicts and lists as numpy arrays (quantized ones dequantized)."""
+    if isinstance(values, torch.Tensor):
+        return to_float_numpy(values) if values.is_floating_point() or values.is_quantized \
+            else values.detach().cpu().numpy()
+    if isinstance(values, Mapping):
+        return {key: records_to_numpy(value) for key, value in values.items()}
+    if isinstance(values, (list, tuple)):
+        return [records_to_numpy(value) for value in values]
+    return values
 
 
 def calibrate(model: nn.Module, batches: Iterable[Any]) -> int:

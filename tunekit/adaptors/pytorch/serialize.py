@@ -14,6 +14,7 @@ yields the same packed weights.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -43,7 +44,11 @@ def save_candidate(candidate: nn.Module, backend: str, config: QuantConfig, path
     kept._metadata = getattr(state, "_metadata", OrderedDict())  # type: ignore[attr-defined]
     payload = {"format": FORMAT, "backend": backend, "config": config.to_json(),
                "state_dict": kept, "rebuilt": sorted(set(state) - set(kept))}
-    torch.save(payload, Path(path))
+    # a crash mid-write must leave the previous best model whole: write aside, then swap
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, partial)
+    os.replace(partial, path)
 
 
 def read_candidate(path: Path, config: QuantConfig) -> dict[str, Any]:
@@ -101,7 +106,21 @@ def load_model_file(path: Path, allow_pickle: bool) -> nn.Module:
     except Exception as exc:
         raise ModelError(f"model file {path} cannot be loaded "
                          f"({type(exc).__name__}: {exc})") from exc
+    _check_kind(path, names)
     return _load_pickled(path, allow_pickle)
+
+
+def _check_kind(path: Path, names: list[str]) -> None:
+    """Name the problem before torch.load does: its error for any non-checkpoint file talks of
+    unpickling, which misleads when the file is a Keras model or simply damaged."""
+    if path.suffix in (".keras", ".h5") or {"metadata.json", "config.json"} <= set(names):
+        raise ModelError(f"model file {path} is a Keras/TensorFlow model, not a PyTorch one; set "
+                         "model.framework: tensorflow")
+    with path.open("rb") as f:
+        first = f.read(1)
+    if not any(n.endswith("data.pkl") for n in names) and first != b"\x80":
+        raise ModelError(f"model file {path} is not a PyTorch model file or is corrupt (neither "
+                         "a torch.save/torch.export archive nor a pickle); re-save the model")
 
 
 def _zip_names(path: Path) -> list[str]:

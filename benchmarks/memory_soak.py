@@ -1,0 +1,78 @@
+"""Memory over a long tuning: does the resident set stay flat across hundreds of trials?
+
+Tunes the digits example (examples/digits_pytorch) with the random strategy, no early stop and
+a budget of ``--trials`` trials, and samples the process's resident set size after every trial
+(from the tuner's own per-trial log line). Prints RSS at checkpoints and the growth over the
+second half of the run, where a leak shows as a steady slope while warm-up costs do not.
+
+    python benchmarks/memory_soak.py [--trials 200] [--objective size]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_pytorch" / "config.yaml"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mib() -> float:
+    """Resident set size of this process, MiB (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE / 2**20
+
+
+class RssPerTrial(logging.Handler):
+    """Samples RSS each time the tuner logs a finished trial."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.samples: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("trial "):
+            self.samples.append(rss_mib())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--objective", default="size", help="size (cheap) or performance")
+    args = parser.parse_args()
+    from tunekit import api, config
+
+    sampler = RssPerTrial()
+    logger = logging.getLogger("tunekit")
+    logger.addHandler(sampler)
+    logger.setLevel(logging.INFO)
+    with tempfile.TemporaryDirectory() as workspace:
+        spec = config.load(EXAMPLE, [
+            "tuning.strategy=random", f"tuning.objective={args.objective}",
+            "tuning.exit_policy.timeout=1000000", f"tuning.exit_policy.max_trials={args.trials}",
+            f"tuning.workspace.path={workspace}"])
+        started = time.perf_counter()
+        result = api.tune_config(spec)
+        wall = time.perf_counter() - started
+    samples = sampler.samples
+    if len(samples) < 4:
+        print(f"only {len(samples)} trials ran ({result.status}); nothing to compare")
+        return 1
+    print(f"{len(samples)} trials ({result.status}) in {wall:.0f} s, objective {args.objective}")
+    print("| after trial | RSS MiB |\n|---|---|")
+    for index in sorted({0, 9, 49, 99, 149, len(samples) - 1} & set(range(len(samples)))):
+        print(f"| {index + 1} | {samples[index]:.1f} |")
+    half = len(samples) // 2
+    growth = samples[-1] - samples[half]
+    print(f"growth over the second half (trials {half + 1}..{len(samples)}): {growth:+.1f} MiB "
+          f"({growth / (len(samples) - half):+.3f} MiB/trial); peak {max(samples):.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""tunekit compare on the FakeAdaptor: shared evaluations, determinism per seed, outputs; the
+slow end-to-end case runs the CLI on the digits fallback example."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunekit import cli, config
+from tunekit.compare import EvaluationCache, compare, summarize
+from tunekit.compare.output import plot, table, write_raw
+from tunekit.evaluate import Evaluator
+from tunekit.metrics.topk import TopK
+from tunekit.strategies.basic import BasicStrategy
+from tunekit.testing import DIGITS_OPS, FakeAdaptor, FakeModel, ModelledLatency, fake_data
+from tunekit.tuner import Parts
+
+DATA = fake_data(500, 100)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_pytorch"
+
+
+def workload(tmp_path: Path, adaptor: FakeAdaptor, **tuning: Any) -> tuple[Any, Parts]:
+    raw = {"model": {"framework": "pytorch", "factory": "m:f"},
+           "tuning": {"accuracy_criterion": {"absolute": 0.0}, "strategy": {"name": "basic"},
+                      "workspace": {"path": str(tmp_path / "ws")}, **tuning}}
+    spec = config.parse(raw, check_plugins=False)
+    parts = Parts(spec, adaptor, FakeModel(), DATA, Evaluator(adaptor, DATA, TopK(), None),
+                  BasicStrategy(), [("latency", ModelledLatency(), 1.0)])
+    return spec, parts
+
+
+def conv1_culprit() -> FakeAdaptor:
+    return FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+
+
+def test_identical_configs_are_evaluated_once_across_strategies(tmp_path: Path) -> None:
+    adaptor = conv1_culprit()
+    spec, parts = workload(tmp_path, adaptor)
+    comparison = compare(spec, ["basic", "mse", "mse_v2"], [0], parts=parts)
+    distinct = {t.config for run in comparison.runs for t in run.trials}
+    assert comparison.evaluations == len(distinct) == adaptor.predict_calls - 1  # - baseline
+    assert all(run.goal_trial is not None for run in comparison.runs)
+    mse_run = comparison.runs[1]
+    assert [t.cached for t in mse_run.trials] == [True, True]  # default and conv1→bf16: basic's
+    rows = {row.strategy: row for row in summarize(comparison)}
+    assert rows["mse"].trials_to_goal == 2 and rows["mse"].mix == "int8×4 bf16×1"
+    assert rows["basic"].met == 1 and rows["basic"].best_objective is not None
+
+
+def test_same_seed_same_runs_and_a_disk_cache_is_reused(tmp_path: Path) -> None:
+    spec, parts = workload(tmp_path, conv1_culprit())
+    cache = EvaluationCache(tmp_path / "cache.json")
+    first = compare(spec, ["random", "tpe"], [5, 6], cache, parts=parts)
+    adaptor = conv1_culprit()
+    spec, parts = workload(tmp_path, adaptor)
+    again = compare(spec, ["random", "tpe"], [5, 6], EvaluationCache(tmp_path / "cache.json"),
+                    parts=parts)
+    assert [[t.config for t in r.trials] for r in again.runs] == \
+        [[t.config for t in r.trials] for r in first.runs]
+    assert again.evaluations == 0 and adaptor.quantize_calls == 0
+
+
+def test_outputs(tmp_path: Path) -> None:
+    spec, parts = workload(tmp_path, conv1_culprit())
+    comparison = compare(spec, ["basic", "exhaustive"], [0, 1], parts=parts)
+    rows = summarize(comparison)
+    text = table(rows)
+    assert text.splitlines()[0].startswith("strategy") and "exhaustive" in text
+    csv_path, json_path = write_raw(comparison, rows, tmp_path / "out")
+    data = json.loads(json_path.read_text())
+    assert len(data["runs"]) == 4 and len(csv_path.read_text().splitlines()) == \
+        1 + sum(len(r.trials) for r in comparison.runs)
+    assert plot(comparison, tmp_path / "out" / "compare.png").stat().st_size > 1000
+
+
+def test_a_failing_strategy_is_reported_not_fatal(tmp_path: Path) -> None:
+    spec, parts = workload(tmp_path, conv1_culprit())
+    comparison = compare(spec, ["hawq", "mse"], [0], parts=parts)
+    (hawq,) = [r for r in summarize(comparison) if r.strategy == "hawq"]
+    assert hawq.errors and "Hessian" in hawq.errors[0]
+
+
+def test_cli_rejects_an_unknown_strategy(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["compare", str(EXAMPLE / "fallback.yaml"), "--strategies", "basic,nope"])
+    assert code == cli.EXIT_USAGE and "unknown strategy 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_digits_fallback_mse_meets_the_goal_within_three_evaluations(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    code = cli.main(["compare", str(EXAMPLE / "fallback.yaml"), "--strategies", "mse,basic",
+                     "--out", str(tmp_path), "-q"])
+    assert code == 0
+    data = json.loads((tmp_path / "compare.json").read_text())
+    rows = {row["strategy"]: row for row in data["summary"]}
+    assert rows["mse"]["met"] == 1 and rows["mse"]["trials_to_goal"] <= 3
+    assert rows["basic"]["trials_to_goal"] + 1 <= 24  # INC 2.6 basic: 24 evaluations
+    assert (tmp_path / "compare.png").exists()

@@ -1,0 +1,48 @@
+"""``tunekit optimize CONFIG.yaml`` end to end on a small model written next to its config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from tunekit.cli import main  # noqa: E402
+
+MODULE = '''
+import torch
+from torch import nn
+
+def load_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6 * 6, 3)).eval()
+
+def loader():
+    g = torch.Generator().manual_seed(0)
+    return [(torch.rand(4, 1, 8, 8, generator=g), torch.zeros(4, dtype=torch.long))]
+'''
+
+
+def _config(tmp_path: Path, extra: str) -> Path:
+    (tmp_path / "tiny.py").write_text(MODULE)
+    path = tmp_path / "optimize.yaml"
+    path.write_text("model: {framework: pytorch, factory: tiny:load_model}\n"
+                    "quantization: {calibration: {data: tiny:loader}}\n" + extra)
+    return path
+
+
+def test_optimize_prints_the_pass_report_and_saves(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, "graph_optimization: {precisions: [fp32]}\n")
+    assert main(["optimize", str(config), "--out", str(tmp_path / "m.pt"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "fold_batchnorm" in out and (tmp_path / "m.pt").exists()
+
+
+def test_an_unknown_pass_is_a_usage_error_naming_the_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, "graph_optimization: {passes: {fold_bn: false}}\n")
+    assert main(["optimize", str(config)]) == 2
+    assert "graph_optimization.passes.fold_bn" in capsys.readouterr().err

@@ -1,0 +1,84 @@
+"""bf16 auto mixed precision on PyTorch: region casts, and accuracy-driven fallback by the tuner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import fx, nn  # noqa: E402
+
+import tunekit  # noqa: E402
+from tunekit.adaptors.pytorch.capabilities import bf16_supported  # noqa: E402
+from tunekit.graph.pytorch.amp import cast, mixed_precision  # noqa: E402
+from tunekit.graph.pytorch.trace import to_graph  # noqa: E402
+
+
+class Chain(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv1(x))
+        y = torch.relu(self.conv2(y)) + y
+        return self.fc(torch.softmax(y.mean(dim=(2, 3)), dim=-1))
+
+
+def _casts(graph: fx.GraphModule) -> list[torch.dtype]:
+    return [n.args[1] for n in graph.graph.nodes if n.target is cast]
+
+
+def test_a_bf16_region_has_one_cast_in_and_one_out() -> None:
+    model, x = Chain().eval(), torch.randn(2, 3, 8, 8)
+    mixed = mixed_precision(to_graph(model), ["conv1", "conv2"], (x,))
+    # conv1 → relu → conv2 → relu → add stays bf16; the reduction (mean) gets fp32 back
+    assert _casts(mixed) == [torch.bfloat16, torch.float32]
+    with torch.no_grad():
+        expected, got = model(x), mixed(x)
+    assert got.dtype == torch.float32
+    assert torch.allclose(got, expected, rtol=0.05, atol=0.02)
+
+
+def test_an_fp32_op_between_bf16_ops_gets_float32_inputs() -> None:
+    model, x = Chain().eval(), torch.randn(2, 3, 8, 8)
+    mixed = mixed_precision(to_graph(model), ["conv1", "fc"], (x,))
+    assert mixed.get_submodule("conv2").weight.dtype == torch.float32
+    assert mixed.get_submodule("fc").weight.dtype == torch.bfloat16
+    with torch.no_grad():
+        assert mixed(x).dtype == torch.float32
+
+
+def _batches() -> list[tuple[Any, Any]]:
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randn(4, 3, 8, 8, generator=g), torch.zeros(4, dtype=torch.long))
+            for _ in range(2)]
+
+
+def test_without_evaluation_every_supported_op_is_bf16() -> None:
+    if not bf16_supported():
+        pytest.skip("no native bf16 on this CPU")
+    result = tunekit.optimize_graph(Chain().eval(), ("bf16", "fp32"), example_data=_batches())
+    assert sorted(result.bf16_ops) == ["conv1", "conv2", "fc"] and result.tuning is None
+    assert "auto_mixed_prec" in result.summary()
+
+
+def test_tuning_falls_back_only_the_op_that_breaks_the_goal(tmp_path: Any) -> None:
+    if not bf16_supported():
+        pytest.skip("no native bf16 on this CPU")
+
+    def evaluate(model: nn.Module) -> float:
+        # the "accuracy" of this check: fc must stay float32, everything else may be bf16
+        return 0.0 if model.get_submodule("fc").weight.dtype == torch.bfloat16 else 1.0
+
+    result = tunekit.optimize_graph(Chain().eval(), ("bf16", "fp32"), example_data=_batches(),
+                                    eval_func=evaluate,
+                                    accuracy_criterion={"absolute": 0.0},
+                                    workspace=str(tmp_path / "ws"))
+    assert result.met and result.tuning is not None
+    assert sorted(result.bf16_ops) == ["conv1", "conv2"]
+    assert result.model.get_submodule("fc").weight.dtype == torch.float32

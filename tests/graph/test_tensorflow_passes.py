@@ -1,0 +1,77 @@
+"""TensorFlow graph optimization: freeze, strip, Grappler passes, bf16; the result loads in TF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from tunekit.graph.pipeline import run_passes  # noqa: E402
+from tunekit.graph.tensorflow import PASSES  # noqa: E402
+from tunekit.graph.tensorflow.graph import FrozenGraph, freeze  # noqa: E402
+from tunekit.graph.tensorflow.optimize import optimize  # noqa: E402
+from tunekit.graph.tensorflow.strip import Strip  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def keras_model() -> tf.keras.Model:
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((8, 8, 3))
+    x = tf.keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.ReLU()(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    outputs = tf.keras.layers.Dense(4)(x)
+    model = tf.keras.Model(inputs, outputs)
+    bn = model.layers[2]
+    bn.set_weights([w + np.random.RandomState(1).rand(*w.shape).astype("float32")
+                    for w in bn.get_weights()])
+    return model
+
+
+def _batch() -> np.ndarray:
+    return np.random.RandomState(2).rand(5, 8, 8, 3).astype("float32")
+
+
+def test_fp32_passes_shrink_the_graph_and_keep_outputs(keras_model: tf.keras.Model) -> None:
+    result = optimize(keras_model, ("fp32",), None)
+    names = [r.name for r in result.reports]
+    assert names == ["strip", "constant_fold", "arithmetic", "remapper"]
+    assert result.reports[-1].nodes_after < result.reports[0].nodes_before
+    ops = {n.op for n in result.model.graph_def.node}
+    assert "ReadVariableOp" not in ops
+    expected = keras_model(_batch(), training=False).numpy()
+    got = result.model(_batch())
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_strip_removes_identity_chains(keras_model: tf.keras.Model) -> None:
+    graph = freeze(keras_model)
+    stripped = Strip().run(graph)
+    count = sum(n.op == "Identity" for n in stripped.graph_def.node)
+    assert count < sum(n.op == "Identity" for n in graph.graph_def.node)
+    np.testing.assert_allclose(stripped(_batch()), graph(_batch()), rtol=1e-6)
+
+
+def test_saved_graph_loads_in_tensorflow(keras_model: tf.keras.Model, tmp_path: Path) -> None:
+    result = optimize(keras_model, ("fp32",), {"remapper": False})
+    result.save(tmp_path / "model.pb")
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((tmp_path / "model.pb").read_bytes())
+    reloaded = FrozenGraph(graph_def, result.model.inputs, result.model.outputs)
+    np.testing.assert_allclose(reloaded(_batch()), result.model(_batch()), rtol=1e-6)
+
+
+def test_bf16_converts_ops_and_stays_close(keras_model: tf.keras.Model) -> None:
+    result = optimize(keras_model, ("bf16", "fp32"), None)
+    assert "auto_mixed_precision" in [r.name for r in result.reports] and result.bf16_ops
+    expected = keras_model(_batch(), training=False).numpy()
+    np.testing.assert_allclose(result.model(_batch()), expected, rtol=0.05, atol=0.05)
+
+
+def test_pass_counts_are_reported_per_pass(keras_model: tf.keras.Model) -> None:
+    _, reports = run_passes(freeze(keras_model), PASSES[:2], FrozenGraph.node_count)
+    assert reports[1].nodes_after < reports[1].nodes_before

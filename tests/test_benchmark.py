@@ -1,0 +1,85 @@
+"""``tunekit benchmark``: core sets, the report, its config section, and a real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunekit import config
+from tunekit.benchmark import Report
+from tunekit.benchmark.instances import core_sets
+from tunekit.benchmark.measure import Figures
+from tunekit.config import BenchmarkSpec
+from tunekit.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits_pytorch"
+
+
+def test_core_sets_are_disjoint_and_must_fit() -> None:
+    assert core_sets(BenchmarkSpec(instances=2), [3, 0, 1, 2]) == [[0, 1], [2, 3]]
+    assert core_sets(BenchmarkSpec(instances=2, cores_per_instance=1), [0, 1, 2]) == [[0], [1]]
+    with pytest.raises(ConfigError, match="benchmark.instances"):
+        core_sets(BenchmarkSpec(instances=3), [0, 1])
+
+
+def test_report_puts_models_side_by_side_with_ratios(tmp_path: Path) -> None:
+    def figures(model: str, median: float) -> Figures:
+        return Figures(model, 8, median, median * 2, 8 / median, 1, 10)
+
+    report = Report(BenchmarkSpec(batch_sizes=(8,), instances=2), tmp_path,
+                    [[figures("fp32", 0.004), figures("tuned", 0.001)],
+                     [figures("fp32", 0.006), figures("tuned", 0.003)]], [[0], [1]])
+    row = report.rows()[0]
+    assert row["fp32"]["median_ms"] == pytest.approx(5.0)
+    assert row["tuned"]["median_ms"] == pytest.approx(2.0)
+    assert row["speedup"] == pytest.approx(2.5)
+    assert row["fp32"]["throughput"] == pytest.approx(8 / 0.004 + 8 / 0.006)  # instances add up
+    assert "2.50×" in report.table() and "cores {0}, {1}" in report.table()
+    report.write(tmp_path / "b.json")
+    assert json.loads((tmp_path / "b.json").read_text())["results"][0]["batch_size"] == 8
+
+
+def test_benchmark_section_is_validated() -> None:
+    raw = {"model": {"framework": "pytorch", "factory": "m:f"}, "evaluation": {}}
+    spec = config.parse({**raw, "benchmark": {"batch_sizes": [4], "instances": 2}})
+    assert spec.benchmark.batch_sizes == (4,) and spec.benchmark.instances == 2
+    with pytest.raises(ConfigError, match="benchmark.batch_sizes"):
+        config.parse({**raw, "benchmark": {"batch_sizes": [0]}})
+    with pytest.raises(ConfigError, match="benchmark.warmpu"):
+        config.parse({**raw, "benchmark": {"warmpu": 1}})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_benchmark_cli_on_the_example_with_two_instances(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shipped = EXAMPLE / "artifacts" / "digits_cnn.pt"
+    if shipped.exists():
+        shutil.copy(shipped, cache / shipped.name)
+    env = {**os.environ, "TUNEKIT_CACHE_DIR": str(cache), "TUNEKIT_PROGRESS": "0"}
+    workspace = tmp_path / "ws"
+    cli = [sys.executable, "-m", "tunekit.cli"]
+    tuned = subprocess.run([*cli, "tune", str(EXAMPLE / "config.yaml"), "--workspace",
+                            str(workspace), "-q"], env=env, capture_output=True, text=True)
+    assert tuned.returncode == 0, tuned.stderr
+    bench = subprocess.run([*cli, "benchmark", str(EXAMPLE / "config.yaml"), "--model",
+                            str(workspace), "--set", "benchmark.instances=2", "--set",
+                            "benchmark.rounds=1", "--set", "benchmark.iterations=3"],
+                           env=env, capture_output=True, text=True)
+    assert bench.returncode == 0, bench.stderr
+    assert "latency ×" in bench.stdout
+    result = json.loads((workspace / "benchmark.json").read_text())
+    cores = result["cores"]
+    assert len(cores) == 2 and not set(cores[0]) & set(cores[1])
+    assert [r["batch_size"] for r in result["results"]] == [1, 32]
+    for figures in result["per_instance"]:
+        assert {(f["model"], f["threads"]) for f in figures} == {("fp32", len(cores[0])),
+                                                                  ("tuned", len(cores[0]))}

@@ -1,0 +1,255 @@
+"""The TensorFlow adaptor: the plugin the core talks to; the work lives in the sibling modules.
+
+Importing this module does not import TensorFlow (seconds of start-up): the helpers that need it
+are imported on first use, so ``tunekit plugins`` and configs naming another framework stay fast.
+
+Candidates: int8/fp32 mixes are TFLite flatbuffers (:class:`runtime.TFLiteModel`) quantized from
+one calibration; bf16/fp32 mixes of Keras models are Keras clones with per-layer bf16 policies
+(:class:`bf16.KerasBF16Model`). docs/tensorflow-backend.md has the measurements behind both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tunekit.adaptor import Adaptor, Batch
+from tunekit.data import require_batches, split_batch
+from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError, TunekitError
+from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace, int8_options
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
+
+APPROACHES = ("static", "dynamic", "auto")
+ALGORITHMS = ("minmax", "percentile")
+GRANULARITIES = ("per_channel", "per_tensor")
+
+
+class _ModelState:
+    """What the adaptor derives from one FP32 model once: its float flatbuffer, its tunable ops,
+    and the calibration of the last calibration data seen (keyed by the data's content)."""
+
+    def __init__(self, source: Any, float_blob: bytes, ops: list[Any]) -> None:
+        self.source = source
+        self.float_blob = float_blob
+        self.ops = ops
+        self.calibration: tuple[str, Any, list[Any]] | None = None
+        from tunekit.adaptors.tensorflow.runtime import input_order
+
+        self.order = input_order(float_blob, source.input_names)
+
+
+class TensorFlowAdaptor(Adaptor):
+    """Tunes Keras models and SavedModels on CPU: int8 (TFLite) or bf16 (TF) per op, or fp32.
+
+    Parameters (keyword-only, stored as given):
+        inputs: the model's input names in the order tuple batches give them (default: the
+            model's own order).
+        output: the output the metric sees (default: the first).
+        signature: the SavedModel signature to tune.
+        bf16: offer bf16 per op (Keras models, CPUs with native bf16). Off by default: TFLite
+            has no bf16 kernels, so bf16 ops cannot share a model with int8 ops.
+        num_threads: TFLite interpreter threads (default: every core, as TensorFlow uses).
+    """
+
+    model_suffix: ClassVar[str] = ""  # a folder: the TensorFlow file plus the recipe
+
+    def __init__(self, *, inputs: Sequence[str] | None = None, output: str | None = None,
+                 signature: str = "serving_default", bf16: bool = False,
+                 num_threads: int | None = None) -> None:
+        self.inputs = inputs
+        self.output = output
+        self.signature = signature
+        self.bf16 = bf16
+        self.num_threads = num_threads
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    # -- the FP32 model ------------------------------------------------------------------------
+    def _state(self, model: Any) -> _ModelState:
+        from tunekit.adaptors.tensorflow import graph, source
+        from tunekit.adaptors.tensorflow.runtime import quiet
+
+        states = self.__dict__.setdefault("_states", weakref.WeakKeyDictionary())
+        source.check_kind(model)
+        if model not in states:
+            float_model = source.resolve(model, self.inputs, self.output, self.signature)
+            try:
+                with quiet():
+                    blob = float_model.converter().convert()
+            except Exception as exc:
+                raise ModelError(f"TFLite cannot convert {type(model).__name__} "
+                                 f"({type(exc).__name__}: {exc})") from exc
+            layers = graph.keras_layers(float_model.keras) if float_model.keras else None
+            states[model] = _ModelState(float_model, blob, graph.find_ops(graph.read(blob),
+                                                                          layers))
+        return states[model]
+
+    # -- tuning space and candidates -----------------------------------------------------------
+    def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
+        """Every TFLite op TFLite can run in int8 (Conv2D, DepthwiseConv2D, Dense, MatMul, Add,
+        Multiply, Concatenate, pooling), with its int8 options, bf16 (if enabled) and fp32."""
+        if approach not in APPROACHES:
+            raise ConfigError("quantization.approach", f"unknown approach {approach!r}; "
+                              f"expected one of {', '.join(APPROACHES)}")
+        if approach == "dynamic":
+            raise NotSupportedError("the tensorflow adaptor quantizes statically (TFLite int8 "
+                                    "kernels with calibrated activations); use approach: static")
+        from tunekit.adaptors.tensorflow import bf16, graph
+
+        state = self._state(model)
+        if not state.ops:
+            raise NotSupportedError(f"{type(model).__name__} has no op TFLite can quantize "
+                                    f"(types: {', '.join(t for t, _ in graph.TUNABLE.values())})")
+        counts: dict[str, int] = {}
+        for op in state.ops:
+            counts[op.key.name.split("#")[0]] = counts.get(op.key.name.split("#")[0], 0) + 1
+        with_bf16 = self.bf16 and state.source.keras is not None and bf16.supported()
+        options = {}
+        for op in state.ops:
+            weighted = op.weight is not None
+            int8 = (int8_options(["static"], ["asym"], list(GRANULARITIES), list(ALGORITHMS))
+                    if weighted else [OpConfig("int8", "static", "asym", None, a)
+                                      for a in ALGORITHMS])
+            floats = [OpConfig("bf16")] if with_bf16 and counts[op.key.name] == 1 else []
+            options[op.key] = (*int8, *floats, OpConfig("fp32"))
+        return TuningSpace(options)
+
+    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
+        """A new model in ``config``'s precisions; ``model`` is not modified."""
+        state = self._state(model)
+        known = {op.key for op in state.ops}
+        unknown = sorted(set(config.ops) - known)
+        if unknown:
+            raise ModelError("the config names ops this model does not have: "
+                             + ", ".join(map(str, unknown[:5])))
+        counts = config.counts()
+        if counts.get("bf16"):
+            if counts.get("int8"):
+                raise TrialError("a config cannot mix int8 and bf16 ops: int8 runs in TFLite, "
+                                 "which has no bf16 kernels; fall the bf16 ops back to fp32")
+            return self._checked(self._bf16(state, config), state, calib_data)
+        if not counts.get("int8"):
+            from tunekit.adaptors.tensorflow.runtime import TFLiteModel
+
+            candidate = TFLiteModel(state.float_blob, config, state.source.input_names,
+                                    order=state.order, threads=self.num_threads)
+            return self._checked(candidate, state, calib_data)
+        batches = require_batches(calib_data, "the calibration data")
+        return self._checked(self._int8(state, config, batches), state, batches)
+
+    def _int8(self, state: _ModelState, config: QuantConfig, batches: list[Any]) -> Any:
+        from tunekit.adaptors.tensorflow import calibration, graph, quantize
+        from tunekit.adaptors.tensorflow.runtime import TFLiteModel, quiet
+
+        key = _fingerprint(state.source, batches)
+        if state.calibration is None or state.calibration[0] != key:
+            with quiet():
+                result = calibration.calibrate(state.source, batches, state.order)
+            layers = (graph.keras_layers(state.source.keras) if state.source.keras else None)
+            state.calibration = (key, result, graph.find_ops(graph.read(result.blob), layers))
+        _, result, ops = state.calibration
+        with quiet():
+            blob = quantize.build(result, ops, config)
+        return TFLiteModel(blob, config, state.source.input_names, order=state.order,
+                           reference=result.blob, threads=self.num_threads)
+
+    def _bf16(self, state: _ModelState, config: QuantConfig) -> Any:
+        if state.source.keras is None:
+            raise TrialError("bf16 needs a Keras model (its layers get bf16 dtype policies); "
+                             "a SavedModel tunes in int8 and fp32")
+        from tunekit.adaptors.tensorflow import bf16
+
+        return bf16.clone(state.source, [op.name for op in config.ops_in("bf16")])
+
+    def _checked(self, candidate: Any, state: _ModelState, batches: Iterable[Batch]) -> Any:
+        """Run one batch so that a candidate that cannot run fails here, as a TrialError."""
+        first = next(iter(batches or []), None)
+        if first is None:
+            return candidate
+        try:
+            self._run(candidate, split_batch(first)[0])
+        except TunekitError:
+            raise
+        except Exception as exc:
+            raise TrialError(f"the candidate {candidate!r} fails on a calibration batch "
+                             f"({type(exc).__name__}: {exc})") from exc
+        return candidate
+
+    # -- running -------------------------------------------------------------------------------
+    def _run(self, model: Any, inputs: Any) -> np.ndarray:
+        from tunekit.adaptors.tensorflow import source
+        from tunekit.adaptors.tensorflow.bf16 import KerasBF16Model
+        from tunekit.adaptors.tensorflow.runtime import TFLiteModel
+
+        if isinstance(model, TFLiteModel):
+            return model.run(source.feed(inputs, model.input_names))[0]
+        if isinstance(model, KerasBF16Model):
+            return model.run(source.feed(inputs, model.input_names))
+        return source.resolve(model, self.inputs, self.output, self.signature)(inputs)
+
+    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, Any]]:
+        """Per batch: (the chosen output as float32 numpy, labels as numpy or None)."""
+        for batch in data:
+            inputs, labels = split_batch(batch)
+            outputs = np.asarray(self._run(model, inputs), np.float32)
+            yield outputs, None if labels is None else np.asarray(labels)
+
+    def run_batch(self, model: Any, inputs: Any) -> Any:
+        return self._run(model, inputs)
+
+    def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
+                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+        """Per op, its output in the float flatbuffer the candidate was built from and in the
+        candidate (dequantized), on the same batches."""
+        from tunekit.adaptors.tensorflow import inspection
+        from tunekit.adaptors.tensorflow.runtime import TFLiteModel
+
+        if not isinstance(candidate, TFLiteModel):
+            raise NotSupportedError(f"the tensorflow adaptor inspects TFLite candidates (int8 and "
+                                    f"fp32 ops), not {type(candidate).__name__}")
+        self._state(model)
+        return inspection.compare(candidate, ops, [split_batch(b)[0] for b in data])
+
+    # -- files ---------------------------------------------------------------------------------
+    def load_model(self, path: Path) -> Any:
+        from tunekit.adaptors.tensorflow import source
+
+        return source.load_model(Path(path))
+
+    def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:
+        from tunekit.adaptors.tensorflow import serialize
+
+        serialize.save(candidate, config, Path(path))
+
+    def load(self, model: Any, config: QuantConfig, path: Path) -> Any:
+        from tunekit.adaptors.tensorflow import serialize
+
+        return serialize.load(self._state(model).source, config, Path(path), self.num_threads)
+
+    def model_size(self, model: Any) -> int:
+        from tunekit.adaptors.tensorflow.runtime import TFLiteModel
+
+        if isinstance(model, TFLiteModel):
+            return len(model.blob)
+        keras = getattr(model, "keras", model)
+        if not hasattr(keras, "weights"):
+            raise NotSupportedError(f"cannot size a {type(model).__name__}")
+        return int(sum(np.asarray(w).nbytes for w in keras.weights))
+
+
+def _fingerprint(float_model: Any, batches: Sequence[Batch]) -> str:
+    """A digest of the calibration inputs: the same data reuses the cached calibration."""
+    digest = hashlib.sha1()
+    for batch in batches:
+        for name, array in float_model.feed(split_batch(batch)[0]).items():
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,108 @@
+"""Time the FP32 and the tuned model of a config in this process.
+
+Timing reuses :class:`~tunekit.objectives.performance.Performance` (warm-up, gc off, median) and
+``adaptor.run_batch``, so a benchmark figure and the tuning's ``performance`` objective are the
+same measurement. The two models alternate in rounds, so a change in the load of a shared
+machine hits both alike rather than skewing their ratio; each figure pools every round's calls.
+"""
+
+from __future__ import annotations
+
+import statistics
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunekit import plugins
+from tunekit.adaptor import Adaptor
+from tunekit.config import BenchmarkSpec, TuneSpec
+from tunekit.errors import ConfigError
+from tunekit.objectives.performance import Performance
+from tunekit.references import data_source, resolve
+
+MODELS = ("fp32", "tuned")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One model at one batch size: latency median and 90th percentile, throughput."""
+
+    model: str
+    batch_size: int
+    median_s: float
+    p90_s: float
+    throughput: float
+    threads: int | None
+    calls: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "batch_size": self.batch_size,
+                "median_ms": self.median_s * 1e3, "p90_ms": self.p90_s * 1e3,
+                "throughput": self.throughput, "threads": self.threads, "calls": self.calls}
+
+
+def load(spec: TuneSpec, tuned_path: Path) -> tuple[Adaptor, dict[str, Any], Iterable[Any]]:
+    """The adaptor, ``{"fp32": model, "tuned": model}`` and the input data of a config.
+
+    ``tuned_path`` is a tuning workspace or a model file in one (its recipe beside it); the
+    tuned model is rebuilt with :func:`tunekit.load` from the FP32 model the config names.
+    """
+    from tunekit.api import load as load_tuned
+    from tunekit.api import load_model
+
+    workspace = tuned_path.parent if tuned_path.is_file() else tuned_path
+    if not (workspace / "best_config.json").exists():
+        raise ConfigError("--model", f"{str(tuned_path)!r} is not a tuning workspace (no "
+                                     "best_config.json); run tunekit tune first or pass --model")
+    adaptor = plugins.create("tunekit.adaptors", spec.model.framework, spec.model.options)
+    fp32 = load_model(spec, adaptor)
+    with warnings.catch_warnings():  # frameworks' deprecation notices about stored int8 tensors
+        warnings.simplefilter("ignore", UserWarning)
+        tuned = load_tuned(workspace, fp32)
+    return adaptor, {"fp32": fp32, "tuned": tuned}, _data(spec)
+
+
+def _data(spec: TuneSpec) -> Iterable[Any]:
+    """The evaluation batches (the calibration batches when the config gives none)."""
+    for ref, where in ((spec.evaluation.data, "evaluation.data"),
+                       (spec.quantization.calib_data, "quantization.calibration.data")):
+        if ref:
+            return data_source(resolve(ref, spec.base_dir, where), where)
+    raise ConfigError("evaluation.data", "the benchmark runs the models on real inputs: give "
+                                         "evaluation.data (or quantization.calibration.data)")
+
+
+def steps(bench: BenchmarkSpec) -> Iterator[tuple[int, int, str]]:
+    """``(batch size, round, model)`` in the order they are timed."""
+    for batch_size in bench.batch_sizes:
+        for round_ in range(bench.rounds):
+            for model in MODELS:
+                yield batch_size, round_, model
+
+
+def measure(adaptor: Adaptor, models: dict[str, Any], data: Iterable[Any],
+            bench: BenchmarkSpec, threads: int | None,
+            tick: Callable[[], None] = lambda: None) -> list[Figures]:
+    """Figures per (model, batch size); ``tick`` is called after each step of :func:`steps`."""
+    times: dict[tuple[str, int], list[float]] = {}
+    thread_counts: dict[tuple[str, int], int | None] = {}
+    for batch_size, _, name in steps(bench):
+        timer = Performance(warmup=bench.warmup, iterations=bench.iterations,
+                            batch_size=batch_size, threads=threads)
+        timer.measure(adaptor, models[name], data)
+        times.setdefault((name, batch_size), []).extend(timer.times())
+        used = timer.details().get("threads")
+        thread_counts[(name, batch_size)] = int(used) if used is not None else None
+        tick()
+    return [_figures(name, batch_size, calls, thread_counts[(name, batch_size)])
+            for (name, batch_size), calls in times.items()]
+
+
+def _figures(model: str, batch_size: int, calls: list[float], threads: int | None) -> Figures:
+    median = statistics.median(calls)
+    p90 = statistics.quantiles(calls, n=10, method="inclusive")[-1] if len(calls) > 1 \
+        else calls[0]
+    return Figures(model, batch_size, median, p90, batch_size / median if median > 0 else 0.0,
+                   threads, len(calls))

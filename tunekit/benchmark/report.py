@@ -1,0 +1,82 @@
+"""The benchmark's result: FP32 and tuned model side by side, with ratios, as a table and JSON.
+
+With several instances, latency figures are the median over instances (each instance's own
+median and 90th percentile), and throughput is the sum: the instances ran at the same time, so
+together they served that many samples per second.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunekit.config import BenchmarkSpec
+
+if TYPE_CHECKING:
+    from tunekit.benchmark.measure import Figures
+
+COLUMNS = ("batch", "FP32 median ms", "FP32 p90 ms", "FP32 /s", "tuned median ms",
+           "tuned p90 ms", "tuned /s", "latency ×", "throughput ×")
+
+
+@dataclass
+class Report:
+    bench: BenchmarkSpec
+    model_path: Path
+    instances: list[list[Figures]]
+    cores: list[list[int]]
+
+    def combined(self, model: str, batch_size: int) -> dict[str, Any]:
+        """One model at one batch size over all instances (see the module docstring)."""
+        mine = [f for figures in self.instances for f in figures
+                if f.model == model and f.batch_size == batch_size]
+        return {"median_ms": statistics.median(f.median_s for f in mine) * 1e3,
+                "p90_ms": statistics.median(f.p90_s for f in mine) * 1e3,
+                "throughput": sum(f.throughput for f in mine),
+                "threads": mine[0].threads, "calls": sum(f.calls for f in mine)}
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for batch_size in self.bench.batch_sizes:
+            fp32, tuned = self.combined("fp32", batch_size), self.combined("tuned", batch_size)
+            rows.append({"batch_size": batch_size, "fp32": fp32, "tuned": tuned,
+                         "speedup": _ratio(fp32["median_ms"], tuned["median_ms"]),
+                         "throughput_ratio": _ratio(tuned["throughput"], fp32["throughput"])})
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        bench = self.bench
+        return {"model": str(self.model_path), "instances": bench.instances, "cores": self.cores,
+                "threads_per_instance": self.rows()[0]["fp32"]["threads"],
+                "warmup": bench.warmup, "iterations": bench.iterations, "rounds": bench.rounds,
+                "results": self.rows(),
+                "per_instance": [[f.to_dict() for f in figures] for figures in self.instances]}
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def table(self) -> str:
+        lines = [" │ ".join(COLUMNS)]
+        widths = [len(c) for c in COLUMNS]
+        for row in self.rows():
+            fp32, tuned = row["fp32"], row["tuned"]
+            cells = [str(row["batch_size"]), f"{fp32['median_ms']:.3f}", f"{fp32['p90_ms']:.3f}",
+                     f"{fp32['throughput']:.0f}", f"{tuned['median_ms']:.3f}",
+                     f"{tuned['p90_ms']:.3f}", f"{tuned['throughput']:.0f}",
+                     f"{row['speedup']:.2f}×", f"{row['throughput_ratio']:.2f}×"]
+            lines.append(" │ ".join(c.rjust(w) for c, w in zip(cells, widths)))
+        threads = self.rows()[0]["fp32"]["threads"]
+        cores = ", ".join("{" + ",".join(map(str, c)) + "}" for c in self.cores)
+        lines.append(f"{self.bench.instances} instance(s) on cores {cores}, "
+                     f"{threads if threads is not None else '?'} thread(s) each; "
+                     f"{self.bench.rounds} rounds × {self.bench.iterations} calls per model "
+                     f"after {self.bench.warmup} warm-up calls; latency × = FP32 / tuned")
+        return "\n".join(lines)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else 0.0

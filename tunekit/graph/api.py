@@ -1,0 +1,110 @@
+"""``tunekit.optimize_graph`` and ``tunekit optimize``: graph optimization from Python or YAML.
+
+FP32 optimization needs only the model (and, for bf16, one example batch). With bf16 allowed and
+an evaluation given, the bf16/fp32 choice per op is tuned by :class:`~tunekit.tuner.Tuner` on the
+FP32-optimized graph (the ``tuning:`` section applies as for ``tunekit tune``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tunekit import api as core_api
+from tunekit import config as config_module
+from tunekit.config import TuneSpec
+from tunekit.data import split_batch
+from tunekit.errors import ConfigError
+from tunekit.graph.result import GraphResult
+from tunekit.metric import Metric
+from tunekit.references import data_source, resolve
+from tunekit.tuner import Tuner
+
+FRAMEWORKS = ("pytorch", "tensorflow")
+
+
+def optimize_graph(model: Any, precisions: Sequence[str] = ("fp32",), *,
+                   passes: Sequence[str] | Mapping[str, bool] | None = None,
+                   example_data: Iterable[Any] | None = None,
+                   eval_data: Iterable[Any] | None = None,
+                   metric: Metric | str | Mapping[str, Any] | None = None,
+                   eval_func: Callable[[Any], Any] | None = None,
+                   config: str | Path | Mapping[str, Any] | None = None,
+                   **kw: Any) -> GraphResult:
+    """Optimize ``model``'s graph: FP32 passes, and bf16 where ``precisions`` allows it.
+
+    ``example_data`` yields ``(inputs, labels)`` batches (bf16 needs one to place its casts;
+    ``eval_data`` serves when absent). With ``metric``/``eval_func``, bf16+fp32 is tuned to the
+    accuracy goal; ``config`` and ``kw`` (``accuracy_criterion``, ``strategy``, ``workspace``,
+    ... as for :func:`tunekit.tune`) set the tuning.
+    """
+    raw, base_dir = core_api._raw_config(config)
+    for key, value in kw.items():
+        if key not in core_api.KEYWORDS:
+            raise ConfigError(key, f"unknown keyword of tunekit.optimize_graph; valid: "
+                                   f"{', '.join(core_api.KEYWORDS)}")
+        core_api._set_path(raw, core_api.KEYWORDS[key], value)
+    raw["model"] = {"framework": raw.get("model", {}).get("framework")
+                    or _framework(model), "factory": "<python>:model"}
+    raw["graph_optimization"] = {**(raw.get("graph_optimization") or {}),
+                                 "precisions": list(precisions),
+                                 **({"passes": passes} if passes is not None else {})}
+    evaluation: dict[str, Any] = {}
+    if isinstance(metric, (str, Mapping)):
+        evaluation = {"metric": metric, "data": "<python>:eval_data"}
+    raw["evaluation"] = evaluation
+    spec = config_module.parse(raw, base_dir=base_dir)
+    metric_obj = metric if isinstance(metric, Metric) else core_api._metric(spec)
+    return _run(spec, model, example_data, eval_data, metric_obj, eval_func, "eval_func")
+
+
+def _framework(model: Any) -> str:
+    """``pytorch`` for any ``nn.Module`` (user subclasses live in the user's modules), else the
+    core's guess from the model's package."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        return "pytorch"
+    return core_api._guess_framework(model)
+
+
+def optimize_config(spec: TuneSpec) -> GraphResult:
+    """Graph optimization as a config describes it (the CLI's path)."""
+    adaptor = core_api._adaptor(spec)
+    model = core_api.load_model(spec, adaptor)
+    q, e = spec.quantization, spec.evaluation
+    example = data_source(resolve(q.calib_data, spec.base_dir, "quantization.calibration.data"),
+                          "quantization.calibration.data") if q.calib_data else None
+    eval_data = data_source(resolve(e.data, spec.base_dir, "evaluation.data"),
+                            "evaluation.data") if e.data else None
+    eval_func = resolve(e.eval_func, spec.base_dir, "evaluation.eval_func") if e.eval_func else None
+    return _run(spec, model, example, eval_data, core_api._metric(spec), eval_func,
+                f"evaluation.eval_func {e.eval_func}")
+
+
+def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
+         eval_data: Iterable[Any] | None, metric: Metric | None,
+         eval_func: Callable[[Any], Any] | None, eval_func_name: str) -> GraphResult:
+    settings = spec.graph_optimization
+    precisions = tuple(settings.get("precisions", ("fp32",)))
+    framework = spec.model.framework
+    if framework not in FRAMEWORKS:
+        raise ConfigError("model.framework", f"graph optimization supports "
+                                             f"{', '.join(FRAMEWORKS)}, not {framework!r}")
+    examples = example_data if example_data is not None else eval_data
+    batch = next(iter(examples), None) if examples is not None else None
+    if framework == "tensorflow":
+        from tunekit.graph.tensorflow.optimize import optimize as optimize_tf
+
+        return optimize_tf(model, precisions, settings.get("passes"))
+    from tunekit.graph.pytorch.optimize import example_inputs, optimize
+
+    inputs = example_inputs(split_batch(batch)[0], model) if batch is not None else None
+    tune = None
+    if metric is not None or eval_func is not None:
+        def tune(graph: Any, adaptor: Any) -> Any:
+            parts = core_api._parts(spec, adaptor, graph, list(examples or [])[:1] or None,
+                                    eval_data, metric, eval_func, eval_func_name)
+            return Tuner(parts).run()
+    return optimize(model, precisions, settings.get("passes"), inputs, tune)

@@ -1,0 +1,90 @@
+"""The pass pipeline shared by every framework: run passes in order, report what each changed.
+
+A pass is a small object with a ``name`` and a ``run(graph) -> graph`` method; the framework
+packages (:mod:`tunekit.graph.pytorch`, :mod:`tunekit.graph.tensorflow`) list theirs in their
+default order. The pipeline only counts nodes before and after each pass, so a user can see which
+pass did the work (and switch off one that does nothing for their model).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from tunekit.errors import ConfigError
+
+log = logging.getLogger("tunekit")
+
+
+class GraphPass(abc.ABC):
+    """One graph rewrite that keeps the model's outputs (FP32 passes: within float rounding)."""
+
+    #: the name ``graph_optimization.passes`` uses to switch the pass on or off
+    name: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def run(self, graph: Any) -> Any:
+        """The rewritten graph (may be ``graph`` itself, changed in place)."""
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """What one pass did: node counts before and after, and how long it took."""
+
+    name: str
+    nodes_before: int
+    nodes_after: int
+    seconds: float
+
+    def line(self) -> str:
+        delta = self.nodes_after - self.nodes_before
+        change = f"{delta:+d}" if delta else "no change in node count"
+        return (f"{self.name:<16} {self.nodes_before:>5} → {self.nodes_after:<5} nodes "
+                f"({change}, {self.seconds * 1e3:.0f} ms)")
+
+
+def select(available: Sequence[GraphPass], setting: Any,
+           where: str = "graph_optimization.passes") -> list[GraphPass]:
+    """The passes to run: all of ``available`` by default, or as ``setting`` says.
+
+    ``setting`` is ``None`` (all), a list of pass names (exactly those, in the default order) or
+    a mapping ``{name: true|false}`` that switches single passes on or off.
+    """
+    names = [p.name for p in available]
+    if setting is None:
+        return list(available)
+    if isinstance(setting, Mapping):
+        for key, value in setting.items():
+            _known(str(key), names, where)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}", f"must be true or false, got {value!r}")
+        return [p for p in available if setting.get(p.name, True)]
+    if isinstance(setting, (list, tuple)) and all(isinstance(s, str) for s in setting):
+        for key in setting:
+            _known(key, names, where)
+        return [p for p in available if p.name in setting]
+    raise ConfigError(where, "must be a list of pass names or a mapping {pass: true|false}; "
+                             f"passes: {', '.join(names)}")
+
+
+def _known(name: str, names: Sequence[str], where: str) -> None:
+    if name not in names:
+        raise ConfigError(f"{where}.{name}", f"unknown pass; this framework's passes: "
+                                             f"{', '.join(names)}")
+
+
+def run_passes(graph: Any, passes: Sequence[GraphPass],
+               count: Callable[[Any], int]) -> tuple[Any, list[PassReport]]:
+    """Apply ``passes`` in order; ``count`` gives a graph's node count for the report."""
+    reports = []
+    for graph_pass in passes:
+        before, start = count(graph), time.perf_counter()
+        graph = graph_pass.run(graph)
+        report = PassReport(graph_pass.name, before, count(graph), time.perf_counter() - start)
+        log.info("pass %s", report.line())
+        reports.append(report)
+    return graph, reports

@@ -1,0 +1,18 @@
+"""Pass ``dead_code``: drop nodes whose results nobody uses, and modules nobody calls."""
+
+from __future__ import annotations
+
+from torch import fx
+
+from tunekit.graph.pipeline import GraphPass
+from tunekit.graph.pytorch.trace import finish
+
+
+class EliminateDeadCode(GraphPass):
+    """A model often computes more than it returns (an auxiliary head, a debug tensor); torch.fx
+    knows which ops are side-effect free, so those that feed nothing go."""
+
+    name = "dead_code"
+
+    def run(self, graph: fx.GraphModule) -> fx.GraphModule:
+        return finish(graph)

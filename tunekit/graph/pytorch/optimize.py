@@ -1,0 +1,66 @@
+"""PyTorch graph optimization end to end: trace, FP32 passes, then layout or bf16/fp32 mix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import fx, nn
+
+from tunekit.graph.pipeline import PassReport, run_passes, select
+from tunekit.graph.pytorch import LAYOUT, PASSES, STRUCTURAL
+from tunekit.graph.pytorch.amp import bf16_candidates
+from tunekit.graph.pytorch.trace import count_nodes, to_graph
+from tunekit.graph.pytorch.tuning import AMPAdaptor, build
+from tunekit.graph.result import GraphResult
+from tunekit.result import TuneResult
+
+#: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.api
+Tune = Callable[[fx.GraphModule, AMPAdaptor], TuneResult]
+
+
+def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
+             example_inputs: Sequence[Any] | None, tune: Tune | None = None) -> GraphResult:
+    """Run the selected passes; with bf16 allowed, convert (all, or as ``tune`` decides)."""
+    chosen = select(PASSES, passes)
+    structural = [p for p in chosen if p in STRUCTURAL]
+    graph, reports = run_passes(to_graph(model), structural, count_nodes)
+    precisions = tuple(precisions)
+    if "bf16" not in precisions:
+        layout = [LAYOUT["fp32"]] if LAYOUT["fp32"] in chosen else []
+        graph, more = run_passes(graph, layout, count_nodes)
+        return GraphResult(graph, "pytorch", precisions, [*reports, *more])
+    if example_inputs is None:
+        raise _needs_data()
+    adaptor = AMPAdaptor(example_inputs=example_inputs)
+    tuning = None
+    if tune is not None and "fp32" in precisions:
+        tuning = tune(graph, adaptor)
+        bf16_ops = [op.name for op in tuning.best_config.ops_in("bf16")] \
+            if tuning.best_config is not None else []
+    else:
+        adaptor.capabilities(graph)  # refuses a CPU without native bf16
+        bf16_ops = bf16_candidates(graph)
+    before = count_nodes(graph)
+    mixed = build(graph, bf16_ops, example_inputs)
+    reports.append(PassReport("auto_mixed_prec", before, count_nodes(mixed), 0.0))
+    return GraphResult(mixed, "pytorch", precisions, reports, bf16_ops, tuning)
+
+
+def example_inputs(batch_inputs: Any, model: nn.Module) -> tuple[Any, ...]:
+    """One batch's inputs as the positional arguments of ``model.forward``."""
+    if isinstance(batch_inputs, dict):
+        graph = to_graph(model)
+        names = [n.target for n in graph.graph.nodes if n.op == "placeholder"]
+        return tuple(batch_inputs.get(name) for name in names)
+    if isinstance(batch_inputs, (tuple, list)):
+        return tuple(batch_inputs)
+    return (batch_inputs,)
+
+
+def _needs_data() -> Exception:
+    from tunekit.errors import ConfigError
+
+    return ConfigError("quantization.calibration.data",
+                       "bf16 needs one example batch to place the casts: give calibration or "
+                       "evaluation data (Python: example_inputs=...)")

@@ -1,0 +1,55 @@
+"""What graph optimization hands back: the model, the pass report, and the tuning if one ran."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunekit.graph.pipeline import PassReport
+from tunekit.result import TuneResult
+
+
+@dataclass
+class GraphResult:
+    """``model`` runs like the original (same inputs, float32 outputs).
+
+    ``bf16_ops`` names the ops converted to bf16 (empty for FP32 optimization); ``tuning`` is the
+    accuracy-driven tuning that chose them, when an evaluation was given.
+    """
+
+    model: Any
+    framework: str
+    precisions: tuple[str, ...]
+    reports: Sequence[PassReport] = field(default_factory=list)
+    bf16_ops: Sequence[str] = ()
+    tuning: TuneResult | None = None
+
+    @property
+    def met(self) -> bool:
+        """Whether the accuracy goal holds (True when no evaluation was asked for)."""
+        return self.tuning is None or self.tuning.met
+
+    def save(self, path: str | Path) -> None:
+        """The model in a safe native form: a GraphDef ``.pb`` (TensorFlow) or the tensors of
+        a ``state_dict`` (PyTorch; rebuild with :func:`tunekit.optimize_graph` and load them)."""
+        if self.framework == "tensorflow":
+            self.model.save(Path(path))
+            return
+        import torch
+
+        state = {key: value.to_dense() if value.is_mkldnn else value  # oneDNN-layout weights
+                 for key, value in self.model.state_dict().items()}
+        torch.save(state, Path(path))
+
+    def summary(self) -> str:
+        lines = [f"graph optimization ({self.framework}, precisions {'+'.join(self.precisions)}):"]
+        lines += ["  " + report.line() for report in self.reports]
+        if "bf16" in self.precisions:
+            lines.append(f"  bf16 ops: {len(self.bf16_ops)}"
+                         + (f" ({', '.join(list(self.bf16_ops)[:6])}"
+                            f"{', ...' if len(self.bf16_ops) > 6 else ''})" if self.bf16_ops else ""))
+        if self.tuning is not None:
+            lines.append("  " + self.tuning.summary().replace("\n", "\n  "))
+        return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""The TensorFlow graph every pass rewrites: a frozen ``GraphDef`` with named inputs/outputs.
+
+:func:`freeze` turns a Keras model or SavedModel into one (variables become constants, so
+constant folding and BatchNorm folding can see the weights); :class:`FrozenGraph` runs it on
+numpy batches and writes it as a ``.pb`` that ``tf.compat.v1`` or the TF tools load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from tunekit.adaptors.tensorflow.source import feed
+from tunekit.errors import ModelError
+
+
+@dataclass
+class FrozenGraph:
+    """A frozen graph and the tensor names of its inputs (in call order) and outputs."""
+
+    graph_def: Any
+    inputs: list[str]
+    outputs: list[str]
+
+    def with_graph(self, graph_def: Any) -> FrozenGraph:
+        return FrozenGraph(graph_def, self.inputs, self.outputs)
+
+    def function(self) -> Any:
+        """A callable concrete function over this graph (built once per graph_def)."""
+        cached = getattr(self, "_function", None)
+        if cached is None or cached[0] is not self.graph_def:
+            def imported() -> None:
+                tf.compat.v1.import_graph_def(self.graph_def, name="")
+
+            wrapped = tf.compat.v1.wrap_function(imported, [])
+            graph = wrapped.graph
+            pruned = wrapped.prune([graph.as_graph_element(f"{n}:0") for n in self.inputs],
+                                   [graph.as_graph_element(f"{n}:0") for n in self.outputs])
+            cached = (self.graph_def, pruned)
+            object.__setattr__(self, "_function", cached)
+        return cached[1]
+
+    def __call__(self, inputs: Any) -> np.ndarray:
+        """The first output on one batch's inputs (array, tuple in input order, or dict)."""
+        values = feed(inputs, self.inputs)
+        result = self.function()(*[tf.constant(values[n]) for n in self.inputs])
+        return np.asarray(result[0])
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(self.graph_def.SerializeToString())
+
+    def node_count(self) -> int:
+        return len(self.graph_def.node)
+
+
+def freeze(model: Any, signature: str = "serving_default") -> FrozenGraph:
+    """Variables to constants, for a ``keras.Model`` or a loaded SavedModel."""
+    if isinstance(model, FrozenGraph):
+        return model
+    if isinstance(model, tf.keras.Model):
+        specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in model.inputs]
+        function = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs),
+                                                 training=False))
+        concrete = function.get_concrete_function(*specs)
+    elif hasattr(model, "signatures") and signature in model.signatures:
+        concrete = model.signatures[signature]
+    else:
+        raise ModelError(f"{type(model).__name__} is not a Keras model or a SavedModel with "
+                         f"signature {signature!r}")
+    frozen = convert_variables_to_constants_v2(concrete)
+    graph_def = frozen.graph.as_graph_def()
+    inputs = [t.name.split(":")[0] for t in frozen.inputs if t.dtype != tf.resource]
+    outputs = [t.name.split(":")[0] for t in _flat(frozen.outputs)]
+    return FrozenGraph(graph_def, inputs, outputs)
+
+
+def _flat(values: Any) -> Sequence[Any]:
+    if isinstance(values, Mapping):
+        return [values[k] for k in sorted(values)]
+    return list(values)

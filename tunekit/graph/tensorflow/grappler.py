@@ -1,0 +1,67 @@
+"""Passes that run one Grappler optimizer each: TensorFlow's own rewrites, one switch per pass.
+
+- ``constant_fold``: evaluates input-independent subgraphs, and folds the per-channel Mul/Add of
+  an inference BatchNorm into the preceding Conv2D/MatMul weights;
+- ``arithmetic``: algebraic simplification and deduplication of identical nodes (CSE);
+- ``remapper``: fusions oneDNN runs as one kernel (Conv2D+BiasAdd+Relu, MatMul+BiasAdd+Relu/Gelu,
+  FusedBatchNorm into Conv2D, ...);
+- ``auto_mixed_precision``: bf16 where oneDNN supports it, casts at the borders (bf16 only).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tunekit.graph.pipeline import GraphPass
+from tunekit.graph.tensorflow.graph import FrozenGraph
+
+_ALL = ("constfold", "arithmetic", "remapping", "dependency", "layout", "shape", "loop",
+        "function", "memory", "debug_stripper")
+
+
+class GrapplerPass(GraphPass):
+    """Runs Grappler with exactly one optimizer switched on (``optimizer``)."""
+
+    optimizer: ClassVar[str] = ""
+
+    def run(self, graph: FrozenGraph) -> FrozenGraph:
+        import tensorflow as tf
+        from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
+        from tensorflow.python.grappler import tf_optimizer
+
+        graph_def = tf.compat.v1.GraphDef()
+        graph_def.CopyFrom(graph.graph_def)
+        for node in graph_def.node:  # Grappler's CPU rewrites (remapper) match placed nodes only
+            node.device = node.device or "/device:CPU:0"
+        with tf.Graph().as_default() as g:
+            tf.compat.v1.import_graph_def(graph_def, name="")
+            meta = tf.compat.v1.train.export_meta_graph(graph_def=g.as_graph_def(), graph=g)
+        fetch = meta_graph_pb2.CollectionDef()
+        fetch.node_list.value.extend(f"{n}:0" for n in graph.outputs)
+        meta.collection_def["train_op"].CopyFrom(fetch)
+        config = config_pb2.ConfigProto()
+        rewriter = config.graph_options.rewrite_options
+        rewriter.optimizers[:] = [self.optimizer]
+        rewriter.min_graph_nodes = -1
+        rewriter.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
+        return graph.with_graph(tf_optimizer.OptimizeGraph(config, meta))
+
+
+class ConstantFold(GrapplerPass):
+    name = "constant_fold"
+    optimizer = "constfold"
+
+
+class Arithmetic(GrapplerPass):
+    name = "arithmetic"
+    optimizer = "arithmetic"
+
+
+class Remapper(GrapplerPass):
+    name = "remapper"
+    optimizer = "remap"
+
+
+class AutoMixedPrecision(GrapplerPass):
+    name = "auto_mixed_precision"
+    optimizer = "auto_mixed_precision_onednn_bfloat16"

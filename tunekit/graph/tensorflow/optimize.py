@@ -1,0 +1,22 @@
+"""TensorFlow graph optimization end to end: freeze, FP32 passes, then bf16 if allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tunekit.graph.pipeline import run_passes, select
+from tunekit.graph.result import GraphResult
+from tunekit.graph.tensorflow import BF16_PASS, PASSES
+from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
+
+
+def optimize(model: Any, precisions: Sequence[str], passes: Any) -> GraphResult:
+    """The optimized :class:`FrozenGraph`; bf16 converts every op oneDNN supports (Grappler's
+    own lists decide which; no accuracy tuning for TensorFlow yet)."""
+    chosen = [p for p in select(PASSES, passes) if p is not BF16_PASS or "bf16" in precisions]
+    graph, reports = run_passes(freeze(model), chosen, FrozenGraph.node_count)
+    bf16_ops = [n.name for n in graph.graph_def.node
+                if any(v.type == 14 for v in n.attr.values())]  # 14: DT_BFLOAT16
+    return GraphResult(graph, "tensorflow", tuple(precisions), reports,
+                       bf16_ops if "bf16" in precisions else ())

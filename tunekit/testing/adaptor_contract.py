@@ -1,0 +1,115 @@
+"""Checks every framework adaptor should pass (needs pytest; shipped for adaptor authors).
+
+Subclass :class:`AdaptorContract` in a test module and provide four fixtures: ``adaptor`` (an
+instance), ``model`` (a small FP32 model of that framework with at least two tunable ops),
+``calib`` and ``eval_data`` (lists of ``(inputs, labels)`` batches the model accepts). The checks
+use only the :class:`~tunekit.adaptor.Adaptor` interface, so the PyTorch and TensorFlow adaptors
+prove the same behaviour with the same code, and so will the next one.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tunekit.adaptor import Adaptor
+from tunekit.errors import ModelError, TunekitError
+from tunekit.space import OpConfig, OpKey, QuantConfig
+
+
+def outputs(adaptor: Adaptor, model: Any, data: list[Any]) -> np.ndarray:
+    """Every batch's outputs, stacked."""
+    return np.concatenate([out for out, _ in adaptor.predict(model, data)])
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of samples whose arg-max class agrees."""
+    return float((a.argmax(-1) == b.argmax(-1)).mean())
+
+
+class AdaptorContract:
+    """The behaviour the tuner relies on, checked on a real model."""
+
+    def test_space_orders_int8_first_and_fp32_last(self, adaptor: Adaptor, model: Any) -> None:
+        space = adaptor.capabilities(model, "static")
+        assert len(space.ops) >= 2
+        for op in space.ops:
+            options = space.options[op]
+            assert options[-1] == OpConfig("fp32"), op
+            assert options[0].precision == "int8", op
+            assert [o.precision for o in options] == sorted(
+                (o.precision for o in options), key=("int8", "bf16", "fp32").index), op
+
+    def test_unknown_approach_is_a_config_error(self, adaptor: Adaptor, model: Any) -> None:
+        with pytest.raises(TunekitError, match="approach"):
+            adaptor.capabilities(model, "no_such_approach")
+
+    def test_default_int8_stays_close_and_leaves_the_model_alone(
+            self, adaptor: Adaptor, model: Any, calib: list, eval_data: list) -> None:
+        before = outputs(adaptor, model, eval_data)
+        candidate = adaptor.quantize(model, adaptor.capabilities(model).default(), calib)
+        got = outputs(adaptor, candidate, eval_data)
+        assert got.shape == before.shape and got.dtype == np.float32
+        assert agreement(got, before) >= 0.9
+        assert np.array_equal(outputs(adaptor, model, eval_data), before)
+
+    def test_every_op_in_fp32_reproduces_the_model(self, adaptor: Adaptor, model: Any,
+                                                   calib: list, eval_data: list) -> None:
+        space = adaptor.capabilities(model)
+        candidate = adaptor.quantize(model, space.uniform("fp32"), calib)
+        expected = outputs(adaptor, model, eval_data)
+        scale = float(np.abs(expected).max()) or 1.0
+        assert np.abs(outputs(adaptor, candidate, eval_data) - expected).max() < 1e-3 * scale
+
+    def test_every_single_op_fallback_builds(self, adaptor: Adaptor, model: Any,
+                                             calib: list, eval_data: list) -> None:
+        space = adaptor.capabilities(model)
+        for op in space.ops:
+            config = space.default().with_op(op, space.option(op, "fp32"))
+            got = outputs(adaptor, adaptor.quantize(model, config, calib), eval_data)
+            assert np.isfinite(got).all(), op
+
+    def test_save_then_load_reproduces_outputs_exactly(self, adaptor: Adaptor, model: Any,
+                                                       calib: list, eval_data: list,
+                                                       tmp_path: Path) -> None:
+        space = adaptor.capabilities(model)
+        first = space.ops[0]
+        config = space.default().with_op(first, space.option(first, "fp32"))
+        candidate = adaptor.quantize(model, config, calib)
+        path = tmp_path / f"best_model{adaptor.model_suffix}"
+        adaptor.save(candidate, config, path)
+        loaded = adaptor.load(model, config, path)
+        assert np.array_equal(outputs(adaptor, loaded, eval_data),
+                              outputs(adaptor, candidate, eval_data))
+        with pytest.raises(ModelError, match="another config"):
+            adaptor.load(model, space.uniform("fp32"), path)
+
+    def test_inspect_pairs_float32_outputs_per_op(self, adaptor: Adaptor, model: Any,
+                                                  calib: list) -> None:
+        space = adaptor.capabilities(model)
+        candidate = adaptor.quantize(model, space.default(), calib)
+        pairs = adaptor.inspect(model, candidate, space.ops, calib)
+        assert set(pairs) == set(space.ops)
+        for op, (fp32, quantized) in pairs.items():
+            assert fp32.shape == quantized.shape, op
+            assert fp32.dtype == quantized.dtype == np.float32, op
+
+    def test_config_naming_a_missing_op_is_a_model_error(self, adaptor: Adaptor, model: Any,
+                                                         calib: list) -> None:
+        config = adaptor.capabilities(model).default()
+        stranger = QuantConfig({**config.ops, OpKey("no_such_op", "Conv2d"): OpConfig("fp32")})
+        with pytest.raises(ModelError, match="no_such_op"):
+            adaptor.quantize(model, stranger, calib)
+
+    def test_run_batch_and_model_size(self, adaptor: Adaptor, model: Any, calib: list) -> None:
+        candidate = adaptor.quantize(model, adaptor.capabilities(model).default(), calib)
+        assert adaptor.run_batch(candidate, calib[0][0]) is not None
+        assert 0 < adaptor.model_size(candidate) < adaptor.model_size(model)
+
+    def test_constructor_takes_keyword_parameters_only(self, adaptor: Adaptor) -> None:
+        parameters = inspect.signature(type(adaptor)).parameters.values()
+        assert all(p.kind is p.KEYWORD_ONLY for p in parameters)
