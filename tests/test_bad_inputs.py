@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from tiny_project import CONFIG, write_project
+
 from tunekit import cli
 
 torch = pytest.importorskip("torch")
@@ -90,8 +90,9 @@ CASES = [
     Case("unknown nested key", USAGE,
          ("tuning.exit_policy.max_trial: unknown key (did you mean 'max_trials'?)",),
          args=_set("tuning.exit_policy.max_trial=5")),
-    Case("malformed --set", USAGE, ("--set", "'tuning.exit_policy' is not of the form "
-                                    "key.path=value"), args=("--set", "tuning.exit_policy")),
+    Case("malformed --set", USAGE,
+         ("--set", "'tuning.exit_policy' is not of the form key.path=value"),
+         args=("--set", "tuning.exit_policy")),
     # --- wrong types and values
     Case("max_trials is text", USAGE,
          ("tuning.exit_policy.max_trials: must be int, got str 'ten'",),
@@ -118,10 +119,11 @@ CASES = [
     Case("seed is a float", USAGE, ("tuning.random_seed: must be int, got float 1.5",),
          args=_set("tuning.random_seed=1.5")),
     # --- plugins
-    Case("unknown strategy", USAGE, ("tuning.strategy: unknown strategies plugin 'bayes'; "
-                                     "installed:", "basic"), args=_set("tuning.strategy=bayes")),
-    Case("unknown metric", USAGE, ("evaluation.metric.name: unknown metrics plugin 'acc'; "
-                                   "installed:", "topk"),
+    Case("unknown strategy", USAGE,
+         ("tuning.strategy: unknown strategies plugin 'bayes'; installed:", "basic"),
+         args=_set("tuning.strategy=bayes")),
+    Case("unknown metric", USAGE,
+         ("evaluation.metric.name: unknown metrics plugin 'acc'; installed:", "topk"),
          args=_set("evaluation.metric={name: acc}")),
     Case("unknown objective", USAGE, ("tuning.objective: unknown objectives plugin 'speed'",
                                       "performance"), args=_set("tuning.objective=speed")),
@@ -131,8 +133,9 @@ CASES = [
          ("strategies plugin 'basic' rejects parameters ['tries']", "it accepts:"),
          args=_set("tuning.strategy={name: basic, tries: 3}")),
     Case("plugin that is not a Strategy", USAGE,
-         ("tuning.strategy: strategies plugin 'notastrategy'", "is not a subclass of "
-          "tunekit.strategy.Strategy"), args=_set("tuning.strategy=notastrategy")),
+         ("tuning.strategy: strategies plugin 'notastrategy'",
+          "is not a subclass of tunekit.strategy.Strategy"),
+         args=_set("tuning.strategy=notastrategy")),
     # --- the model
     Case("path and factory both given", USAGE, ("model: give exactly one of 'path'",),
          args=_set("model={framework: pytorch, path: m.pt, factory: model:build}")),

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tiny_project import write_project
+
 from tunekit import cli
 
 pytest.importorskip("torch")

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tiny_project import CONFIG, write_project
 
 pytest.importorskip("torch")
@@ -37,7 +36,7 @@ def _command(config: Path, workspace: Path, resume: bool) -> list[str]:
 
 def _finish(config: Path, workspace: Path, resume: bool) -> None:
     done = subprocess.run(_command(config, workspace, resume), env=ENV, cwd=config.parent,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode in (0, 3), done.stderr
 
 

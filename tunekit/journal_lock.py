@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any
+from typing import Self
 
 from optuna.storages.journal import JournalFileOpenLock
 
@@ -43,7 +43,7 @@ class FlockLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def __enter__(self) -> FlockLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
@@ -55,11 +55,11 @@ class FlockLock:
 class _OpenLock(JournalFileOpenLock):
     """optuna's lock with the context-manager protocol :func:`lock_for` promises."""
 
-    def __enter__(self) -> _OpenLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 

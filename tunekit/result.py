@@ -85,11 +85,11 @@ class TuneResult:
             "target": self.criterion.target(self.baseline["metric"]),
             "best_trial": best.number if best else None,
             "best_metric": best.metric if best else None,
-            "best_objectives": dict(best.details) if best else {},
+            "best_objectives": objective_values(best) if best else {},
             "precisions": best.config.counts() if best else {},
             "fallback_ops": {op.name: c.precision for op, c in best.config.ops.items()
                              if c.precision != "int8"} if best else {},
-            "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": dict(t.details),
+            "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": objective_values(t),
                               "ops": t.config.to_list()} for t in self.pareto_front],
         }
 
@@ -106,6 +106,15 @@ class TuneResult:
         out.write_json(RECIPE, recipe(self, adaptor, {}))
 
 
+#: Trial details that are bookkeeping (timings, early rejection), not objective values.
+_BOOKKEEPING = ("time.", "early_rejected", "evaluated_samples")
+
+
+def objective_values(trial: Trial) -> dict[str, float]:
+    """The trial's measured objective values (and their extra figures), without bookkeeping."""
+    return {k: v for k, v in trial.details.items() if not k.startswith(_BOOKKEEPING)}
+
+
 def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> dict[str, Any]:
     """``best_config.json``: enough to rebuild the tuned model from the FP32 one, no tuning."""
     best = result.best_trial
@@ -113,7 +122,7 @@ def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> d
     return {"tunekit_version": __version__, "framework": result.framework, "model": model_ref,
             "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
             "trial": best.number, "metric": best.metric, "baseline": result.baseline["metric"],
-            "objectives": dict(best.details), "ops": best.config.to_list()}
+            "objectives": objective_values(best), "ops": best.config.to_list()}
 
 
 def write_outputs(result: TuneResult, workspace: Workspace, adaptor: Adaptor,

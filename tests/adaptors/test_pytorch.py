@@ -87,7 +87,7 @@ def test_dynamic_and_auto_approaches(digits_model: nn.Module) -> None:
     assert approaches[0] == "static" and approaches[-1] == "dynamic"
     assert {o.approach for o in auto.options[conv1] if o.precision == "int8"} == {"static"}
     with pytest.raises(ConfigError, match="approach"):
-        adaptor.capabilities(digits_model, "qat")
+        adaptor.capabilities(digits_model, "no_such_approach")
 
 
 def test_recurrent_ops_get_dynamic_int8_even_under_static(zoo: Any) -> None:

@@ -88,7 +88,7 @@ def test_exhaustive_covers_the_space_once_nearest_first() -> None:
 
 
 @pytest.mark.parametrize("strategy", [RandomStrategy(), TPEStrategy(startup=3),
-                                      BayesianStrategy(candidates=100)],
+                                      BayesianStrategy(candidates=100, screening=0)],
                          ids=["random", "tpe", "bayesian"])
 def test_searches_are_seeded_fresh_and_meet_the_goal(strategy: Strategy) -> None:
     first = drive(strategy, culprit("conv1"), seed=3)
@@ -98,8 +98,16 @@ def test_searches_are_seeded_fresh_and_meet_the_goal(strategy: Strategy) -> None
     assert drive(strategy, culprit("conv1"), seed=4).proposals != first.proposals
 
 
+def test_bayesian_screening_finds_a_single_culprit_first() -> None:
+    run = drive(BayesianStrategy(candidates=100), culprit("conv1"), seed=3)
+    assert run.status == "met" and run.evaluations == 2  # default int8, then conv1 alone back
+    assert drive(BayesianStrategy(candidates=100), culprit("conv1"), seed=4).proposals == \
+        run.proposals  # the screening design does not depend on the seed
+
+
 @pytest.mark.parametrize("name, params, message", [
     ("bayesian", {"kappa": 0}, "kappa"), ("bayesian", {"candidates": 0}, "candidates"),
+    ("bayesian", {"screening": -1}, "screening"),
     ("tpe", {"startup": -1}, "startup"), ("hawq", {"loss": "cross_entropy"}, "module:attr"),
 ])
 def test_bad_parameters_are_plugin_errors(name: str, params: dict, message: str) -> None:

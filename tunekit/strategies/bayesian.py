@@ -2,7 +2,8 @@
 
 Uses the ``bayesian-optimization`` package in its ask/tell form: each op is one categorical
 parameter (its options), the target is :func:`tunekit.strategies.search.score` (the accuracy goal
-first, then the objective). The search starts at default int8.
+first, then the objective). The search starts with a screening design: default int8, then each
+op alone at its first fallback (``screening`` ops), before the GP suggests.
 
 Unlike Intel Neural Compressor's bayesian strategy, which rounds continuous suggestions to
 integers and loops on duplicates until its budget is gone (58 evaluations on the digits fallback
@@ -34,31 +35,52 @@ class BayesianStrategy(Strategy):
     - ``candidates``: random points over which the acquisition is maximised per suggestion (≥ 1).
     """
 
-    def __init__(self, *, kappa: float = 2.576, candidates: int = 1000) -> None:
+    def __init__(self, *, kappa: float = 2.576, candidates: int = 1000,
+                 screening: int = 8) -> None:
         if not kappa > 0:
             raise ValueError(f"kappa must be > 0, got {kappa!r}")
         if not isinstance(candidates, int) or candidates < 1:
             raise ValueError(f"candidates must be an integer ≥ 1, got {candidates!r}")
+        if not isinstance(screening, int) or screening < 0:
+            raise ValueError(f"screening must be an integer ≥ 0, got {screening!r}")
         self.kappa = kappa
         self.candidates = candidates
+        self.screening = screening
 
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
         encoding = Encoding(ctx.space)
         optimizer = _optimizer(encoding, self.kappa, self.candidates, ctx.rng.randrange(2**31))
         walker, sampler = Walker(ctx), FreshSampler(ctx.space)
-        config: QuantConfig | None = ctx.space.default()
-        sampler.seen.add(config)
+        pending = _screening_design(ctx, self.screening)
+        sampler.seen.update(pending)
+        config: QuantConfig | None = pending.pop(0)
         while config is not None:
             trial = yield from walker.visit(config)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 optimizer.register(encoding.params(config), score(ctx, trial))
-                suggestion = encoding.config(optimizer.suggest())
-            if suggestion in sampler.seen:
+                suggestion = None if pending else encoding.config(optimizer.suggest())
+            if suggestion is None:
+                config = pending.pop(0) if pending else None
+            elif suggestion in sampler.seen:
                 config = sampler.draw(lambda: random_config(ctx.space, ctx.rng))
             else:
                 sampler.seen.add(suggestion)
                 config = suggestion
+
+
+def _screening_design(ctx: TuneContext, size: int) -> list[QuantConfig]:
+    """Default int8, then each op alone at its first fallback (up to ``size`` ops, the most
+    sensitive first when the adaptor can tell): the one-factor-at-a-time points give the GP every
+    op's main effect before it extrapolates, where a cold start spends its budget near default
+    int8 (the digits case: 1 of 5 ops must leave int8, 2 of its 14 options do)."""
+    default = ctx.space.default()
+    ops = [op for op in ctx.space.ops if ctx.space.fallbacks(op)
+           and default.precision_of(op) == "int8"]
+    if ctx.sensitivity is not None and len(ops) > size:
+        scores = ctx.sensitivity(default)
+        ops.sort(key=lambda op: -scores.get(op, 0.0))
+    return [default] + [default.with_op(op, ctx.space.fallbacks(op)[0]) for op in ops[:size]]
 
 
 def _optimizer(encoding: Encoding, kappa: float, candidates: int, seed: int) -> Any:

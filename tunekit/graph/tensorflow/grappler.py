@@ -23,6 +23,9 @@ class GrapplerPass(GraphPass):
     """Runs Grappler with exactly one optimizer switched on (``optimizer``)."""
 
     optimizer: ClassVar[str] = ""
+    #: place unplaced nodes on the CPU first (the remapper needs it; bf16 AMP must not: on
+    #: placed nodes it also converts ops, such as pooling, that stock TF has no bf16 kernel for)
+    place_on_cpu: ClassVar[bool] = True
 
     def run(self, graph: FrozenGraph) -> FrozenGraph:
         import tensorflow as tf
@@ -31,8 +34,8 @@ class GrapplerPass(GraphPass):
 
         graph_def = tf.compat.v1.GraphDef()
         graph_def.CopyFrom(graph.graph_def)
-        for node in graph_def.node:  # Grappler's CPU rewrites (remapper) match placed nodes only
-            node.device = node.device or "/device:CPU:0"
+        for node in graph_def.node:
+            node.device = "/device:CPU:0" if self.place_on_cpu else ""
         with tf.Graph().as_default() as g:
             tf.compat.v1.import_graph_def(graph_def, name="")
             meta = tf.compat.v1.train.export_meta_graph(graph_def=g.as_graph_def(), graph=g)
@@ -65,3 +68,4 @@ class Remapper(GrapplerPass):
 class AutoMixedPrecision(GrapplerPass):
     name = "auto_mixed_precision"
     optimizer = "auto_mixed_precision_onednn_bfloat16"
+    place_on_cpu = False

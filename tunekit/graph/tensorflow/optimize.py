@@ -13,8 +13,14 @@ from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
 
 def optimize(model: Any, precisions: Sequence[str], passes: Any) -> GraphResult:
     """The optimized :class:`FrozenGraph`; bf16 converts every op oneDNN supports (Grappler's
-    own lists decide which; no accuracy tuning for TensorFlow yet)."""
-    chosen = [p for p in select(PASSES, passes) if p is not BF16_PASS or "bf16" in precisions]
+    own lists decide which; no accuracy tuning for TensorFlow yet).
+
+    A bf16 graph skips the remapper: its fused ops (``_FusedConv2D``) declare no bf16 type, so
+    the graph would not import; TF's runtime Grappler fuses them into oneDNN ops when it runs.
+    """
+    bf16 = "bf16" in precisions
+    skipped = {"remapper"} if bf16 else {BF16_PASS.name}
+    chosen = [p for p in select(PASSES, passes) if p.name not in skipped]
     graph, reports = run_passes(freeze(model), chosen, FrozenGraph.node_count)
     bf16_ops = [n.name for n in graph.graph_def.node
                 if any(v.type == 14 for v in n.attr.values())]  # 14: DT_BFLOAT16
