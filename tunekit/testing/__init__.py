@@ -1,6 +1,7 @@
 """Tools for testing tunekit plugins without a framework (shipped for plugin authors).
 
 - :class:`FakeAdaptor`: a numpy adaptor whose accuracy and latency are formulas of the config;
+- :class:`TableAdaptor`: config → (accuracy, latency) from a recorded table (strategy research);
 - :func:`run_strategy`: the tuner's loop around a strategy, with a function as the metric;
 - :mod:`tunekit.testing.strategy_contract`: checks every strategy should pass (needs pytest,
   so it is imported on its own: ``from tunekit.testing.strategy_contract import
@@ -15,6 +16,7 @@ from __future__ import annotations
 from tunekit.testing.driver import AccuracyFn, StrategyRun, run_strategy
 from tunekit.testing.fake import (DIGITS_OPS, LATENCIES, FakeAdaptor, FakeModel, ModelledLatency,
                                   fake_data)
+from tunekit.testing.table import TableAdaptor
 
 __all__ = ["DIGITS_OPS", "LATENCIES", "AccuracyFn", "FakeAdaptor", "FakeModel", "ModelledLatency",
-           "StrategyRun", "fake_data", "run_strategy"]
+           "StrategyRun", "TableAdaptor", "fake_data", "run_strategy"]
