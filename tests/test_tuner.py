@@ -148,3 +148,33 @@ def test_op_rule_naming_a_missing_op(tmp_path: Path) -> None:
 
 def test_trial_error_type_is_public() -> None:
     assert issubclass(TrialError, Exception)
+
+
+class DriftingLatency(ModelledLatency):
+    """The FP32 model reads 10× slower at the start of the run than later (a cold process)."""
+
+    drifts = True
+
+    def __init__(self) -> None:
+        self.fp32_calls = 0
+
+    def measure(self, adaptor, model, data) -> float:
+        if model.config is None:
+            self.fp32_calls += 1
+            return 10.0 * super().measure(adaptor, model, data) if self.fp32_calls == 1 \
+                else super().measure(adaptor, model, data)
+        return super().measure(adaptor, model, data)
+
+
+def test_drifting_objective_is_scored_against_fp32_measured_beside_it(tmp_path: Path) -> None:
+    adaptor = conv1_culprit()
+    objective = DriftingLatency()
+    evaluator = Evaluator(adaptor, DATA, TopK())
+    parts = Parts(make_spec(tmp_path), adaptor, FakeModel(), DATA, evaluator, BasicStrategy(),
+                  [("latency", objective, 1.0)])
+    result = Tuner(parts).run()
+    best = result.best_trial
+    fp32_now = adaptor.latency(FakeModel())
+    assert best.details["latency.fp32"] == pytest.approx(fp32_now)  # not the cold 10× reading
+    assert best.objective == pytest.approx(best.details["latency"] / fp32_now)
+    assert result.baseline["objectives"]["latency"] == pytest.approx(10 * fp32_now)

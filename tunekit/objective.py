@@ -19,6 +19,10 @@ class Objective(abc.ABC):
     direction: ClassVar[Literal["minimize", "maximize"]] = "minimize"
     costly: ClassVar[bool] = True
     unit: ClassVar[str] = ""
+    #: The value depends on the machine's state when measured (latency: frequency, caches, other
+    #: load), so the tuner measures the FP32 reference again right beside each candidate and
+    #: scores the pair, instead of comparing with an FP32 figure taken once at the start.
+    drifts: ClassVar[bool] = False
 
     @abc.abstractmethod
     def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:

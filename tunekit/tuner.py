@@ -14,7 +14,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -198,11 +198,21 @@ class Tuner:
 
     # ----------------------------------------------------------------------- one trial
 
+    def _references(self) -> dict[str, float]:
+        """The FP32 model measured again, now, for each drifting objective (``<name>.fp32``)."""
+        return {f"{name}.fp32": self._measure(objective, self.parts.model)
+                for name, objective, _ in self.parts.objectives if objective.drifts}
+
+    def _reference(self, name: str, values: Mapping[str, float]) -> float:
+        """The FP32 value to compare a candidate's ``name`` with: measured beside it when the
+        objective drifts, else the baseline's."""
+        return values.get(f"{name}.fp32", self.baseline["objectives"][name])
+
     def _score(self, values: dict[str, float]) -> float:
         """Weighted mean of each objective relative to FP32 (1.0 = as FP32, lower = better)."""
         total, weights = 0.0, 0.0
         for name, objective, weight in self.parts.objectives:
-            base, value = self.baseline["objectives"][name], values[name]
+            base, value = self._reference(name, values), values[name]
             ratio = value / base if objective.direction == "minimize" else base / value
             total, weights = total + weight * ratio, weights + weight
         return total / weights if weights else 0.0
@@ -249,6 +259,7 @@ class Tuner:
                 if accepted or not any(o.costly for _, o, _ in self.parts.objectives):
                     measured = time.perf_counter()
                     values = self._measure_all(candidate)
+                    values.update(self._references())
                     times["time.measure_s"] = time.perf_counter() - measured
                 if evaluator.last_rejected:  # the metric is the bound, not a full evaluation
                     times.update({"early_rejected": 1.0,
@@ -375,7 +386,7 @@ class Tuner:
         for name, objective, _ in self.parts.objectives:
             if name in trial.details:
                 line += " │ " + format_objective(name, objective, trial.details[name],
-                                                  self.baseline["objectives"][name])
+                                                  self._reference(name, trial.details))
         log.info("%s", line)
 
 

@@ -31,6 +31,7 @@ class Performance(Objective):
 
     direction = "minimize"
     costly = True
+    drifts = True
     unit = "s"
 
     def __init__(self, *, warmup: int = 5, iterations: int = 30,
