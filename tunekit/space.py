@@ -226,7 +226,9 @@ class TuningSpace:
     """Per op, the configs it may take, the default (most aggressive) first.
 
     Adaptors order each op's options: int8 configs first (the adaptor's preferred int8 config at
-    the head), then bf16, then fp32. Strategies never invent configs outside this space.
+    the head), then the float precisions, the one expected to run faster first (usually bf16,
+    fp32 where bf16 would be slower); fp32 is always offered. Strategies never invent configs
+    outside this space.
     """
 
     options: Mapping[OpKey, tuple[OpConfig, ...]]
@@ -281,7 +283,8 @@ class TuningSpace:
             c in self.options[op] for op, c in config.ops.items())
 
     def fallbacks(self, op: OpKey) -> list[OpConfig]:
-        """The float options of ``op`` in fallback order (bf16 before fp32 where allowed)."""
+        """The float options of ``op`` in fallback order: the adaptor's faster float first
+        (bf16 before fp32 where bf16 pays off and is allowed)."""
         return [o for o in self.options[op] if o.precision != "int8"]
 
     def alternatives(self, op: OpKey, config: OpConfig, item: str) -> list[OpConfig]:

@@ -67,7 +67,7 @@ def test_capabilities_of_the_digits_cnn(digits_model: nn.Module) -> None:
     for op in space.ops:
         options = space.options[op]
         assert options[0] == DEFAULT_INT8
-        assert options[-1] == OpConfig("fp32")
+        assert OpConfig("fp32") in options and options[-1].precision != "int8"
         assert (OpConfig("bf16") in options) == bf16_supported()
         int8 = [o for o in options if o.precision == "int8"]
         assert len(int8) == 12 and {o.approach for o in int8} == {"static"}
@@ -78,7 +78,8 @@ def test_dynamic_and_auto_approaches(digits_model: nn.Module) -> None:
     adaptor = PyTorchAdaptor()
     dynamic = adaptor.capabilities(digits_model, "dynamic")
     conv1, fc1 = OpKey("conv1", "Conv2d"), OpKey("fc1", "Linear")
-    assert dynamic.precisions(conv1) == (["bf16", "fp32"] if bf16_supported() else ["fp32"])
+    # conv1 sums 1 channel × 3×3 = 9 products: too short for bf16 to win, so fp32 comes first
+    assert dynamic.precisions(conv1) == (["fp32", "bf16"] if bf16_supported() else ["fp32"])
     assert dynamic.options[fc1][0] == OpConfig("int8", "dynamic", None, "per_channel", None)
     assert [o.granularity for o in dynamic.options[fc1] if o.precision == "int8"] == [
         "per_channel", "per_tensor"]
@@ -442,3 +443,19 @@ def test_entry_point_loads_the_adaptor() -> None:
     [entry] = [e for e in importlib.metadata.entry_points(group="tunekit.adaptors")
                if e.name == "pytorch"]
     assert entry.load() is PyTorchAdaptor and PyTorchAdaptor.model_suffix == ".pt"
+
+
+def test_bf16_comes_first_only_where_its_dot_products_are_long_enough() -> None:
+    from torch import nn
+
+    from tunekit.adaptors.pytorch.capabilities import BF16_MIN_REDUCTION, op_options
+
+    def floats(module: nn.Module) -> list[str]:
+        return [o.precision for o in op_options(module, "static", True) if o.precision != "int8"]
+
+    assert floats(nn.Conv2d(1, 16, 3)) == ["fp32", "bf16"]  # 9 products per output
+    assert floats(nn.Conv2d(16, 32, 3)) == ["bf16", "fp32"]  # 144
+    assert floats(nn.Conv2d(32, 32, 3, groups=32)) == ["fp32", "bf16"]  # depthwise: 9
+    assert floats(nn.Linear(BF16_MIN_REDUCTION, 8)) == ["bf16", "fp32"]
+    assert floats(nn.Linear(BF16_MIN_REDUCTION - 1, 8)) == ["fp32", "bf16"]
+    assert [o.precision for o in op_options(nn.Conv2d(1, 16, 3), "static", False)][-1] == "fp32"
