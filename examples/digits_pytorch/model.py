@@ -96,11 +96,18 @@ def train(epochs: int = 15, batch_size: int = 64, lr: float = 1e-3) -> DigitsCNN
     The global torch RNG is seeded for the initialisation inside ``fork_rng``, so calling the
     factory does not change the random state of the program that calls it.
     """
-    data = digits_data()
-    images, labels = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         model = DigitsCNN()
+    return fit(model, epochs, batch_size, lr).eval()
+
+
+def fit(model: nn.Module, epochs: int, batch_size: int, lr: float) -> nn.Module:
+    """The training loop shared by the FP32 training and the QAT fine-tune (``qat_train.py``):
+    Adam on cross-entropy over the 1,200 training images, shuffled by a generator seeded with 0.
+    Leaves ``model`` in training mode."""
+    data = digits_data()
+    images, labels = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     shuffle = torch.Generator().manual_seed(SEED)
     model.train()
@@ -111,7 +118,7 @@ def train(epochs: int = 15, batch_size: int = 64, lr: float = 1e-3) -> DigitsCNN
             optimizer.zero_grad()
             F.cross_entropy(model(images[batch]), labels[batch]).backward()
             optimizer.step()
-    return model.eval()
+    return model
 
 
 def cache_path() -> Path:

@@ -9,25 +9,11 @@ quantizers learn the activation ranges from real training images.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
-from torch.nn import functional as F
 
-from model import digits_data
+from model import fit
 
 
 def train(model: nn.Module, epochs: int = 1, lr: float = 1e-4, batch_size: int = 64) -> nn.Module:
-    """Adam on cross-entropy over the 1,200 training images, a fixed shuffle (seed 0)."""
-    data = digits_data()
-    images, labels = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    shuffle = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(labels), generator=shuffle)
-        for start in range(0, len(labels), batch_size):
-            batch = order[start:start + batch_size]
-            optimizer.zero_grad()
-            F.cross_entropy(model(images[batch]), labels[batch]).backward()
-            optimizer.step()
-    return model
+    """Fine-tune the fake-quantized ``model`` with the example's own training loop."""
+    return fit(model, epochs, batch_size, lr)
