@@ -32,3 +32,22 @@ def install_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ca
     yield install
     for module in added:
         sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def pip_installed(tmp_path: Path) -> Callable[[Path], dict[str, str]]:
+    """pip-install a package folder into a private target, as a user would install a plugin;
+    returns the environment (``PYTHONPATH``, a private example cache) to run tunekit in."""
+
+    def install(package: Path) -> dict[str, str]:
+        import os
+        import subprocess
+
+        target = tmp_path / "site"
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--no-build-isolation", "--target", str(target), str(package)],
+                       check=True)
+        return {**os.environ, "PYTHONPATH": str(target),
+                "TUNEKIT_CACHE_DIR": str(tmp_path / "cache")}
+
+    return install

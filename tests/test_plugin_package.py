@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,13 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_installed_metric_objective_and_strategy_tune_by_name(tmp_path: Path) -> None:
+def test_installed_metric_objective_and_strategy_tune_by_name(tmp_path: Path, pip_installed) -> None:
     pytest.importorskip("torch")
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--target", str(target),
-                    str(ROOT / "examples" / "plugin_package")], check=True)
-    env = {**os.environ, "PYTHONPATH": str(target), "TUNEKIT_CACHE_DIR": str(tmp_path / "cache")}
+    env = pip_installed(ROOT / "examples" / "plugin_package")
     tunekit = [sys.executable, "-m", "tunekit.cli"]
     listed = subprocess.run([*tunekit, "plugins"], env=env, capture_output=True, text=True,
                             check=True).stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,13 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_pip_installed_strategy_is_listed_and_tunes(tmp_path: Path) -> None:
+def test_pip_installed_strategy_is_listed_and_tunes(tmp_path: Path, pip_installed) -> None:
     pytest.importorskip("torch")
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--target", str(target),
-                    str(ROOT / "examples" / "greedy_strategy")], check=True)
-    env = {**os.environ, "PYTHONPATH": str(target), "TUNEKIT_CACHE_DIR": str(tmp_path / "cache")}
+    env = pip_installed(ROOT / "examples" / "greedy_strategy")
     tunekit = [sys.executable, "-m", "tunekit.cli"]
     listed = subprocess.run([*tunekit, "plugins"], env=env, capture_output=True, text=True,
                             check=True).stdout

@@ -92,21 +92,10 @@ class PyTorchAdaptor(Adaptor):
                 f"quantization-aware training needs a model torch.fx can trace, and "
                 f"{type(model).__name__} is not ({type(exc).__name__}: {exc}); use "
                 "quantization.approach: static") from exc
-        use_x86_engine()
         batches = list(calib_data or [])[:1]
-        try:
-            with quiet_torch_ao():
-                candidate = qat.train(fused, config, train_func, followers=self.int8_followers)
-                if batches:
-                    with torch.inference_mode():
-                        call_model(candidate, split_batch(batches[0])[0])
-        except TunekitError:
-            raise
-        except Exception as exc:
-            raise TrialError(f"quantization-aware training of {describe(config)} failed: "
-                             f"{type(exc).__name__}: {exc}") from exc
-        setattr(candidate, BACKEND_ATTR, "fx")
-        return candidate
+        return _checked(lambda: qat.train(fused, config, train_func,
+                                          followers=self.int8_followers),
+                        batches, "fx", f"quantization-aware training of {describe(config)}")
 
     def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[Batch],
                   cache_dir: Path | None = None) -> None:
@@ -194,22 +183,8 @@ class PyTorchAdaptor(Adaptor):
     def _build_checked(self, backend: str, model: nn.Module, config: QuantConfig,
                        batches: Sequence[Batch]) -> nn.Module:
         """Build, then run one batch so a broken graph fails here as this config's TrialError."""
-        use_x86_engine()
-        stage = "building"
-        try:
-            with quiet_torch_ao():
-                candidate = self._build(backend, model, config, batches)
-                if batches:
-                    stage = "running one calibration batch through"
-                    with torch.inference_mode():
-                        call_model(candidate, split_batch(batches[0])[0])
-        except TunekitError:
-            raise
-        except Exception as exc:
-            raise TrialError(f"{stage} the {backend} candidate for {describe(config)} failed: "
-                             f"{type(exc).__name__}: {exc}") from exc
-        setattr(candidate, BACKEND_ATTR, backend)
-        return candidate
+        return _checked(lambda: self._build(backend, model, config, batches), batches, backend,
+                        f"the {backend} candidate for {describe(config)}")
 
     def _build(self, backend: str, model: nn.Module, config: QuantConfig,
                batches: Sequence[Batch]) -> nn.Module:
@@ -344,6 +319,27 @@ class PyTorchAdaptor(Adaptor):
 
     def model_size(self, model: Any) -> int:
         return serialize.state_bytes(model)
+
+
+def _checked(build: Callable[[], nn.Module], batches: Sequence[Batch], backend: str,
+             what: str) -> nn.Module:
+    """Build a candidate and run one batch through it, so that a graph torch cannot build or
+    run fails here, as this config's :class:`TrialError`, rather than later in evaluation."""
+    use_x86_engine()
+    stage = "building"
+    try:
+        with quiet_torch_ao():
+            candidate = build()
+            if batches:
+                stage = "running one batch through"
+                with torch.inference_mode():
+                    call_model(candidate, split_batch(batches[0])[0])
+    except TunekitError:
+        raise
+    except Exception as exc:
+        raise TrialError(f"{stage} {what} failed: {type(exc).__name__}: {exc}") from exc
+    setattr(candidate, BACKEND_ATTR, backend)
+    return candidate
 
 
 def describe(config: QuantConfig, limit: int = 4) -> str:
