@@ -75,3 +75,34 @@ def test_statistics_follow_the_model(digits_model: Any, calib: list,
         digits_model.conv1.weight.mul_(2.0)  # edited in place: the cached graph is stale
     adaptor.quantize(digits_model, space.default(), calib)
     assert counter.calls == 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 1 << 16])
+@pytest.mark.parametrize("q", [0.0001, 0.01, 0.5, 0.99, 0.9999, 1.0])
+def test_tail_quantile_equals_torch_quantile(n: int, q: float) -> None:
+    from tunekit.adaptors.pytorch.qconfig import tail_quantile
+
+    torch.manual_seed(n)
+    for sample in (torch.randn(n), torch.randn(n).clamp(min=0), torch.ones(n)):
+        assert torch.equal(tail_quantile(sample, q), torch.quantile(sample, q)), (n, q)
+
+
+def test_stored_percentile_observers_are_settled(digits_model: Any, calib: list) -> None:
+    """The store keeps percentile observers with their range folded in and samples dropped, so a
+    trial's copy neither carries the samples nor takes the percentile again."""
+    from tunekit.adaptors.pytorch.qconfig import PercentileObserver
+
+    adaptor = PyTorchAdaptor(backend="fx")
+    space = adaptor.capabilities(digits_model)
+    adaptor.calibrate(digits_model, space, calib)
+    store = adaptor._store(digits_model)
+    percentile = [o for o in store._observers.values() if isinstance(o, PercentileObserver)]
+    assert percentile and all(not o._samples and o._settled for o in percentile)
+    fresh = PercentileObserver()
+    for batch in calib:
+        fresh(batch[0])
+    fresh.calculate_qparams()
+    assert fresh._ranged == fresh._seen == len(calib)
+    fresh.settle()
+    with pytest.raises(RuntimeError, match="settled"):
+        fresh(calib[0][0])

@@ -6,6 +6,7 @@ descheduled waits a whole scheduler slice per call, which would swamp the size d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -121,8 +122,25 @@ def test_declares_direction_and_unit():
     assert (Performance.direction, Performance.costly, Performance.unit) == ("minimize", True, "s")
 
 
+def test_time_budget_caps_the_timed_calls_of_a_slow_model():
+    """A model whose calls take 20 ms is timed over MIN_CALLS calls under a 50 ms budget, and
+    over every iteration with no budget."""
+    class SlowAdaptor(MatmulAdaptor):
+        def run_batch(self, model: np.ndarray, inputs: Any) -> np.ndarray:
+            time.sleep(0.02)
+            return super().run_batch(model, inputs)
+
+    capped = Performance(warmup=1, iterations=30, budget_s=0.05)
+    capped.measure(SlowAdaptor(), weights(8), matmul_data(8))
+    assert len(capped.times()) == Performance.MIN_CALLS
+    full = Performance(warmup=1, iterations=8, budget_s=None)
+    full.measure(SlowAdaptor(), weights(8), matmul_data(8))
+    assert len(full.times()) == 8
+
+
 @pytest.mark.parametrize("kwargs", [{"warmup": -1}, {"iterations": 0}, {"batch_size": 0},
-                                    {"iterations": 2.5}, {"batch_size": True}])
+                                    {"iterations": 2.5}, {"batch_size": True}, {"budget_s": 0},
+                                    {"budget_s": "2"}])
 def test_bad_parameters_fail_at_construction(kwargs):
     with pytest.raises(ValueError):
         Performance(**kwargs)

@@ -89,7 +89,7 @@ def measure(adaptor: Adaptor, models: dict[str, Any], data: Iterable[Any],
     times: dict[tuple[str, int], list[float]] = {}
     thread_counts: dict[tuple[str, int], int | None] = {}
     for batch_size, _, name in steps(bench):
-        timer = Performance(warmup=bench.warmup, iterations=bench.iterations,
+        timer = Performance(warmup=bench.warmup, iterations=bench.iterations, budget_s=None,
                             batch_size=batch_size, threads=threads)
         timer.measure(adaptor, models[name], data)
         times.setdefault((name, batch_size), []).extend(timer.times())

@@ -128,7 +128,7 @@ class ObserverStore:
         calibrate(watched, batches)
         for name, watcher in watchers.items():
             for observer in watcher.observers:
-                store._observers[(name, signature(observer))] = observer
+                store._observers[(name, signature(observer))] = _settled(observer)
         return store
 
     def restore(self, prepared: GraphModule) -> bool:
@@ -147,7 +147,9 @@ class ObserverStore:
     def remember(self, prepared: GraphModule) -> None:
         """Keep the observers of a ``prepared`` model that was just calibrated."""
         for node, observer in _observers(prepared):
-            self._observers.setdefault(self._key(prepared, node, observer), copy.deepcopy(observer))
+            key = self._key(prepared, node, observer)
+            if key not in self._observers:
+                self._observers[key] = _settled(copy.deepcopy(observer))
 
     def save(self, path: Path, space: TuningSpace) -> int:
         """Write the observers the space's factories can remake (tensors and plain keys only)
@@ -204,6 +206,15 @@ def _observers(prepared: GraphModule) -> list[tuple[Node, nn.Module]]:
     modules = dict(prepared.named_modules())
     return [(n, modules[str(n.target)]) for n in prepared.graph.nodes
             if n.op == "call_module" and isinstance(modules.get(str(n.target)), ObserverBase)]
+
+
+def _settled(observer: nn.Module) -> nn.Module:
+    """``observer`` with its statistics final (see ``PercentileObserver.settle``): the store's
+    observers are only ever copied into prepared graphs and converted, never fed again."""
+    settle = getattr(observer, "settle", None)
+    if settle is not None:
+        settle()
+    return observer
 
 
 def _state(observer: nn.Module) -> dict[str, Any]:

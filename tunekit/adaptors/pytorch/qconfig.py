@@ -48,6 +48,10 @@ class PercentileObserver(MinMaxObserver):
     the result covers all batches rather than averaging per-batch percentiles.
     ``min_val``/``max_val`` hold the clipped range, so the base class computes the qparams for
     either scheme.
+
+    The range is computed once per set of samples (``calculate_qparams`` remembers which samples
+    it saw), and :meth:`settle` drops the samples once the statistics are final, so the
+    calibrate-once store hands every trial a copy that converts at the cost of a min/max one.
     """
 
     def __init__(self, percentile: float = 99.99, **kwargs: Any) -> None:
@@ -56,13 +60,20 @@ class PercentileObserver(MinMaxObserver):
             raise ValueError(f"percentile must be in (50, 100], got {percentile}")
         self.percentile = percentile
         self._samples: list[torch.Tensor] = []
+        self._seen = 0  # batches observed
+        self._ranged = 0  # batches that min_val/max_val already account for
+        self._settled = False
 
     def forward(self, x_orig: torch.Tensor) -> torch.Tensor:
         if x_orig.numel() == 0:
             return x_orig
+        if self._settled:
+            raise RuntimeError("this percentile observer was settled (its samples were dropped); "
+                               "calibrate a fresh observer instead")
         flat = x_orig.detach().reshape(-1).float()
         step = max(1, flat.numel() // _SAMPLES_PER_BATCH)
         self._samples.append(flat[::step].clone())
+        self._seen += 1
         if sum(t.numel() for t in self._samples) > _SAMPLES_TOTAL:
             sample = torch.cat(self._samples)
             self._samples = [sample[:: -(-sample.numel() // _SAMPLES_TOTAL)]]
@@ -70,24 +81,50 @@ class PercentileObserver(MinMaxObserver):
 
     @torch.jit.export
     def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        """The percentile is taken here, once, rather than at every calibration batch: sorting
-        the growing sample per batch made this observer cost seconds per tensor."""
-        if self._samples:
+        """The percentile is taken here, once per set of samples, rather than at every
+        calibration batch: sorting the growing sample per batch cost seconds per tensor."""
+        if self._samples and self._ranged != self._seen:
             low, high = self._range(torch.cat(self._samples))
             self.min_val.copy_(low)
             self.max_val.copy_(high)
+            self._ranged = self._seen
         return super().calculate_qparams()
+
+    def settle(self) -> None:
+        """Fold the samples into the range and drop them: the statistics are final."""
+        self.calculate_qparams()
+        self._samples = []
+        self._settled = True
 
     def _range(self, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The clipped range: symmetric schemes clip |x|, affine ones each tail separately."""
         q = self.percentile / 100.0
         if self.qscheme in (torch.per_tensor_symmetric, torch.per_channel_symmetric):
-            bound = torch.quantile(sample.abs(), q)
+            bound = tail_quantile(sample.abs(), q)
             return -bound, bound
-        return torch.quantile(sample, 1.0 - q), torch.quantile(sample, q)
+        return tail_quantile(sample, 1.0 - q), tail_quantile(sample, q)
 
     def extra_repr(self) -> str:
         return f"percentile={self.percentile}, {super().extra_repr()}"
+
+
+def tail_quantile(sample: torch.Tensor, q: float) -> torch.Tensor:
+    """``torch.quantile(sample, q)`` (linear interpolation, bit for bit) of a 1-D tensor.
+
+    Only the tail beyond the quantile is sorted (``torch.topk``), not the whole sample: for the
+    99.99th percentile of 2^20 values that is ~40× faster than ``torch.quantile`` here, which
+    made percentile calibration the largest cost of a ResNet tuning."""
+    n = sample.numel()
+    rank = torch.tensor(q, dtype=sample.dtype) * (n - 1)
+    lower = int(torch.floor(rank))
+    upper = min(lower + 1, n - 1)
+    if q >= 0.5:
+        top = torch.topk(sample, n - lower, largest=True, sorted=True).values
+        low_value, high_value = top[n - 1 - lower], top[n - 1 - upper]
+    else:
+        bottom = torch.topk(sample, upper + 1, largest=False, sorted=True).values
+        low_value, high_value = bottom[lower], bottom[upper]
+    return torch.lerp(low_value, high_value, rank - lower)
 
 
 def is_dynamic(config: OpConfig) -> bool:
