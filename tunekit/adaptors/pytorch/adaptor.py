@@ -25,6 +25,7 @@ from tunekit.adaptors.pytorch import eager_backend, fx_backend, memory, qat, ser
 from tunekit.adaptors.pytorch.calibration import ObserverStore, fingerprint
 from tunekit.adaptors.pytorch.capabilities import capabilities, find_ops
 from tunekit.adaptors.pytorch.inspection import capture
+from tunekit.adaptors.pytorch.prepack import PackedWeights
 from tunekit.adaptors.pytorch.qconfig import is_static
 from tunekit.adaptors.pytorch.runtime import (
     call_model,
@@ -189,8 +190,10 @@ class PyTorchAdaptor(Adaptor):
     def _build(self, backend: str, model: nn.Module, config: QuantConfig,
                batches: Sequence[Batch]) -> nn.Module:
         if backend == "fx":
+            packed = self.__dict__.setdefault("_packed", PackedWeights())
             return fx_backend.build(self._fused(model), config, batches,
-                                    followers=self.int8_followers, store=self._store(model))
+                                    followers=self.int8_followers, store=self._store(model),
+                                    packed=packed)
         return eager_backend.build(model, config, batches)
 
     # -- backend choice ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ with the fused int8 modules).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import weakref
@@ -33,6 +34,7 @@ from torch.fx import GraphModule, Node
 from tunekit.adaptors.pytorch.bf16 import wrap_bf16
 from tunekit.adaptors.pytorch.calibration import TWINS, ObserverStore
 from tunekit.adaptors.pytorch.followers import add_followers
+from tunekit.adaptors.pytorch.prepack import PackedWeights
 from tunekit.adaptors.pytorch.qconfig import qconfigs_by_name, to_qconfig
 from tunekit.adaptors.pytorch.runtime import calibrate
 from tunekit.space import QuantConfig
@@ -84,12 +86,14 @@ def qconfig_mapping(config: QuantConfig) -> QConfigMapping:
 
 
 def build(fused: GraphModule, config: QuantConfig, calib_batches: Iterable[Any], *,
-          followers: bool = True, store: ObserverStore | None = None) -> GraphModule:
+          followers: bool = True, store: ObserverStore | None = None,
+          packed: PackedWeights | None = None) -> GraphModule:
     """A candidate: prepare a copy of ``fused``, calibrate, convert, then wrap the bf16 ops.
 
     ``followers`` also runs in int8 the adds/muls/concats fed only by int8 ops (see
     :mod:`.followers`). With a ``store`` (see :mod:`.calibration`) the observers come calibrated
-    from it and the batches are not run. With no calibration batches the observers keep their
+    from it and the batches are not run. With ``packed`` (see :mod:`.prepack`), weights packed
+    for an earlier candidate are reused. With no calibration batches the observers keep their
     defaults; loading a saved candidate relies on that to rebuild the structure before restoring
     its parameters.
     """
@@ -99,7 +103,8 @@ def build(fused: GraphModule, config: QuantConfig, calib_batches: Iterable[Any],
             calibrate(prepared, calib_batches)
             if store is not None:
                 store.remember(prepared)
-        candidate = convert_fx(prepared)
+        with packed.reused() if packed is not None else contextlib.nullcontext():
+            candidate = convert_fx(prepared)
     finally:
         release_torch_cache()
     wrap_bf16(candidate, [op.name for op in config.ops_in("bf16")])
