@@ -123,19 +123,20 @@ def test_declares_direction_and_unit():
 
 
 def test_time_budget_caps_the_timed_calls_of_a_slow_model():
-    """A model whose calls take 20 ms is timed over MIN_CALLS calls under a 50 ms budget, and
-    over every iteration with no budget."""
+    """A model whose calls take 20 ms is warmed up and timed over the fewest calls under a
+    50 ms budget, and over every call with no budget."""
     class SlowAdaptor(MatmulAdaptor):
         def run_batch(self, model: np.ndarray, inputs: Any) -> np.ndarray:
             time.sleep(0.02)
             return super().run_batch(model, inputs)
 
-    capped = Performance(warmup=1, iterations=30, budget_s=0.05)
-    capped.measure(SlowAdaptor(), weights(8), matmul_data(8))
+    capped, adaptor = Performance(warmup=10, iterations=30, budget_s=0.05), SlowAdaptor()
+    capped.measure(adaptor, weights(8), matmul_data(8))
     assert len(capped.times()) == Performance.MIN_CALLS
-    full = Performance(warmup=1, iterations=8, budget_s=None)
-    full.measure(SlowAdaptor(), weights(8), matmul_data(8))
-    assert len(full.times()) == 8
+    assert len(adaptor.shapes) == Performance.MIN_WARMUP + Performance.MIN_CALLS
+    full, adaptor = Performance(warmup=3, iterations=8, budget_s=None), SlowAdaptor()
+    full.measure(adaptor, weights(8), matmul_data(8))
+    assert len(full.times()) == 8 and len(adaptor.shapes) == 11
 
 
 @pytest.mark.parametrize("kwargs", [{"warmup": -1}, {"iterations": 0}, {"batch_size": 0},
