@@ -26,16 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tunekit.benchmark.load import CpuShare
 
 REPO = Path(__file__).resolve().parents[1]
 PEERS = REPO.parent / "shared" / "peers"
@@ -44,43 +43,7 @@ PEER_ARGS = ["--strategy", "basic", "--criterion", "absolute", "--loss", "0.0",
              "--calib", "scale0.5"]
 RECORDED_ROW = "| scale0.5 | basic |"
 ROUNDS = 7
-QUIET = 0.03  # rounds where other processes used more of the CPU than this are not timed
 CALLS = {1: 40, 32: 10}  # calls per model per round, by batch size
-
-
-# --------------------------------------------------------------------------- machine load
-
-
-class CpuShare:
-    """Share of the machine's CPU used by *other* processes while a block runs (Linux only).
-
-    Counts busy time from /proc/stat minus the time of this process and its waited-for children,
-    so a subprocess being measured is not counted as foreign load.
-    """
-
-    def __init__(self) -> None:
-        self.foreign: float | None = None
-
-    @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as stat:
-                ticks = [int(v) for v in stat.readline().split()[1:]]
-        except OSError:
-            return None
-        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-        own = os.times()
-        return busy, own.user + own.system + own.children_user + own.children_system, time.time()
-
-    @contextmanager
-    def measure(self) -> Iterator[CpuShare]:
-        start = self._sample()
-        yield self
-        end = self._sample()
-        if start and end:
-            wall = max(end[2] - start[2], 1e-9)
-            other = (end[0] - start[0]) - (end[1] - start[1])
-            self.foreign = max(0.0, other) / (wall * (os.cpu_count() or 1))
 
 
 # --------------------------------------------------------------------------- the peer
@@ -169,28 +132,18 @@ def load_example() -> tuple[Any, Any, Any]:
     return example.load_model(), example.digits_data(), loaders.eval_loader()
 
 
-def time_interleaved(models: dict[str, Callable[[Any], Any]], inputs: Any,
-                     calls: int) -> dict[str, float]:
-    """Median call latency per model, as the peer script measures it: models alternate every
-    round so drifts in machine load hit all of them alike, and rounds in which other processes
-    took more than 3 % of the CPU are dropped (keeping at least the two quietest)."""
-    for run in models.values():
-        for _ in range(10):
-            run(inputs)
-    rounds = []
-    for _ in range(ROUNDS):
-        times: dict[str, list[float]] = {name: [] for name in models}
-        with CpuShare().measure() as share:
-            for name, run in models.items():
-                for _ in range(calls):
-                    start = time.perf_counter()
-                    run(inputs)
-                    times[name].append(time.perf_counter() - start)
-        rounds.append((share.foreign or 0.0, times))
-    clean = [times for foreign, times in rounds if foreign <= QUIET]
-    if len(clean) < 2:
-        clean = [times for _, times in sorted(rounds, key=lambda r: r[0])[:2]]
-    return {name: statistics.median(t for times in clean for t in times[name]) for name in models}
+def time_interleaved(models: dict[str, Any], inputs: Any, calls: int) -> dict[str, float]:
+    """Median call latency per PyTorch model on ``inputs``, timed by ``tunekit benchmark``'s own
+    timer: models alternate every round so drifts in machine load hit all of them alike, and
+    rounds in which other processes took more than 3 % of the CPU are dropped (keeping at least
+    the two quietest)."""
+    from tunekit import plugins
+    from tunekit.benchmark.measure import measure
+    from tunekit.config import BenchmarkSpec
+
+    adaptor = plugins.create("tunekit.adaptors", "pytorch", {})
+    spec = BenchmarkSpec(batch_sizes=(len(inputs),), warmup=10, iterations=calls, rounds=ROUNDS)
+    return {f.model: f.median_s for f in measure(adaptor, models, [(inputs, None)], spec, None)}
 
 
 def input_forms(x_eval: Any, loader: Any) -> dict[str, Any]:

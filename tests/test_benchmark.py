@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,29 @@ def test_benchmark_cli_on_the_example_with_two_instances(tmp_path: Path) -> None
     for figures in result["per_instance"]:
         assert {(f["model"], f["threads"]) for f in figures} == {("fp32", len(cores[0])),
                                                                   ("tuned", len(cores[0]))}
+
+
+def test_quiet_rounds_keeps_quiet_ones_or_the_two_quietest() -> None:
+    from tunekit.benchmark.load import quiet_rounds
+
+    assert quiet_rounds([0.0, 0.5, 0.01, 0.02]) == [0, 2, 3]
+    assert quiet_rounds([0.4, 0.1, 0.5, 0.2]) == [1, 3]  # too few quiet: the two calmest
+    assert quiet_rounds([0.4, None, 0.9]) == [0, 1]  # unknown load counts as quiet
+    assert quiet_rounds([0.9]) == [0]
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads /proc/stat")
+def test_cpu_share_sees_another_process_spinning() -> None:
+    from tunekit.benchmark.load import CpuShare
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        with CpuShare().measure() as share:
+            end = time.perf_counter() + 0.6
+            while time.perf_counter() < end:
+                pass
+    finally:
+        spinner.kill()
+        spinner.wait()
+    # the spinner takes a whole core of os.cpu_count(); allow for the scheduler's slices
+    assert share.foreign is not None and share.foreign > 0.5 / (os.cpu_count() or 1)

@@ -3,7 +3,8 @@
 Timing reuses :class:`~tunekit.objectives.performance.Performance` (warm-up, gc off, median) and
 ``adaptor.run_batch``, so a benchmark figure and the tuning's ``performance`` objective are the
 same measurement. The two models alternate in rounds, so a change in the load of a shared
-machine hits both alike rather than skewing their ratio; each figure pools every round's calls.
+machine hits both alike rather than skewing their ratio; rounds that ran beside other processes'
+load are dropped (:mod:`.load`), and each figure pools the calls of the rounds kept.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from tunekit import plugins
 from tunekit.adaptor import Adaptor
+from tunekit.benchmark.load import CpuShare, quiet_rounds
 from tunekit.config import BenchmarkSpec, TuneSpec
 from tunekit.errors import ConfigError
 from tunekit.objectives.performance import Performance
@@ -27,7 +29,8 @@ MODELS = ("fp32", "tuned")
 
 @dataclass(frozen=True)
 class Figures:
-    """One model at one batch size: latency median and 90th percentile, throughput."""
+    """One model at one batch size: latency median and 90th percentile, throughput, over the
+    ``rounds_kept`` rounds that ran without foreign load."""
 
     model: str
     batch_size: int
@@ -36,11 +39,14 @@ class Figures:
     throughput: float
     threads: int | None
     calls: int
+    rounds_kept: int = 1
+    foreign_cpu: float | None = None  # median share of the CPU other processes used per round
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "batch_size": self.batch_size,
                 "median_ms": self.median_s * 1e3, "p90_ms": self.p90_s * 1e3,
-                "throughput": self.throughput, "threads": self.threads, "calls": self.calls}
+                "throughput": self.throughput, "threads": self.threads, "calls": self.calls,
+                "rounds_kept": self.rounds_kept, "foreign_cpu": self.foreign_cpu}
 
 
 def load(spec: TuneSpec, tuned_path: Path) -> tuple[Adaptor, dict[str, Any], Iterable[Any]]:
@@ -84,25 +90,43 @@ def steps(bench: BenchmarkSpec) -> Iterator[tuple[int, int, str]]:
 
 def measure(adaptor: Adaptor, models: dict[str, Any], data: Iterable[Any],
             bench: BenchmarkSpec, threads: int | None,
-            tick: Callable[[], None] = lambda: None) -> list[Figures]:
-    """Figures per (model, batch size); ``tick`` is called after each step of :func:`steps`."""
-    times: dict[tuple[str, int], list[float]] = {}
-    thread_counts: dict[tuple[str, int], int | None] = {}
-    for batch_size, _, name in steps(bench):
-        timer = Performance(warmup=bench.warmup, iterations=bench.iterations, budget_s=None,
-                            batch_size=batch_size, threads=threads)
-        timer.measure(adaptor, models[name], data)
-        times.setdefault((name, batch_size), []).extend(timer.times())
-        used = timer.details().get("threads")
-        thread_counts[(name, batch_size)] = int(used) if used is not None else None
-        tick()
-    return [_figures(name, batch_size, calls, thread_counts[(name, batch_size)])
-            for (name, batch_size), calls in times.items()]
+            tick: Callable[[], None] = lambda: None, drop_busy: bool = True) -> list[Figures]:
+    """Figures per (model, batch size); ``tick`` is called after each step of :func:`steps`.
+
+    With ``drop_busy``, rounds during which other processes used the CPU are left out (see
+    :func:`~tunekit.benchmark.load.quiet_rounds`); several instances timing at once load each
+    other by design, so they keep every round."""
+    figures = []
+    for batch_size in bench.batch_sizes:
+        rounds: list[dict[str, list[float]]] = []
+        foreign: list[float | None] = []
+        thread_counts: dict[str, int | None] = {}
+        for _ in range(bench.rounds):
+            times: dict[str, list[float]] = {}
+            with CpuShare().measure() as share:
+                for name, model in models.items():
+                    timer = Performance(warmup=bench.warmup, iterations=bench.iterations,
+                                        budget_s=None, batch_size=batch_size, threads=threads)
+                    timer.measure(adaptor, model, data)
+                    times[name] = list(timer.times())
+                    used = timer.details().get("threads")
+                    thread_counts[name] = int(used) if used is not None else None
+                    tick()
+            rounds.append(times)
+            foreign.append(share.foreign)
+        kept = quiet_rounds(foreign) if drop_busy else list(range(len(rounds)))
+        load = [f for f in foreign if f is not None]
+        for name in models:
+            calls = [t for i in kept for t in rounds[i][name]]
+            figures.append(_figures(name, batch_size, calls, thread_counts[name], len(kept),
+                                    statistics.median(load) if load else None))
+    return figures
 
 
-def _figures(model: str, batch_size: int, calls: list[float], threads: int | None) -> Figures:
+def _figures(model: str, batch_size: int, calls: list[float], threads: int | None,
+             rounds_kept: int, foreign_cpu: float | None) -> Figures:
     median = statistics.median(calls)
     p90 = statistics.quantiles(calls, n=10, method="inclusive")[-1] if len(calls) > 1 \
         else calls[0]
     return Figures(model, batch_size, median, p90, batch_size / median if median > 0 else 0.0,
-                   threads, len(calls))
+                   threads, len(calls), rounds_kept, foreign_cpu)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunekit.benchmark.load import QUIET
 from tunekit.config import BenchmarkSpec
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ class Report:
         return {"median_ms": statistics.median(f.median_s for f in mine) * 1e3,
                 "p90_ms": statistics.median(f.p90_s for f in mine) * 1e3,
                 "throughput": sum(f.throughput for f in mine),
-                "threads": mine[0].threads, "calls": sum(f.calls for f in mine)}
+                "threads": mine[0].threads, "calls": sum(f.calls for f in mine),
+                "rounds_kept": min(f.rounds_kept for f in mine),
+                "foreign_cpu": _median_known([f.foreign_cpu for f in mine])}
 
     def rows(self) -> list[dict[str, Any]]:
         rows = []
@@ -75,7 +78,26 @@ class Report:
                      f"{threads if threads is not None else '?'} thread(s) each; "
                      f"{self.bench.rounds} rounds × {self.bench.iterations} calls per model "
                      f"after {self.bench.warmup} warm-up calls; latency × = FP32 / tuned")
+        lines.append(self._load_line())
         return "\n".join(lines)
+
+    def _load_line(self) -> str:
+        """How busy the machine was, and what that did to the figures."""
+        if self.bench.instances > 1:
+            return ("every round kept: the instances load each other's cores by design, so "
+                    "foreign load is not filtered")
+        kept = min(row[m]["rounds_kept"] for row in self.rows() for m in ("fp32", "tuned"))
+        load = _median_known([row["fp32"]["foreign_cpu"] for row in self.rows()])
+        if load is None:
+            return f"{kept} of {self.bench.rounds} rounds kept (machine load unknown)"
+        return (f"{kept} of {self.bench.rounds} rounds kept per batch size; other processes "
+                f"used {load:.0%} of the CPU in a median round (rounds above {QUIET:.0%} are "
+                "dropped while at least 2 quiet ones remain)")
+
+
+def _median_known(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def _ratio(numerator: float, denominator: float) -> float:
