@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import fx, nn  # noqa: E402
+from torch import fx, nn
 
-import tunekit  # noqa: E402
-from tunekit.adaptors.pytorch.capabilities import bf16_supported  # noqa: E402
-from tunekit.graph.pytorch.amp import cast, mixed_precision  # noqa: E402
-from tunekit.graph.pytorch.trace import to_graph  # noqa: E402
+import tunekit
+from tunekit.adaptors.pytorch.capabilities import bf16_supported
+from tunekit.graph.pytorch.amp import cast, mixed_precision
+from tunekit.graph.pytorch.trace import to_graph
 
 
 class Chain(nn.Module):

@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
+from torch import nn
+from torch.nn import functional as F
 
-from tunekit.errors import ConfigError  # noqa: E402
-from tunekit.graph.pipeline import run_passes, select  # noqa: E402
-from tunekit.graph.pytorch import PASSES  # noqa: E402
-from tunekit.graph.pytorch.constant_fold import ConstantFold  # noqa: E402
-from tunekit.graph.pytorch.cse import EliminateCommonSubexpressions  # noqa: E402
-from tunekit.graph.pytorch.dead_code import EliminateDeadCode  # noqa: E402
-from tunekit.graph.pytorch.fold_batchnorm import FoldBatchNorm  # noqa: E402
-from tunekit.graph.pytorch.fuse_linear import FuseLinear  # noqa: E402
-from tunekit.graph.pytorch.mkldnn_layout import MKLDNNLayout  # noqa: E402
-from tunekit.graph.pytorch.remove_identity import RemoveIdentity  # noqa: E402
-from tunekit.graph.pytorch.trace import count_nodes, to_graph  # noqa: E402
+from tunekit.errors import ConfigError
+from tunekit.graph.pipeline import run_passes, select
+from tunekit.graph.pytorch import PASSES
+from tunekit.graph.pytorch.constant_fold import ConstantFold
+from tunekit.graph.pytorch.cse import EliminateCommonSubexpressions
+from tunekit.graph.pytorch.dead_code import EliminateDeadCode
+from tunekit.graph.pytorch.fold_batchnorm import FoldBatchNorm
+from tunekit.graph.pytorch.fuse_linear import FuseLinear
+from tunekit.graph.pytorch.mkldnn_layout import MKLDNNLayout
+from tunekit.graph.pytorch.remove_identity import RemoveIdentity
+from tunekit.graph.pytorch.trace import count_nodes, to_graph
 
 
 class ConvNet(nn.Module):
