@@ -25,6 +25,13 @@ class GraphPass(abc.ABC):
 
     #: the name ``graph_optimization.passes`` uses to switch the pass on or off
     name: ClassVar[str] = ""
+    #: the last run's decision in words, for the report (empty when node counts say it all)
+    note: str = ""
+
+    def bind(self, example_inputs: Any) -> GraphPass:
+        """This pass for one run with its example batch; passes that trace or time the model
+        need one and return a new instance, the others ignore it."""
+        return self
 
     @abc.abstractmethod
     def run(self, graph: Any) -> Any:
@@ -39,12 +46,14 @@ class PassReport:
     nodes_before: int
     nodes_after: int
     seconds: float
+    note: str = ""
 
     def line(self) -> str:
         delta = self.nodes_after - self.nodes_before
         change = f"{delta:+d}" if delta else "no change in node count"
         return (f"{self.name:<16} {self.nodes_before:>5} → {self.nodes_after:<5} nodes "
-                f"({change}, {self.seconds * 1e3:.0f} ms)")
+                f"({change}, {self.seconds * 1e3:.0f} ms)"
+                + (f"; {self.note}" if self.note else ""))
 
 
 def select(available: Sequence[GraphPass], setting: Any,
@@ -84,7 +93,8 @@ def run_passes(graph: Any, passes: Sequence[GraphPass],
     for graph_pass in passes:
         before, start = count(graph), time.perf_counter()
         graph = graph_pass.run(graph)
-        report = PassReport(graph_pass.name, before, count(graph), time.perf_counter() - start)
+        report = PassReport(graph_pass.name, before, count(graph), time.perf_counter() - start,
+                            graph_pass.note)
         log.info("pass %s", report.line())
         reports.append(report)
     return graph, reports
