@@ -10,7 +10,6 @@ from torch.nn import functional as F
 
 from tunekit.errors import ConfigError
 from tunekit.graph.pipeline import run_passes, select
-from tunekit.graph.pytorch import PASSES
 from tunekit.graph.pytorch.constant_fold import ConstantFold
 from tunekit.graph.pytorch.cse import EliminateCommonSubexpressions
 from tunekit.graph.pytorch.dead_code import EliminateDeadCode
@@ -19,6 +18,9 @@ from tunekit.graph.pytorch.fuse_linear import FuseLinear
 from tunekit.graph.pytorch.mkldnn_layout import MKLDNNLayout
 from tunekit.graph.pytorch.remove_identity import RemoveIdentity
 from tunekit.graph.pytorch.trace import count_nodes, to_graph
+from tunekit.graph.registry import available
+
+PASSES = available("pytorch")
 
 
 class ConvNet(nn.Module):

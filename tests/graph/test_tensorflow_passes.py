@@ -10,10 +10,12 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from tunekit.graph.pipeline import run_passes
-from tunekit.graph.tensorflow import PASSES
+from tunekit.graph.registry import available
 from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
 from tunekit.graph.tensorflow.optimize import optimize
 from tunekit.graph.tensorflow.strip import Strip
+
+PASSES = available("tensorflow")
 
 
 @pytest.fixture(scope="module")

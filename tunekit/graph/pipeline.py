@@ -1,8 +1,8 @@
 """The pass pipeline shared by every framework: run passes in order, report what each changed.
 
-A pass is a small object with a ``name`` and a ``run(graph) -> graph`` method; the framework
-packages (:mod:`tunekit.graph.pytorch`, :mod:`tunekit.graph.tensorflow`) list theirs in their
-default order. The pipeline only counts nodes before and after each pass, so a user can see which
+A pass is a small object with a ``name`` and a ``run(graph) -> graph`` method, registered in the
+entry-point group ``tunekit.passes`` as ``FRAMEWORK.NAME`` (see :mod:`tunekit.graph.registry`);
+its ``order`` places it in the pipeline. The pipeline only counts nodes before and after each pass, so a user can see which
 pass did the work (and switch off one that does nothing for their model).
 """
 
@@ -25,6 +25,12 @@ class GraphPass(abc.ABC):
 
     #: the name ``graph_optimization.passes`` uses to switch the pass on or off
     name: ClassVar[str] = ""
+    #: ``pytorch`` or ``tensorflow``: the graphs ``run`` takes
+    framework: ClassVar[str] = ""
+    #: place in the pipeline, ascending; built-ins use multiples of 10 so others fit between
+    order: ClassVar[int] = 0
+    #: the precision mixes whose pipeline runs this pass (``fp32``: FP32 only, ``bf16``: AMP)
+    precisions: ClassVar[frozenset[str]] = frozenset({"fp32", "bf16"})
     #: the last run's decision in words, for the report (empty when node counts say it all)
     note: str = ""
 

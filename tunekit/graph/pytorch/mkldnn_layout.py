@@ -18,6 +18,9 @@ from tunekit.graph.pipeline import GraphPass
 
 class MKLDNNLayout(GraphPass):
     name = "mkldnn_layout"
+    framework = "pytorch"
+    order = 100
+    precisions = frozenset({"fp32"})
 
     def run(self, graph: fx.GraphModule) -> fx.GraphModule:
         modules = dict(graph.named_modules())

@@ -38,6 +38,9 @@ _TRACES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 class TorchScript(GraphPass):
     name = "torchscript"
+    framework = "pytorch"
+    order = 110
+    precisions = frozenset({"fp32"})
 
     def __init__(self, example_inputs: Sequence[Any] | None = None) -> None:
         self.example_inputs = tuple(example_inputs) if example_inputs is not None else None

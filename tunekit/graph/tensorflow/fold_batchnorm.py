@@ -29,6 +29,8 @@ def _base(name: str) -> str:
 
 class FoldBatchNorm(GraphPass):
     name = "fold_batchnorm"
+    framework = "tensorflow"
+    order = 30
 
     def run(self, graph: FrozenGraph) -> FrozenGraph:
         import tensorflow as tf
