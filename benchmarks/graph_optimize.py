@@ -206,10 +206,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and layers")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--only", choices=("pytorch", "tensorflow"), default=None,
+                        help="one framework's half of the run")
     args = parser.parse_args()
     rounds = args.rounds or (7 if args.quick else 21)
     start, load = time.time(), os.getloadavg()
-    rows = pytorch_rows(args.quick, rounds) + tensorflow_rows(args.quick, rounds)
+    rows = [row for name, half in (("pytorch", pytorch_rows), ("tensorflow", tensorflow_rows))
+            if args.only in (None, name) for row in half(args.quick, rounds)]
     print(table(rows))
     print("× baseline: speed-up over eager FP32 / tf.function; × framework optimizer: over "
           "torch.jit freeze+optimize_for_inference / TF's optimize_for_inference tool "
