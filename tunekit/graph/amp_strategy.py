@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tunekit.history import Trial
-from tunekit.space import QuantConfig
+from tunekit.space import OpKey, QuantConfig
 from tunekit.strategies.walk import Walker
 from tunekit.strategy import Strategy, TuneContext
 
@@ -33,21 +33,23 @@ class AMPStrategy(Strategy):
         trial = yield from walker.visit(base)
         if trial.accepted:
             return
+        fp32 = {op: space.option(op, "fp32") for op in space.ops
+                if "fp32" in space.precisions(op)}
         types = sorted(space.by_type().values(), key=len, reverse=True)  # stable: space order
         for ops in types:
-            trial = yield from walker.visit(
-                base.with_ops({op: space.option(op, "fp32") for op in ops}))
+            trial = yield from walker.visit(base.with_ops({op: fp32[op] for op in ops
+                                                           if op in fp32}))
             if trial.accepted:
                 return
-        scores: dict[object, float] = {}
-        for op in space.ops:
-            trial = yield from walker.visit(base.with_op(op, space.option(op, "fp32")))
+        scores: dict[OpKey, float] = {}
+        for op, option in fp32.items():
+            trial = yield from walker.visit(base.with_op(op, option))
             if trial.accepted:
                 return
             scores[op] = _score(ctx, trial)
         config = base
-        for op in sorted(space.ops, key=lambda op: scores[op]):  # stable: ties in space order
-            config = config.with_op(op, space.option(op, "fp32"))
+        for op in sorted(fp32, key=lambda op: scores[op]):  # stable: ties in space order
+            config = config.with_op(op, fp32[op])
             trial = yield from walker.visit(config)
             if trial.accepted:
                 return
