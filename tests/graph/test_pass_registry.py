@@ -39,7 +39,7 @@ def test_builtin_passes_come_in_pipeline_order() -> None:
     assert [p.name for p in available("pytorch")] == [
         "remove_identity", "constant_fold", "fold_batchnorm", "cse", "fuse_linear", "fuse_attention",
         "dead_code",
-        "channels_last", "mkldnn_layout", "torchscript"]
+        "channels_last", "inductor", "mkldnn_layout", "torchscript"]
     assert [p.name for p in available("tensorflow")] == [
         "strip", "constant_fold", "fold_batchnorm", "arithmetic", "auto_mixed_precision",
         "remapper"]

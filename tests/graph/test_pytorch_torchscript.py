@@ -1,5 +1,5 @@
-"""Pass ``torchscript``: the faster of FX and frozen TorchScript is kept, outputs stay equal,
-and a TorchScript result saves and loads."""
+"""Lowering passes ``inductor`` and ``torchscript``: the fastest form is kept, outputs stay
+equal, and the result saves and loads."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from torch import nn
 import tunekit
 from tunekit.graph import GraphResult
 from tunekit.graph.pytorch import torchscript
+from tunekit.graph.pytorch.inductor import Inductor
 from tunekit.graph.pytorch.torchscript import TorchScript
-from tunekit.graph.pytorch.trace import to_graph
+from tunekit.graph.pytorch.trace import count_nodes, to_graph
 
 
 def _model() -> nn.Module:
@@ -49,7 +50,7 @@ def test_a_lowered_module_saves_and_loads(tmp_path: Path) -> None:
     model, x = _model(), torch.randn(2, 3, 12, 12)
     with torch.no_grad():
         traced = torch.jit.trace(tunekit.optimize_graph(model, ("fp32",)).model, (x,))
-        lowered = torchscript._lower(traced)
+        lowered = torchscript.lower(traced)
         torchscript._TRACES[lowered] = traced
         result = GraphResult(lowered, "pytorch", ("fp32",))
         result.save(tmp_path / "model.pt")
@@ -60,7 +61,21 @@ def test_a_lowered_module_saves_and_loads(tmp_path: Path) -> None:
 def test_optimize_graph_with_example_data_reports_the_choice() -> None:
     model, x = _model(), torch.randn(2, 3, 12, 12)
     result = tunekit.optimize_graph(model, ("fp32",), example_data=[(x, None)])
-    line = result.summary().splitlines()[-1]
-    assert line.lstrip().startswith("torchscript") and "kept" in line
+    lines = {line.split()[0]: line for line in result.summary().splitlines()[1:]}
+    assert "Inductor" in lines["inductor"] and "TorchScript" in lines["torchscript"]
     with torch.no_grad():
         assert _relative(result.model(x), model(x)) <= 1e-4
+
+
+def test_inductor_compares_three_lowerings_and_keeps_outputs(tmp_path: Path) -> None:
+    model, x = _model(), torch.randn(2, 3, 12, 12)
+    lowering = Inductor().bind((x,))
+    kept = lowering.run(to_graph(model))
+    assert all(name in lowering.note for name in ("Inductor", "TorchScript", "FX"))
+    assert (kept is not None) and count_nodes(kept) > 0
+    with torch.no_grad():
+        held_out = torch.randn(4, 3, 12, 12)
+        assert _relative(kept(held_out), model(held_out)) <= 1e-4
+    GraphResult(kept, "pytorch", ("fp32",)).save(tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    to_graph(model).load_state_dict(state)  # the FX graph the pass was given

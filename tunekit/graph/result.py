@@ -47,8 +47,9 @@ class GraphResult:
             torchscript.save(self.model, path)
             return
 
+        source = getattr(self.model, "_orig_mod", self.model)  # torch.compile'd: its FX graph
         state = {key: value.to_dense() if value.is_mkldnn else value  # oneDNN-layout weights
-                 for key, value in self.model.state_dict().items()}
+                 for key, value in source.state_dict().items()}
         torch.save(state, Path(path))
 
     def summary(self) -> str:

@@ -52,6 +52,9 @@ class TorchScript(GraphPass):
         return TorchScript(example_inputs)
 
     def run(self, graph: fx.GraphModule) -> nn.Module:
+        if not isinstance(graph, fx.GraphModule):
+            self.note = f"skipped: the graph is already lowered ({type(graph).__name__})"
+            return graph
         if self.example_inputs is None:
             self.note = "kept FX: no example batch to trace and time"
             return graph
@@ -59,17 +62,17 @@ class TorchScript(GraphPass):
         with torch.no_grad():
             try:
                 traced = torch.jit.trace(graph, inputs, strict=False)
-                scripted = _lower(traced)
+                scripted = lower(traced)
                 for _ in range(WARMUP):
                     expected, got = graph(*inputs), scripted(*inputs)
             except Exception as exc:  # noqa: BLE001 - any trace failure keeps the FX graph
                 self.note = f"kept FX: TorchScript failed ({type(exc).__name__}: {exc})"[:200]
                 return graph
-            error = _relative_error(got, expected)
+            error = relative_error(got, expected)
             if error > 1e-4:
                 self.note = f"kept FX: TorchScript outputs differ ({error:.1e} relative)"
                 return graph
-            fx_ms, script_ms = _interleaved([lambda: graph(*inputs), lambda: scripted(*inputs)])
+            fx_ms, script_ms = interleaved([lambda: graph(*inputs), lambda: scripted(*inputs)])
         faster = script_ms < fx_ms
         self.note = (f"kept {'TorchScript' if faster else 'FX'}: TorchScript {script_ms:.2f} ms, "
                      f"FX {fx_ms:.2f} ms on the example batch")
@@ -86,14 +89,14 @@ def save(module: torch.jit.ScriptModule, path: str | Path) -> None:
 
 def load(path: str | Path) -> torch.jit.ScriptModule:
     """A module :func:`save` wrote, frozen and lowered for inference again."""
-    return _lower(torch.jit.load(str(path)).eval())
+    return lower(torch.jit.load(str(path)).eval())
 
 
-def _lower(traced: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+def lower(traced: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
     return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
 
 
-def _interleaved(candidates: Sequence[Callable[[], Any]]) -> list[float]:
+def interleaved(candidates: Sequence[Callable[[], Any]]) -> list[float]:
     """Fastest milliseconds per call of each candidate, one call each per round, so that load
     from other processes hits every candidate alike."""
     samples: list[list[float]] = [[] for _ in candidates]
@@ -115,7 +118,7 @@ def _leaves(value: Any) -> list[torch.Tensor]:
     return []
 
 
-def _relative_error(got: Any, expected: Any) -> float:
+def relative_error(got: Any, expected: Any) -> float:
     """Largest absolute difference over the largest expected magnitude, across all outputs."""
     pairs = list(zip(_leaves(got), _leaves(expected)))
     if len(pairs) != len(_leaves(expected)):

@@ -29,9 +29,10 @@ def to_graph(model: nn.Module) -> fx.GraphModule:
 
 def count_nodes(graph_module: nn.Module) -> int:
     """Nodes that compute or fetch something (inputs, outputs and TorchScript constants left
-    out), of an FX graph or of a frozen TorchScript module."""
+    out), of an FX graph, a frozen TorchScript module, or the source of a compiled module."""
     if isinstance(graph_module, torch.jit.ScriptModule):
         return sum(1 for n in graph_module.graph.nodes() if n.kind() != "prim::Constant")
+    graph_module = getattr(graph_module, "_orig_mod", graph_module)  # torch.compile'd: its source
     return sum(1 for n in graph_module.graph.nodes if n.op not in ("placeholder", "output"))
 
 
