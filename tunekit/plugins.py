@@ -22,6 +22,7 @@ GROUPS: Mapping[str, str] = {
     "tunekit.strategies": "tunekit.strategy:Strategy",
     "tunekit.metrics": "tunekit.metric:Metric",
     "tunekit.objectives": "tunekit.objective:Objective",
+    "tunekit.passes": "tunekit.graph.pipeline:GraphPass",
 }
 
 

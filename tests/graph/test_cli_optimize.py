@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tunekit.cli import main  # noqa: E402
+from tunekit.cli import main
 
 MODULE = '''
 import torch

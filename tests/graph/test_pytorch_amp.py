@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import fx, nn  # noqa: E402
+from torch import fx, nn
 
-import tunekit  # noqa: E402
-from tunekit.adaptors.pytorch.capabilities import bf16_supported  # noqa: E402
-from tunekit.graph.pytorch.amp import cast, mixed_precision  # noqa: E402
-from tunekit.graph.pytorch.trace import to_graph  # noqa: E402
+import tunekit
+from tunekit.adaptors.pytorch.capabilities import bf16_supported
+from tunekit.graph.pytorch.amp import cast, mixed_precision
+from tunekit.graph.pytorch.trace import to_graph
 
 
 class Chain(nn.Module):
@@ -82,3 +82,32 @@ def test_tuning_falls_back_only_the_op_that_breaks_the_goal(tmp_path: Any) -> No
     assert result.met and result.tuning is not None
     assert sorted(result.bf16_ops) == ["conv1", "conv2"]
     assert result.model.get_submodule("fc").weight.dtype == torch.float32
+
+
+def _fp32_ops(model: nn.Module) -> set[str]:
+    return {name for name in ("conv1", "conv2", "fc")
+            if model.get_submodule(name).weight.dtype == torch.float32}
+
+
+def test_a_sensitive_op_type_falls_back_as_a_type_first(tmp_path: Any) -> None:
+    """Both convs must be fp32: the op-type stage finds it in one trial after all-bf16."""
+    if not bf16_supported():
+        pytest.skip("no native bf16 on this CPU")
+    result = tunekit.optimize_graph(
+        Chain().eval(), ("bf16", "fp32"), example_data=_batches(),
+        eval_func=lambda model: float({"conv1", "conv2"} <= _fp32_ops(model)),
+        accuracy_criterion={"absolute": 0.0}, workspace=str(tmp_path / "ws"))
+    assert result.met and sorted(result.bf16_ops) == ["fc"]
+    assert len(result.tuning.trials) == 2  # all bf16, then the Conv2d type back to fp32
+
+
+def test_ops_of_two_types_fall_back_op_by_op(tmp_path: Any) -> None:
+    """conv2 and fc must be fp32: no single type does it, the ranked op-wise stage does, and
+    conv1 stays bf16."""
+    if not bf16_supported():
+        pytest.skip("no native bf16 on this CPU")
+    result = tunekit.optimize_graph(
+        Chain().eval(), ("bf16", "fp32"), example_data=_batches(),
+        eval_func=lambda model: float(len({"conv2", "fc"} & _fp32_ops(model))),
+        accuracy_criterion={"absolute": 0.0}, workspace=str(tmp_path / "ws"))
+    assert result.met and sorted(result.bf16_ops) == ["conv1"]

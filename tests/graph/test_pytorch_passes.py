@@ -5,20 +5,23 @@ from __future__ import annotations
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
+from torch import nn
+from torch.nn import functional as F
 
-from tunekit.errors import ConfigError  # noqa: E402
-from tunekit.graph.pipeline import run_passes, select  # noqa: E402
-from tunekit.graph.pytorch import PASSES  # noqa: E402
-from tunekit.graph.pytorch.constant_fold import ConstantFold  # noqa: E402
-from tunekit.graph.pytorch.cse import EliminateCommonSubexpressions  # noqa: E402
-from tunekit.graph.pytorch.dead_code import EliminateDeadCode  # noqa: E402
-from tunekit.graph.pytorch.fold_batchnorm import FoldBatchNorm  # noqa: E402
-from tunekit.graph.pytorch.fuse_linear import FuseLinear  # noqa: E402
-from tunekit.graph.pytorch.mkldnn_layout import MKLDNNLayout  # noqa: E402
-from tunekit.graph.pytorch.remove_identity import RemoveIdentity  # noqa: E402
-from tunekit.graph.pytorch.trace import count_nodes, to_graph  # noqa: E402
+from tunekit.errors import ConfigError
+from tunekit.graph.pipeline import run_passes, select
+from tunekit.graph.pytorch.constant_fold import ConstantFold
+from tunekit.graph.pytorch.cse import EliminateCommonSubexpressions
+from tunekit.graph.pytorch.dead_code import EliminateDeadCode
+from tunekit.graph.pytorch.fold_batchnorm import FoldBatchNorm
+from tunekit.graph.pytorch.fuse_attention import FuseAttention, attention
+from tunekit.graph.pytorch.fuse_linear import FuseLinear
+from tunekit.graph.pytorch.mkldnn_layout import MKLDNNLayout
+from tunekit.graph.pytorch.remove_identity import RemoveIdentity
+from tunekit.graph.pytorch.trace import count_nodes, to_graph
+from tunekit.graph.registry import available
+
+PASSES = available("pytorch")
 
 
 class ConvNet(nn.Module):
@@ -145,3 +148,21 @@ def test_select_names_the_yaml_field_of_an_unknown_pass() -> None:
     with pytest.raises(ConfigError, match=r"graph_optimization\.passes\.fold_bn.*fold_batchnorm"):
         select(PASSES, {"fold_bn": False})
     assert [p.name for p in select(PASSES, ["cse", "dead_code"])] == ["cse", "dead_code"]
+
+
+def test_fuse_attention_replaces_the_written_out_attention() -> None:
+    model = Attention().eval()
+    graph = FuseAttention().run(to_graph(model))
+    targets = [n.target for n in graph.graph.nodes]
+    assert attention in targets and torch.softmax not in targets
+    _close(model, graph, torch.randn(3, 6, 16))
+
+
+def test_fuse_attention_leaves_a_masked_attention_alone() -> None:
+    class Masked(Attention):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            scores = self.q(x) @ self.k(x).transpose(-2, -1) / 4.0
+            return torch.softmax(scores - 1e4 * torch.ones(6, 6).triu(1), dim=-1) @ self.v(x)
+
+    graph = to_graph(Masked().eval())
+    assert FuseAttention().run(graph) is graph

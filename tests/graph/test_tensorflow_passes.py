@@ -9,11 +9,13 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from tunekit.graph.pipeline import run_passes  # noqa: E402
-from tunekit.graph.tensorflow import PASSES  # noqa: E402
-from tunekit.graph.tensorflow.graph import FrozenGraph, freeze  # noqa: E402
-from tunekit.graph.tensorflow.optimize import optimize  # noqa: E402
-from tunekit.graph.tensorflow.strip import Strip  # noqa: E402
+from tunekit.graph.pipeline import run_passes
+from tunekit.graph.registry import available
+from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
+from tunekit.graph.tensorflow.optimize import optimize
+from tunekit.graph.tensorflow.strip import Strip
+
+PASSES = available("tensorflow")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def _batch() -> np.ndarray:
 def test_fp32_passes_shrink_the_graph_and_keep_outputs(keras_model: tf.keras.Model) -> None:
     result = optimize(keras_model, ("fp32",), None)
     names = [r.name for r in result.reports]
-    assert names == ["strip", "constant_fold", "arithmetic", "remapper"]
+    assert names == ["strip", "constant_fold", "fold_batchnorm", "arithmetic", "remapper"]
     assert result.reports[-1].nodes_after < result.reports[0].nodes_before
     ops = {n.op for n in result.model.graph_def.node}
     assert "ReadVariableOp" not in ops
@@ -75,3 +77,29 @@ def test_bf16_converts_ops_and_stays_close(keras_model: tf.keras.Model) -> None:
 def test_pass_counts_are_reported_per_pass(keras_model: tf.keras.Model) -> None:
     _, reports = run_passes(freeze(keras_model), PASSES[:2], FrozenGraph.node_count)
     assert reports[1].nodes_after < reports[1].nodes_before
+
+
+def test_fold_batchnorm_folds_keras3_scale_and_shift_into_weights() -> None:
+    """Keras 3 BN after Conv2D, DepthwiseConv2D and Dense (Mul/Add form) ends as one BiasAdd
+    each, which the remapper then fuses; outputs stay within float rounding."""
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((8, 8, 3))
+    x = tf.keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.ReLU()(x)
+    x = tf.keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    x = tf.keras.layers.BatchNormalization()(tf.keras.layers.Dense(6)(x))
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(4)(x))
+    for layer in model.layers:
+        layer.set_weights([w + np.random.RandomState(1).rand(*w.shape).astype("float32")
+                           for w in layer.get_weights()])
+    result = optimize(model, ("fp32",), None)
+    report = {r.name: r for r in result.reports}["fold_batchnorm"]
+    assert report.nodes_after < report.nodes_before
+    ops = [n.op for n in result.model.graph_def.node]
+    assert "Mul" not in ops and "AddV2" not in ops
+    assert {"_FusedConv2D", "_FusedDepthwiseConv2dNative", "_FusedMatMul"} <= set(ops)
+    expected = model(_batch(), training=False).numpy()
+    assert np.abs(result.model(_batch()) - expected).max() <= 1e-4 * np.abs(expected).max()

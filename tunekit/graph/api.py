@@ -2,19 +2,22 @@
 
 FP32 optimization needs only the model (and, for bf16, one example batch). With bf16 allowed and
 an evaluation given, the bf16/fp32 choice per op is tuned by :class:`~tunekit.tuner.Tuner` on the
-FP32-optimized graph (the ``tuning:`` section applies as for ``tunekit tune``).
+FP32-optimized graph (the ``tuning:`` section applies as for ``tunekit tune``; the default
+strategy becomes ``amp``: op-type-wise, then op-wise fallback to fp32, see
+:mod:`tunekit.graph.amp_strategy`).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tunekit import api as core_api
 from tunekit import config as config_module
-from tunekit.config import TuneSpec
+from tunekit.config import PluginSpec, TuneSpec
 from tunekit.data import split_batch
 from tunekit.errors import ConfigError
 from tunekit.graph.result import GraphResult
@@ -102,6 +105,8 @@ def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
 
     inputs = example_inputs(split_batch(batch)[0], model) if batch is not None else None
     tune = None
+    if spec.tuning.strategy == PluginSpec("basic"):  # the default: its int8 stages do not apply
+        spec = replace(spec, tuning=replace(spec.tuning, strategy=PluginSpec("amp")))
     if metric is not None or eval_func is not None:
         def tune(graph: Any, adaptor: Any) -> Any:
             parts = core_api._parts(spec, adaptor, graph, list(examples or [])[:1] or None,

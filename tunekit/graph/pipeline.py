@@ -1,8 +1,8 @@
 """The pass pipeline shared by every framework: run passes in order, report what each changed.
 
-A pass is a small object with a ``name`` and a ``run(graph) -> graph`` method; the framework
-packages (:mod:`tunekit.graph.pytorch`, :mod:`tunekit.graph.tensorflow`) list theirs in their
-default order. The pipeline only counts nodes before and after each pass, so a user can see which
+A pass is a small object with a ``name`` and a ``run(graph) -> graph`` method, registered in the
+entry-point group ``tunekit.passes`` as ``FRAMEWORK.NAME`` (see :mod:`tunekit.graph.registry`);
+its ``order`` places it in the pipeline. The pipeline only counts nodes before and after each pass, so a user can see which
 pass did the work (and switch off one that does nothing for their model).
 """
 
@@ -25,6 +25,19 @@ class GraphPass(abc.ABC):
 
     #: the name ``graph_optimization.passes`` uses to switch the pass on or off
     name: ClassVar[str] = ""
+    #: ``pytorch`` or ``tensorflow``: the graphs ``run`` takes
+    framework: ClassVar[str] = ""
+    #: place in the pipeline, ascending; built-ins use multiples of 10 so others fit between
+    order: ClassVar[int] = 0
+    #: the precision mixes whose pipeline runs this pass (``fp32``: FP32 only, ``bf16``: AMP)
+    precisions: ClassVar[frozenset[str]] = frozenset({"fp32", "bf16"})
+    #: the last run's decision in words, for the report (empty when node counts say it all)
+    note: str = ""
+
+    def bind(self, example_inputs: Any) -> GraphPass:
+        """This pass for one run with its example batch; passes that trace or time the model
+        need one and return a new instance, the others ignore it."""
+        return self
 
     @abc.abstractmethod
     def run(self, graph: Any) -> Any:
@@ -39,12 +52,14 @@ class PassReport:
     nodes_before: int
     nodes_after: int
     seconds: float
+    note: str = ""
 
     def line(self) -> str:
         delta = self.nodes_after - self.nodes_before
         change = f"{delta:+d}" if delta else "no change in node count"
         return (f"{self.name:<16} {self.nodes_before:>5} → {self.nodes_after:<5} nodes "
-                f"({change}, {self.seconds * 1e3:.0f} ms)")
+                f"({change}, {self.seconds * 1e3:.0f} ms)"
+                + (f"; {self.note}" if self.note else ""))
 
 
 def select(available: Sequence[GraphPass], setting: Any,
@@ -84,7 +99,8 @@ def run_passes(graph: Any, passes: Sequence[GraphPass],
     for graph_pass in passes:
         before, start = count(graph), time.perf_counter()
         graph = graph_pass.run(graph)
-        report = PassReport(graph_pass.name, before, count(graph), time.perf_counter() - start)
+        report = PassReport(graph_pass.name, before, count(graph), time.perf_counter() - start,
+                            graph_pass.note)
         log.info("pass %s", report.line())
         reports.append(report)
     return graph, reports

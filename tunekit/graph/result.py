@@ -32,15 +32,24 @@ class GraphResult:
         return self.tuning is None or self.tuning.met
 
     def save(self, path: str | Path) -> None:
-        """The model in a safe native form: a GraphDef ``.pb`` (TensorFlow) or the tensors of
-        a ``state_dict`` (PyTorch; rebuild with :func:`tunekit.optimize_graph` and load them)."""
+        """The model in a safe native form: a GraphDef ``.pb`` (TensorFlow), a TorchScript
+        archive (a PyTorch result lowered to TorchScript; read it with
+        :func:`tunekit.graph.pytorch.torchscript.load`), or the tensors of a ``state_dict`` (an
+        FX result; rebuild with :func:`tunekit.optimize_graph` and load them)."""
         if self.framework == "tensorflow":
             self.model.save(Path(path))
             return
         import torch
 
+        if isinstance(self.model, torch.jit.ScriptModule):
+            from tunekit.graph.pytorch import torchscript
+
+            torchscript.save(self.model, path)
+            return
+
+        source = getattr(self.model, "_orig_mod", self.model)  # torch.compile'd: its FX graph
         state = {key: value.to_dense() if value.is_mkldnn else value  # oneDNN-layout weights
-                 for key, value in self.model.state_dict().items()}
+                 for key, value in source.state_dict().items()}
         torch.save(state, Path(path))
 
     def summary(self) -> str:

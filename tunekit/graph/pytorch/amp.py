@@ -22,6 +22,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from torch.nn import functional as F
 
 from tunekit.errors import ModelError
+from tunekit.graph.pytorch.fuse_attention import attention
 from tunekit.graph.pytorch.trace import finish
 
 #: LSTM/GRU are left out: their nested (out, (h, c)) outputs would need casts per element
@@ -32,7 +33,8 @@ _FOLLOW_MODULES = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.LeakyRe
 _FOLLOW_FUNCTIONS = {operator.add, operator.mul, operator.getitem, operator.matmul, torch.add,
                      torch.mul, torch.matmul, torch.bmm, torch.cat, torch.split, torch.flatten,
                      torch.relu, torch.transpose, torch.reshape, torch.permute, F.relu, F.gelu,
-                     F.silu, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d}
+                     F.silu, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
+                     attention}  # fused SDPA: bf16 in, float32 softmax inside the kernel
 _FOLLOW_METHODS = {"view", "reshape", "permute", "transpose", "contiguous", "flatten", "split",
                    "chunk", "unsqueeze", "squeeze", "relu", "add", "mul", "matmul", "size"}
 

@@ -15,6 +15,9 @@ from tunekit.graph.pipeline import GraphPass
 
 class ChannelsLast(GraphPass):
     name = "channels_last"
+    framework = "pytorch"
+    order = 100
+    precisions = frozenset({"bf16"})
 
     def run(self, graph: fx.GraphModule) -> fx.GraphModule:
         for module in graph.modules():

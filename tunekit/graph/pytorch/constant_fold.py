@@ -20,6 +20,8 @@ _IMPURE = {torch.rand, torch.randn, torch.randint, torch.rand_like, torch.randn_
 
 class ConstantFold(GraphPass):
     name = "constant_fold"
+    framework = "pytorch"
+    order = 20
 
     def run(self, graph: fx.GraphModule) -> fx.GraphModule:
         values: dict[fx.Node, object] = {}

@@ -19,6 +19,8 @@ from tunekit.graph.pytorch.trace import finish
 
 class EliminateCommonSubexpressions(GraphPass):
     name = "cse"
+    framework = "pytorch"
+    order = 40
 
     def run(self, graph: fx.GraphModule) -> fx.GraphModule:
         seen: dict[Any, fx.Node] = {}

@@ -13,6 +13,8 @@ class EliminateDeadCode(GraphPass):
     knows which ops are side-effect free, so those that feed nothing go."""
 
     name = "dead_code"
+    framework = "pytorch"
+    order = 60
 
     def run(self, graph: fx.GraphModule) -> fx.GraphModule:
         return finish(graph)

@@ -20,6 +20,8 @@ _PAIRS = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, 
 
 class FoldBatchNorm(GraphPass):
     name = "fold_batchnorm"
+    framework = "pytorch"
+    order = 30
 
     def run(self, graph: fx.GraphModule) -> fx.GraphModule:
         modules = dict(graph.named_modules())

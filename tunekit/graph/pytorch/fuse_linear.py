@@ -18,6 +18,8 @@ from tunekit.graph.pytorch.trace import finish
 
 class FuseLinear(GraphPass):
     name = "fuse_linear"
+    framework = "pytorch"
+    order = 50
 
     def run(self, graph: fx.GraphModule) -> fx.GraphModule:
         modules = dict(graph.named_modules())

@@ -18,8 +18,13 @@ from tunekit.graph.pipeline import GraphPass
 
 class MKLDNNLayout(GraphPass):
     name = "mkldnn_layout"
+    framework = "pytorch"
+    order = 105
+    precisions = frozenset({"fp32"})
 
     def run(self, graph: fx.GraphModule) -> fx.GraphModule:
+        if not isinstance(graph, fx.GraphModule):  # compiled by the inductor pass
+            return graph
         modules = dict(graph.named_modules())
         if not torch.backends.mkldnn.is_available() or \
                 not any(isinstance(m, nn.Conv2d) for m in modules.values()):

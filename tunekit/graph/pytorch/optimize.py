@@ -8,27 +8,35 @@ from typing import Any
 from torch import fx, nn
 
 from tunekit.graph.pipeline import PassReport, run_passes, select
-from tunekit.graph.pytorch import LAYOUT, PASSES, STRUCTURAL
 from tunekit.graph.pytorch.amp import bf16_candidates
 from tunekit.graph.pytorch.trace import count_nodes, to_graph
 from tunekit.graph.pytorch.tuning import AMPAdaptor, build
+from tunekit.graph.registry import available
 from tunekit.graph.result import GraphResult
 from tunekit.result import TuneResult
 
 #: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.api
 Tune = Callable[[fx.GraphModule, AMPAdaptor], TuneResult]
+#: passes ordered below keep every Conv/Linear an ``nn`` module (AMP tunes and converts those);
+#: passes from it on lower the FP32 graph
+LOWERING_ORDER = 100
 
 
 def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
              example_inputs: Sequence[Any] | None, tune: Tune | None = None) -> GraphResult:
-    """Run the selected passes; with bf16 allowed, convert (all, or as ``tune`` decides)."""
-    chosen = select(PASSES, passes)
-    structural = [p for p in chosen if p in STRUCTURAL]
+    """Run the selected passes; with bf16 allowed, convert (all, or as ``tune`` decides).
+
+    FP32 only: with ``example_inputs`` the result may be a frozen TorchScript module (where that
+    measures faster, see :mod:`tunekit.graph.pytorch.torchscript`), else an FX ``GraphModule``.
+    """
+    chosen = select(available("pytorch"), passes)
+    structural = [p for p in chosen if p.order < LOWERING_ORDER]
     graph, reports = run_passes(to_graph(model), structural, count_nodes)
     precisions = tuple(precisions)
     if "bf16" not in precisions:
-        layout = [LAYOUT["fp32"]] if LAYOUT["fp32"] in chosen else []
-        graph, more = run_passes(graph, layout, count_nodes)
+        last = [p.bind(example_inputs) for p in chosen
+                if p.order >= LOWERING_ORDER and "fp32" in p.precisions]
+        graph, more = run_passes(graph, last, count_nodes)
         return GraphResult(graph, "pytorch", precisions, [*reports, *more])
     if example_inputs is None:
         raise _needs_data()

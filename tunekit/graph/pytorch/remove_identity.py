@@ -17,6 +17,8 @@ class RemoveIdentity(GraphPass):
     their output in eval mode, so users of the node take the input directly."""
 
     name = "remove_identity"
+    framework = "pytorch"
+    order = 10
 
     def run(self, graph: fx.GraphModule) -> fx.GraphModule:
         modules = dict(graph.named_modules())

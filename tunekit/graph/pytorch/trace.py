@@ -27,8 +27,12 @@ def to_graph(model: nn.Module) -> fx.GraphModule:
                          f"{exc}); graph optimization needs a traceable model") from exc
 
 
-def count_nodes(graph_module: fx.GraphModule) -> int:
-    """Nodes that compute or fetch something (inputs and the output marker left out)."""
+def count_nodes(graph_module: nn.Module) -> int:
+    """Nodes that compute or fetch something (inputs, outputs and TorchScript constants left
+    out), of an FX graph, a frozen TorchScript module, or the source of a compiled module."""
+    if isinstance(graph_module, torch.jit.ScriptModule):
+        return sum(1 for n in graph_module.graph.nodes() if n.kind() != "prim::Constant")
+    graph_module = getattr(graph_module, "_orig_mod", graph_module)  # torch.compile'd: its source
     return sum(1 for n in graph_module.graph.nodes if n.op not in ("placeholder", "output"))
 
 

@@ -1,14 +1,7 @@
-"""TensorFlow graph optimization over frozen GraphDefs (passes in their default order)."""
+"""TensorFlow graph optimization over frozen GraphDefs.
 
-from __future__ import annotations
-
-from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.tensorflow.grappler import (Arithmetic, AutoMixedPrecision, ConstantFold,
-                                               Remapper)
-from tunekit.graph.tensorflow.strip import Strip
-
-BF16_PASS: GraphPass = AutoMixedPrecision()
-#: bf16 conversion runs before the remapper: Grappler's bf16 lists name the unfused ops
-PASSES: tuple[GraphPass, ...] = (Strip(), ConstantFold(), Arithmetic(), BF16_PASS, Remapper())
-
-__all__ = ["BF16_PASS", "PASSES"]
+Passes come from the ``tunekit.passes`` entry points named ``tensorflow.*`` (see
+:mod:`tunekit.graph.registry`): ``strip``, ``constant_fold``, ``fold_batchnorm``, ``arithmetic``,
+then ``auto_mixed_precision`` (bf16 only: Grappler's bf16 lists name the unfused ops, so it runs
+before fusion) or ``remapper`` (FP32 only).
+"""

@@ -22,6 +22,7 @@ _ALL = ("constfold", "arithmetic", "remapping", "dependency", "layout", "shape",
 class GrapplerPass(GraphPass):
     """Runs Grappler with exactly one optimizer switched on (``optimizer``)."""
 
+    framework = "tensorflow"
     optimizer: ClassVar[str] = ""
     #: place unplaced nodes on the CPU first (the remapper needs it; bf16 AMP must not: on
     #: placed nodes it also converts ops, such as pooling, that stock TF has no bf16 kernel for)
@@ -52,20 +53,26 @@ class GrapplerPass(GraphPass):
 
 class ConstantFold(GrapplerPass):
     name = "constant_fold"
+    order = 20
     optimizer = "constfold"
 
 
 class Arithmetic(GrapplerPass):
     name = "arithmetic"
+    order = 40
     optimizer = "arithmetic"
 
 
 class Remapper(GrapplerPass):
     name = "remapper"
+    order = 60
+    precisions = frozenset({"fp32"})
     optimizer = "remap"
 
 
 class AutoMixedPrecision(GrapplerPass):
     name = "auto_mixed_precision"
+    order = 50
+    precisions = frozenset({"bf16"})
     optimizer = "auto_mixed_precision_onednn_bfloat16"
     place_on_cpu = False

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tunekit.graph.pipeline import run_passes, select
+from tunekit.graph.registry import available
 from tunekit.graph.result import GraphResult
-from tunekit.graph.tensorflow import BF16_PASS, PASSES
 from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
 
 
@@ -19,8 +19,8 @@ def optimize(model: Any, precisions: Sequence[str], passes: Any) -> GraphResult:
     the graph would not import; TF's runtime Grappler fuses them into oneDNN ops when it runs.
     """
     bf16 = "bf16" in precisions
-    skipped = {"remapper"} if bf16 else {BF16_PASS.name}
-    chosen = [p for p in select(PASSES, passes) if p.name not in skipped]
+    mix = "bf16" if bf16 else "fp32"
+    chosen = [p for p in select(available("tensorflow"), passes) if mix in p.precisions]
     graph, reports = run_passes(freeze(model), chosen, FrozenGraph.node_count)
     bf16_ops = [n.name for n in graph.graph_def.node
                 if any(v.type == 14 for v in n.attr.values())]  # 14: DT_BFLOAT16

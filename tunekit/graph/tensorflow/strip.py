@@ -15,6 +15,8 @@ _PASS_THROUGH = {"Identity", "CheckNumerics", "StopGradient", "PreventGradient",
 
 class Strip(GraphPass):
     name = "strip"
+    framework = "tensorflow"
+    order = 10
 
     def run(self, graph: FrozenGraph) -> FrozenGraph:
         import tensorflow as tf

@@ -1,0 +1,15 @@
+"""The ``amp`` strategy passes the strategy contract every shipped strategy passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunekit.graph.amp_strategy import AMPStrategy
+from tunekit.strategy import Strategy
+from tunekit.testing.strategy_contract import StrategyContract
+
+
+class TestAMPStrategyContract(StrategyContract):
+    @pytest.fixture
+    def strategy(self) -> Strategy:
+        return AMPStrategy()
