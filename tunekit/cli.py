@@ -60,9 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                              "workspace path, which suits one machine or a shared filesystem)")
     worker.add_argument("--heartbeat", type=int, default=10,
                         help="seconds between heartbeats; use the coordinator's (default 10)")
-    worker.add_argument("--wait", type=float, default=60.0,
+    worker.add_argument("--wait", type=float, default=600.0,
                         help="seconds to wait for the coordinator to create the study and "
-                             "post its tuning (default 60)")
+                             "post its tuning (default 600)")
     worker.add_argument("-q", "--quiet", action="store_true", help="only warnings")
     compare = sub.add_parser("compare", help="compare strategies on one workload (research)")
     compare.add_argument("config", type=Path, help="the YAML config of the workload")
