@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,12 @@ def test_a_batch_already_answered_costs_no_evaluation() -> None:
     status, history = run(Again(), stop=False)
     assert status == "strategy_done" and len(history) == 2
     assert history.last.config == singles()[0]
+
+
+def test_a_list_instead_of_a_batch_is_refused_with_the_fix() -> None:
+    class Listing(Strategy):
+        def propose(self, ctx: TuneContext) -> Iterator[Any]:
+            yield singles()[:2]
+
+    with pytest.raises(TunekitError, match="QuantConfig or a tunekit.Batch of them, not a list"):
+        run(Listing())

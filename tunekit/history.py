@@ -306,13 +306,15 @@ class Store:
         storage = self.study._storage
         for frozen in self.study.get_trials(deepcopy=False, states=(TS.WAITING,)):
             try:
+                # heartbeat first: optuna never fails a RUNNING trial that has no heartbeat
+                # at all, so a worker killed right after its claim would hold the trial forever
+                storage.record_heartbeat(frozen._trial_id)
                 if not storage.set_trial_state_values(frozen._trial_id, TS.RUNNING):
                     continue  # another worker was first
             except (self._optuna.exceptions.UpdateFinishedTrialError,
                     self._optuna.exceptions.StorageInternalError):
                 continue  # finished (cancelled) meanwhile, or SQLite busy: try the next one
             self._running = self._optuna.trial.Trial(self.study, frozen._trial_id)
-            storage.record_heartbeat(frozen._trial_id)
             self._running.set_user_attr(key, worker)
             return dict(frozen.user_attrs)
         return None

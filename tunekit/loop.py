@@ -68,7 +68,10 @@ def drive(strategy: Strategy, ctx: TuneContext, run_trial: RunTrial, budget: Bud
     stops = budget.stop_on_first_accept and strategy.first_accept_is_final
     proposals = repeats = 0
     for proposal in strategy.propose(ctx):
-        batch = as_batch(proposal)
+        try:
+            batch = as_batch(proposal)
+        except TypeError as exc:
+            raise TunekitError(f"{type(strategy).__name__}: {exc}") from None
         if not batch:
             continue
         if budget.max_proposals is not None and proposals >= budget.max_proposals:

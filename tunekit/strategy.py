@@ -62,8 +62,16 @@ class Batch(tuple[QuantConfig, ...]):
 
 
 def as_batch(proposal: QuantConfig | Batch) -> Batch:
-    """A proposal as a batch (a single config is a batch of one)."""
-    return proposal if isinstance(proposal, Batch) else Batch((proposal,))
+    """A proposal as a batch (a single config is a batch of one); TypeError for anything else
+    (a list or a generator of configs is a common slip for a Batch)."""
+    if isinstance(proposal, Batch):
+        if not all(isinstance(config, QuantConfig) for config in proposal):
+            raise TypeError("a Batch holds QuantConfigs only")
+        return proposal
+    if not isinstance(proposal, QuantConfig):
+        raise TypeError(f"a strategy yields a QuantConfig or a tunekit.Batch of them, not a "
+                        f"{type(proposal).__name__}")
+    return Batch((proposal,))
 
 
 class Strategy(abc.ABC):
