@@ -56,8 +56,8 @@ def run(strategy: str, workers: int, url: str, slow: float, folder: Path) -> tup
 def warm_cache(folder: Path) -> None:
     """Train and cache the digits model once, outside the timed runs."""
     env = {**os.environ, "TUNEKIT_CACHE_DIR": str(folder / "cache")}
-    code = ("import sys; sys.path.insert(0, %r); import slow_digits; slow_digits.load_model()"
-            % str(WORKLOAD.parent))
+    code = (f"import sys; sys.path.insert(0, {str(WORKLOAD.parent)!r}); import slow_digits; "
+            "slow_digits.load_model()")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 
 

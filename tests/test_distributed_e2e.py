@@ -75,7 +75,7 @@ def distributed(config: Path, tmp: Path, environ: dict[str, str], url: str, work
     try:
         if victim:
             kill_mid_trial(url, study, pool[0])
-        out, err = coordinator.communicate(timeout=600)
+        _, err = coordinator.communicate(timeout=600)
         assert coordinator.returncode == 0, err
         for process in pool[1:] if victim else pool:
             assert process.wait(60) == 0
