@@ -3,7 +3,8 @@
 Uses the ``bayesian-optimization`` package in its ask/tell form: each op is one categorical
 parameter (its options), the target is :func:`tunekit.strategies.search.score` (the accuracy goal
 first, then the objective). The search starts with a screening design: default int8, then each
-op alone at its first fallback (``screening`` ops), before the GP suggests.
+op alone at its first fallback (``screening`` ops), before the GP suggests. The design is one
+:class:`~tunekit.strategy.Batch` (distributed workers evaluate it at once).
 
 Unlike Intel Neural Compressor's bayesian strategy, which rounds continuous suggestions to
 integers and loops on duplicates until its budget is gone (58 evaluations on the digits fallback
@@ -25,7 +26,7 @@ from typing import Any
 from tunekit.space import QuantConfig
 from tunekit.strategies.search import Encoding, score
 from tunekit.strategies.walk import FreshSampler, Walker, random_config
-from tunekit.strategy import Strategy, TuneContext
+from tunekit.strategy import Batch, Strategy, TuneContext
 
 
 class BayesianStrategy(Strategy):
@@ -47,26 +48,40 @@ class BayesianStrategy(Strategy):
         self.candidates = candidates
         self.screening = screening
 
-    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
+    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig | Batch]:
         encoding = Encoding(ctx.space)
         optimizer = _optimizer(encoding, self.kappa, self.candidates, ctx.rng.randrange(2**31))
         walker, sampler = Walker(ctx), FreshSampler(ctx.space)
-        pending = _screening_design(ctx, self.screening)
-        sampler.seen.update(pending)
-        config: QuantConfig | None = pending.pop(0)
+        screening = _screening_design(ctx, self.screening)
+        sampler.seen.update(screening)
+        # the screening points do not depend on each other: one batch (distributed workers
+        # evaluate them at once), registered in design order as if evaluated one by one
+        trials = yield from walker.visit_batch(screening)
+        for config, trial in zip(screening, trials):
+            _register(optimizer, encoding.params(config), score(ctx, trial))
+        config: QuantConfig | None = self._next(ctx, optimizer, encoding, sampler)
         while config is not None:
             trial = yield from walker.visit(config)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                optimizer.register(encoding.params(config), score(ctx, trial))
-                suggestion = None if pending else encoding.config(optimizer.suggest())
-            if suggestion is None:
-                config = pending.pop(0) if pending else None
-            elif suggestion in sampler.seen:
-                config = sampler.draw(lambda: random_config(ctx.space, ctx.rng))
-            else:
-                sampler.seen.add(suggestion)
-                config = suggestion
+            _register(optimizer, encoding.params(config), score(ctx, trial))
+            config = self._next(ctx, optimizer, encoding, sampler)
+
+    @staticmethod
+    def _next(ctx: TuneContext, optimizer: Any, encoding: Encoding,
+              sampler: FreshSampler) -> QuantConfig | None:
+        """The GP's suggestion, or a fresh random config where it suggests a seen one."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            suggestion = encoding.config(optimizer.suggest())
+        if suggestion in sampler.seen:
+            return sampler.draw(lambda: random_config(ctx.space, ctx.rng))
+        sampler.seen.add(suggestion)
+        return suggestion
+
+
+def _register(optimizer: Any, params: dict[str, str], target: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimizer.register(params, target)
 
 
 def _screening_design(ctx: TuneContext, size: int) -> list[QuantConfig]:
