@@ -148,3 +148,27 @@ def test_a_bad_storage_gives_a_message_not_a_traceback(
 def test_a_worker_needs_a_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["worker", "--storage", str(tmp_path / "history.log"), "--study", "s"])
     assert code == cli.EXIT_USAGE and "database URL" in capsys.readouterr().err
+
+
+def test_processes_starting_together_on_a_new_database_all_open_it(postgres_url: str) -> None:
+    """A coordinator and its workers race to create optuna's tables in a new database."""
+    import subprocess
+    import sys
+
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url)
+    name = f"fresh_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host=url.host, port=url.port, user=url.username,
+                             password=url.password, dbname=url.database)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    fresh = url.set(database=name).render_as_string(hide_password=False)
+    code = f"from tunekit.history import rdb_storage; rdb_storage({fresh!r}, 1)"
+    processes = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE,
+                                  text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in processes]
+    admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
+    assert all(p.returncode == 0 for p in processes), errors

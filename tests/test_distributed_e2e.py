@@ -3,7 +3,8 @@ processes against a real PostgreSQL server, on the fallback example (which needs
 fallback to meet its goal).
 
 - 1 worker and 2 workers reach the result of a single-process run: same best config, same
-  trial, same metric, same number of trials;
+  trial, same metric, same number of trials; so do 2 local workers (``--workers 2``) on the
+  default SQLite history, without a server;
 - a worker ``kill -9``-ed in the middle of a trial loses nothing: its trial is re-queued after its
   heartbeats stop, answered once by the other worker, and the tuning ends with the same result.
   (A slowed copy of the example makes "the middle of a trial" last seconds.)
@@ -43,7 +44,7 @@ def tune(config: Path, workspace: Path, environ: dict[str, str], *args: str) -> 
 
 def worker(url: str, study: str) -> list[str]:
     return [sys.executable, "-m", "tunekit.cli", "worker", "--storage", url, "--study", study,
-            "--heartbeat", HEARTBEAT, "-q"]
+            "--heartbeat", HEARTBEAT]
 
 
 def result(workspace: Path) -> dict[str, Any]:
@@ -70,15 +71,16 @@ def distributed(config: Path, tmp: Path, environ: dict[str, str], url: str, work
     coordinator = subprocess.Popen(
         tune(config, workspace, environ, "--storage", url, "--study", study, "--heartbeat",
              HEARTBEAT), env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs = [tmp / f"{study}-worker-{i}.log" for i in range(workers)]
     pool = [subprocess.Popen(worker(url, study), env=environ, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL) for _ in range(workers)]
+                             stderr=log.open("w")) for log in logs]
     try:
         if victim:
             kill_mid_trial(url, study, pool[0])
         _, err = coordinator.communicate(timeout=600)
         assert coordinator.returncode == 0, err
-        for process in pool[1:] if victim else pool:
-            assert process.wait(60) == 0
+        for process, log in list(zip(pool, logs))[1 if victim else 0:]:
+            assert process.wait(60) == 0, log.read_text()
     finally:
         for process in [coordinator, *pool]:
             if process.poll() is None:
@@ -119,8 +121,16 @@ def test_one_and_two_workers_reach_the_single_process_result(postgres_url: str,
     assert expected["met"] and expected["trials"] > 1  # a real fallback case
     one, _ = distributed(FALLBACK, tmp_path, environ, postgres_url, workers=1)
     two, _ = distributed(FALLBACK, tmp_path, environ, postgres_url, workers=2)
-    assert one == expected
-    assert two == expected
+    assert one == expected, (one, expected)
+    assert two == expected, (two, expected)
+    # one machine, no server: --workers 2 starts two local workers on an SQLite history
+    local = tmp_path / "local"
+    done = subprocess.run(tune(FALLBACK, local, environ, "--workers", "2", "--heartbeat",
+                               HEARTBEAT), env=environ, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (local / "history.db").exists() and len(list((local / "workers").iterdir())) == 2
+    assert result(local) == expected, (result(local), expected)
 
 
 @pytest.mark.slow
@@ -130,7 +140,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(postgres_url: str, tmp_path: Pa
     environ = env(tmp_path / "cache", TUNEKIT_SLOW_EVAL_S="0.3")
     expected = single_process(SLOW, tmp_path, environ)
     survived, study = distributed(SLOW, tmp_path, environ, postgres_url, workers=2, victim=True)
-    assert survived == expected
+    assert survived == expected, (survived, expected)
     trials = Store(postgres_url, study, None).study.get_trials(deepcopy=False)
     assert retried(trials), "the killed worker's trial was not re-queued"
     # every trial of the history was answered exactly once by a finished optuna trial

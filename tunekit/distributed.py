@@ -39,6 +39,9 @@ DONE = "tunekit.done"
 #: Trial user attributes of a queued config.
 TASK, NUMBER, NEEDED, WORKER = "tunekit.task", "tunekit.number", "tunekit.needed", "tunekit.worker"
 
+#: The exit code of ``tunekit worker`` for a configuration or usage error (``tunekit.cli``).
+EXIT_USAGE = 2
+
 #: Seconds between two looks at the storage while a batch is out.
 POLL_S = 0.2
 
@@ -203,6 +206,9 @@ class LocalWorkers:
     def supervise(self) -> None:
         for index, process in enumerate(self.processes):
             code = process.poll()
+            if code == EXIT_USAGE:  # a config or storage error: every restart would fail alike
+                raise TunekitError(f"local worker {index} stopped on an error; see "
+                                   f"{self.logs / f'worker-{index}.log'}")
             if code is not None:
                 self.restarts += 1
                 if self.restarts > 10 * len(self.processes):

@@ -12,6 +12,7 @@ import enum
 import json
 import math
 import os
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -160,7 +161,22 @@ def rdb_storage(url: str, heartbeat: int | None = None) -> Any:
             kwargs = {"heartbeat_interval": heartbeat, "grace_period": GRACE * heartbeat,
                       "heartbeat_stale_trial_callback":
                           optuna.storages.RetryHeartbeatStaleTrialCallback()}
-        return optuna.storages.RDBStorage(_with_driver(url), engine_kwargs=engine, **kwargs)
+        return _create_rdb(_with_driver(url), engine, kwargs)
+
+
+def _create_rdb(url: str, engine: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """``RDBStorage(url)``, retried when it loses the race to create optuna's tables in a new
+    database: a coordinator and its workers starting together all try (measured here: 2 of 4
+    processes failed with a duplicate-key error on a fresh PostgreSQL database)."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+        except (IntegrityError, ProgrammingError):
+            time.sleep(0.2 * (attempt + 1))
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
 
 
 def fail_stale(study: Any) -> None:

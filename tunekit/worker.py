@@ -31,6 +31,9 @@ log = logging.getLogger("tunekit")
 
 POLL_S = 0.2
 
+#: Errors opening the storage that waiting cannot cure.
+_LASTING = frozenset({"ArgumentError", "NoSuchModuleError", "ImportError", "ModuleNotFoundError"})
+
 
 def open_study(storage: str, study: str, heartbeat: int, wait_s: float) -> Store:
     """The study ``study`` in ``storage``, waiting up to ``wait_s`` for a coordinator to create
@@ -47,12 +50,16 @@ def open_study(storage: str, study: str, heartbeat: int, wait_s: float) -> Store
         except KeyError:
             if time.monotonic() >= deadline:
                 raise ConfigError("--study", f"there is no study {study!r} in --storage "
-                                             f"{storage_label(storage)} (waited {wait_s:g} s); start "
-                                             f"the coordinator first (tunekit tune CONFIG.yaml "
-                                             f"--storage URL --study {study}) or check the "
-                                             "name") from None
+                                             f"{storage_label(storage)} (waited {wait_s:g} s); "
+                                             "start the coordinator first (tunekit tune "
+                                             f"CONFIG.yaml --storage URL --study {study}) or "
+                                             "check the name") from None
         except Exception as exc:
-            raise ConfigError("--storage", storage_error(storage, exc)) from exc
+            # a server still starting, or processes creating optuna's tables in a new database
+            # at the same moment, pass; a bad URL or a missing driver does not
+            if time.monotonic() >= deadline or type(exc).__name__ in _LASTING:
+                raise ConfigError("--storage", storage_error(storage, exc)) from exc
+            log.debug("storage not ready (%s); retrying", exc)
         time.sleep(POLL_S * 5)
 
 
