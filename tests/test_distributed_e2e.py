@@ -8,6 +8,7 @@ fallback to meet its goal).
 - a worker ``kill -9``-ed in the middle of a trial loses nothing: its trial is re-queued after its
   heartbeats stop, answered once by the other worker, and the tuning ends with the same result.
   (A slowed copy of the example makes "the middle of a trial" last seconds.)
+- a coordinator stopped short resumes from the stored history to the same result.
 """
 
 from __future__ import annotations
@@ -54,11 +55,12 @@ def result(workspace: Path) -> dict[str, Any]:
             "met": outcome["met"], "trials": outcome["trials"]}
 
 
-def single_process(config: Path, tmp: Path, environ: dict[str, str]) -> dict[str, Any]:
+def single_process(config: Path, tmp: Path, environ: dict[str, str],
+                   code: int = 0) -> dict[str, Any]:
     workspace = tmp / "single"
     done = subprocess.run(tune(config, workspace, environ), env=environ, capture_output=True,
                           text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == code, done.stderr
     return result(workspace)
 
 
@@ -152,3 +154,25 @@ def test_a_worker_killed_mid_trial_loses_nothing(postgres_url: str, tmp_path: Pa
             answered[task] = answered.get(task, 0) + 1
     assert len(answered) >= expected["trials"]
     assert set(answered.values()) == {1}
+
+
+@pytest.mark.slow
+def test_a_distributed_tuning_cut_short_resumes_from_its_history(tmp_path: Path) -> None:
+    """The coordinator stops at a trial budget of 2; ``--resume`` answers those trials from the
+    SQLite history and ends where a single uninterrupted process does (the tiny project spends
+    its budget of 8 without meeting its goal, so the result is the best of 8)."""
+    from tiny_project import write_project
+
+    config = write_project(tmp_path / "project")
+    environ = env(tmp_path / "cache")
+    expected = single_process(config, tmp_path, environ, code=3)  # 8 trials, goal missed
+    assert expected["trials"] == 8
+    workspace = tmp_path / "resumed"
+    local = ("--workers", "1", "--heartbeat", HEARTBEAT)
+    cut = subprocess.run(tune(config, workspace, environ, *local, "--max-trials", "2"),
+                         env=environ, capture_output=True, text=True, timeout=600, check=False)
+    assert cut.returncode == 3, cut.stderr  # budget spent after 2 trials
+    done = subprocess.run(tune(config, workspace, environ, *local, "--resume"), env=environ,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 3, done.stderr
+    assert result(workspace) == expected, (result(workspace), expected)

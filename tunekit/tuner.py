@@ -113,8 +113,10 @@ class Tuner:
         tuning = self.spec.tuning
         if tuning.storage:
             return tuning.storage
-        if tuning.distributed:
-            return f"sqlite:///{self.workspace.file(HISTORY_DB).resolve()}"
+        database = self.workspace.file(HISTORY_DB)
+        if tuning.distributed or (tuning.resume and database.exists()
+                                  and not self.workspace.file(HISTORY).exists()):
+            return f"sqlite:///{database.resolve()}"  # also resuming one without --workers
         return str(self.workspace.file(HISTORY))
 
     def _store(self) -> Store:
