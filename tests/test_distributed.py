@@ -172,3 +172,15 @@ def test_processes_starting_together_on_a_new_database_all_open_it(postgres_url:
     admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
     admin.close()
     assert all(p.returncode == 0 for p in processes), errors
+
+
+def test_a_worker_stopped_by_a_config_error_stops_the_coordinator(postgres_url: str) -> None:
+    """What ``tunekit worker`` posts when a trial raises an error every trial would hit."""
+    from tunekit.distributed import FAILED
+    from tunekit.errors import TunekitError
+
+    coordinator, study = dispatcher(postgres_url)
+    open_store(postgres_url, study).study.set_user_attr(
+        FAILED, {"run": coordinator.job.run, "error": "objective size needs evaluation data"})
+    with pytest.raises(TunekitError, match="a worker stopped: objective size needs"):
+        coordinator.run_batch(0, singles()[:2], False, known={})

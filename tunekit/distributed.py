@@ -36,6 +36,9 @@ log = logging.getLogger("tunekit")
 JOB = "tunekit.job"
 #: Study user attribute: the run id of the last job that ended (its workers exit).
 DONE = "tunekit.done"
+#: Study user attribute: ``{"run", "error"}`` of a worker that stopped on an error that every
+#: trial would hit (a configuration error); the coordinator stops with it.
+FAILED = "tunekit.failed"
 #: Trial user attributes of a queued config.
 TASK, NUMBER, NEEDED, WORKER = "tunekit.task", "tunekit.number", "tunekit.needed", "tunekit.worker"
 
@@ -119,9 +122,15 @@ class Dispatcher:
                 self._cancel(set(tasks[count:]))
                 return [_numbered(trial, first + i)
                         for i, trial in enumerate(ordered[:count]) if trial is not None]
+            self._raise_if_a_worker_failed()
             self.supervise()
             self._say_if_idle(len(configs) - sum(t is not None for t in ordered))
             time.sleep(POLL_S)
+
+    def _raise_if_a_worker_failed(self) -> None:
+        failed = self.store.study.user_attrs.get(FAILED)
+        if failed and failed.get("run") == self.job.run:
+            raise TunekitError(f"a worker stopped: {failed['error']}")
 
     def _answers(self, tasks: set[str]) -> dict[str, Trial]:
         """Per task of ``tasks``, the first finished trial with a result."""

@@ -21,8 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tunekit.distributed import DONE, JOB, NEEDED, NUMBER, WORKER, Job
-from tunekit.errors import ConfigError
+from tunekit.distributed import DONE, FAILED, JOB, NEEDED, NUMBER, WORKER, Job
+from tunekit.errors import ConfigError, TunekitError
 from tunekit.history import Store, fail_stale
 from tunekit.space import QuantConfig
 from tunekit.tuner import Tuner, storage_error, storage_label
@@ -64,8 +64,9 @@ def open_study(storage: str, study: str, heartbeat: int, wait_s: float) -> Store
 
 
 def wait_for_job(store: Store, wait_s: float) -> Job:
+    """The job posted in the study, once there is one that has not ended."""
     deadline = time.monotonic() + wait_s
-    while (attr := store.study.user_attrs.get(JOB)) is None:
+    while (attr := _open_job(store.study.user_attrs)) is None:
         if time.monotonic() >= deadline:
             raise ConfigError("--study", f"study {store.study.study_name!r} has no tuning to "
                                          f"work on (waited {wait_s:g} s); start the "
@@ -75,7 +76,12 @@ def wait_for_job(store: Store, wait_s: float) -> Job:
     return Job.from_attr(attr)
 
 
-def run_worker(storage: str, study: str, *, heartbeat: int = 10, wait_s: float = 60.0,
+def _open_job(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    job = attrs.get(JOB)
+    return job if job is not None and attrs.get(DONE) != job["run"] else None
+
+
+def run_worker(storage: str, study: str, *, heartbeat: int = 10, wait_s: float = 600.0,
                workspace: Path | None = None) -> int:
     """Serve the study's current job until it ends; returns how many trials this worker
     evaluated."""
@@ -95,7 +101,12 @@ def run_worker(storage: str, study: str, *, heartbeat: int = 10, wait_s: float =
                 return evaluated
             time.sleep(POLL_S)
             continue
-        evaluated += _evaluate(tuner, store, claimed)
+        try:
+            evaluated += _evaluate(tuner, store, claimed)
+        except TunekitError as exc:  # wrong for every trial alike (a config error): the
+            # coordinator stops with the message, as a single process would
+            store.study.set_user_attr(FAILED, {"run": job.run, "error": str(exc)})
+            raise
 
 
 def _evaluate(tuner: Tuner, store: Store, attrs: dict[str, Any]) -> int:
