@@ -51,3 +51,25 @@ def pip_installed(tmp_path: Path) -> Callable[[Path], dict[str, str]]:
                 "TUNEKIT_CACHE_DIR": str(tmp_path / "cache")}
 
     return install
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for the distributed tests: ``TUNEKIT_TEST_POSTGRES_URL`` when set
+    (``.ci/run`` starts one), else a private server on loopback started here when PostgreSQL is
+    installed; skipped otherwise. Tests keep apart by study name."""
+    import os
+
+    from tunekit.testing import postgres
+
+    url = os.environ.get(postgres.URL_VARIABLE)
+    if url:
+        yield url
+        return
+    if postgres.binaries() is None:
+        pytest.skip(f"PostgreSQL is not installed and {postgres.URL_VARIABLE} is not set")
+    server = postgres.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -18,10 +18,10 @@ from tunekit.metric import Metric
 from tunekit.objective import Objective
 from tunekit.result import TuneResult
 from tunekit.space import INT8_ITEMS, PRECISIONS, OpConfig, OpKey, OpRule, QuantConfig, TuningSpace
-from tunekit.strategy import Strategy, TuneContext
+from tunekit.strategy import Batch, Strategy, TuneContext
 
 __all__ = [
-    "INT8_ITEMS", "PRECISIONS", "AccuracyCriterion", "Adaptor", "ConfigError", "DataError",
+    "INT8_ITEMS", "PRECISIONS", "AccuracyCriterion", "Adaptor", "Batch", "ConfigError", "DataError",
     "History", "Metric", "ModelError", "NotSupportedError", "Objective", "OpConfig", "OpKey",
     "OpRule", "PluginError", "QuantConfig", "Strategy", "Trial", "TrialError", "TrialState",
     "TuneContext", "TuneResult", "TuningSpace", "TunekitError", "TunekitWarning", "UserCodeError",

@@ -125,6 +125,11 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
         evaluation.pop("metric", None)
         evaluation["eval_func"] = "<python>:eval_func"
     spec = config_module.parse(raw, base_dir=base_dir)
+    if spec.tuning.distributed:
+        raise ConfigError("tuning.study", "distributed tuning needs a config file that workers "
+                                          "can rebuild the model and data from: run `tunekit "
+                                          "tune CONFIG.yaml --study NAME` (tunekit.tune receives "
+                                          "Python objects, which workers cannot share)")
     adaptor = _adaptor(spec)
     metric_obj = metric if isinstance(metric, Metric) else _metric(spec)
     parts = _parts(spec, adaptor, model, calib_data, eval_data, metric_obj, eval_func,

@@ -37,9 +37,33 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--seed", type=int, help="override tuning.random_seed")
     tune.add_argument("--storage", help="optuna storage URL for the history (default: a journal "
                                         "file in the workspace)")
+    tune.add_argument("--study", help="distributed: coordinate the tuning as this optuna "
+                                      "study in --storage; `tunekit worker` processes evaluate "
+                                      "its trials (docs/distributed.md)")
+    tune.add_argument("--workers", type=int, help="distributed: start N local worker "
+                                                  "processes (default storage: an SQLite file "
+                                                  "in the workspace)")
+    tune.add_argument("--heartbeat", type=int, help="distributed: seconds between worker "
+                                                    "heartbeats; a worker silent for 3 is "
+                                                    "presumed dead and its trial re-queued "
+                                                    "(default 10)")
     tune.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
     tune.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
+    worker = sub.add_parser("worker", help="evaluate the trials of a distributed tuning")
+    worker.add_argument("--storage", required=True,
+                        help="the coordinator's storage URL (postgresql://…, or sqlite:///… "
+                             "on its machine)")
+    worker.add_argument("--study", required=True, help="the coordinator's --study")
+    worker.add_argument("--workspace", type=Path,
+                        help="folder with the calibration cache (default: the coordinator's "
+                             "workspace path, which suits one machine or a shared filesystem)")
+    worker.add_argument("--heartbeat", type=int, default=10,
+                        help="seconds between heartbeats; use the coordinator's (default 10)")
+    worker.add_argument("--wait", type=float, default=600.0,
+                        help="seconds to wait for the coordinator to create the study and "
+                             "post its tuning (default 600)")
+    worker.add_argument("-q", "--quiet", action="store_true", help="only warnings")
     compare = sub.add_parser("compare", help="compare strategies on one workload (research)")
     compare.add_argument("config", type=Path, help="the YAML config of the workload")
     compare.add_argument("--strategies", required=True,
@@ -82,7 +106,8 @@ def _tune_overrides(args: argparse.Namespace) -> list[str]:
     overrides = list(args.overrides)
     for flag, path in (("max_trials", "tuning.exit_policy.max_trials"),
                        ("timeout", "tuning.exit_policy.timeout"), ("seed", "tuning.random_seed"),
-                       ("storage", "tuning.storage")):
+                       ("storage", "tuning.storage"), ("study", "tuning.study"),
+                       ("workers", "tuning.workers"), ("heartbeat", "tuning.heartbeat")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{path}={value}")
@@ -101,6 +126,16 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     result = api.tune_config(replace(spec, tuning=tuning))
     print(result.summary())
     return EXIT_MET if result.met else EXIT_NOT_MET
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from tunekit.worker import run_worker
+
+    if args.heartbeat < 1:
+        raise ConfigError("--heartbeat", f"must be ≥ 1 second, got {args.heartbeat}")
+    run_worker(args.storage, args.study, heartbeat=args.heartbeat, wait_s=args.wait,
+               workspace=args.workspace)
+    return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -184,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_tune(args)
         if args.command == "compare":
             return _cmd_compare(args)
+        if args.command == "worker":
+            return _cmd_worker(args)
         if args.command == "benchmark":
             return _cmd_benchmark(args)
         if args.command == "optimize":

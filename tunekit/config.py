@@ -83,6 +83,15 @@ class TuningSpec:
     resume: bool = False
     storage: str | None = None
     trial_timeout: float = 0.0  # seconds one trial may take (0: no limit); see tunekit.watchdog
+    # distributed tuning (docs/distributed.md): a study name makes this run the coordinator
+    study: str | None = None
+    workers: int = 0  # local worker processes to start (0: only workers started elsewhere)
+    heartbeat: int = 10  # seconds between a worker's heartbeats
+
+    @property
+    def distributed(self) -> bool:
+        """Whether trials go to workers through the storage instead of running here."""
+        return self.study is not None or self.workers > 0
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,9 @@ class TuneSpec:
     graph_optimization: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = Path(".")
     benchmark: BenchmarkSpec = BenchmarkSpec()
+    #: the config mapping this spec was parsed from (overrides applied): what distributed
+    #: workers rebuild the same model, data and evaluation from
+    source: Mapping[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- raw YAML handling
@@ -122,7 +134,7 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
     "quantization.calibration": ("data", "sampling_size"),
     "evaluation": ("data", "metric", "eval_func", "early_reject"),
     "tuning": ("strategy", "accuracy_criterion", "objective", "exit_policy", "random_seed",
-               "workspace", "storage"),
+               "workspace", "storage", "study", "workers", "heartbeat"),
     "tuning.accuracy_criterion": ("relative", "absolute", "higher_is_better"),
     "tuning.exit_policy": ("timeout", "max_trials", "trial_timeout"),
     "tuning.workspace": ("path", "resume"),
@@ -421,8 +433,16 @@ def _tuning(raw: Any, check: bool) -> TuningSpec:
     workspace = Path(_typed(ws, "path", "tuning.workspace", str, "tunekit_workspace"))
     resume = _typed(ws, "resume", "tuning.workspace", bool, False)
     storage = _typed(sec, "storage", "tuning", str)
+    study = _typed(sec, "study", "tuning", str)
+    workers = _typed(sec, "workers", "tuning", int, 0)
+    if workers < 0:
+        raise ConfigError("tuning.workers", f"must be ≥ 0 local worker processes, got {workers}")
+    heartbeat = _typed(sec, "heartbeat", "tuning", int, 10)
+    if heartbeat < 1:
+        raise ConfigError("tuning.heartbeat", f"must be ≥ 1 second, got {heartbeat}")
     return TuningSpec(strategy, criterion, direction_given, objectives, timeout, max_trials, seed,
-                      workspace, resume, storage, trial_timeout=trial_timeout)
+                      workspace, resume, storage, trial_timeout=trial_timeout, study=study,
+                      workers=workers, heartbeat=heartbeat)
 
 
 def _graph_optimization(raw: Any) -> dict[str, Any]:
@@ -463,7 +483,7 @@ def parse(raw: Mapping[str, Any], base_dir: Path = Path("."), check_plugins: boo
                     tuning=_tuning(sec.get("tuning"), check_plugins),
                     graph_optimization=_graph_optimization(sec.get("graph_optimization")),
                     benchmark=_benchmark(sec.get("benchmark")),
-                    base_dir=base_dir)
+                    base_dir=base_dir, source=sec)
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> TuneSpec:

@@ -12,7 +12,9 @@ import enum
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -126,6 +128,80 @@ class StoredRun:
 #: User attribute that marks a trial found RUNNING by :meth:`Store.load` (its process died).
 INTERRUPTED = "interrupted"
 
+#: User attribute of a queued trial cancelled before it finished (its batch ended at an earlier
+#: config, or an earlier run left it queued): no tuning reads its result.
+DISCARDED = "tunekit.discarded"
+
+
+def retried(trials: Iterable[Any]) -> set[int]:
+    """Numbers of the optuna trials that were given up for missed heartbeats and queued again
+    (optuna's retry copy lists them in its ``retry_history``): their own results, if any came
+    late, are not read; the retry's is."""
+    return {number for frozen in trials
+            for number in frozen.system_attrs.get("retry_history", ())}
+
+#: Heartbeats a running trial may miss before it is failed and re-queued.
+GRACE = 3
+
+
+def rdb_storage(url: str, heartbeat: int | None = None) -> Any:
+    """optuna's RDB storage for ``url``; with ``heartbeat``, a trial silent for ``GRACE``
+    heartbeats is failed by :func:`optuna.storages.fail_stale_trials` and a WAITING copy of it
+    (same user attributes, so the same config and task) is queued by optuna's
+    ``RetryHeartbeatStaleTrialCallback``."""
+    import optuna
+
+    engine: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):  # several local processes write one file: wait, do not fail
+        engine["connect_args"] = {"timeout": 60}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
+        kwargs: dict[str, Any] = {}
+        if heartbeat is not None:
+            kwargs = {"heartbeat_interval": heartbeat, "grace_period": GRACE * heartbeat,
+                      "heartbeat_stale_trial_callback":
+                          optuna.storages.RetryHeartbeatStaleTrialCallback()}
+        return _create_rdb(_with_driver(url), engine, kwargs)
+
+
+def _create_rdb(url: str, engine: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """``RDBStorage(url)``, retried when it loses the race to create optuna's tables in a new
+    database: a coordinator and its workers starting together all try (measured here: 2 of 4
+    processes failed with a duplicate-key error on a fresh PostgreSQL database)."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+        except (IntegrityError, ProgrammingError):
+            time.sleep(0.2 * (attempt + 1))
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+
+
+def fail_stale(study: Any) -> None:
+    """Fail the running trials whose heartbeats stopped and queue them again (optuna's
+    ``fail_stale_trials`` with the retry callback of :func:`rdb_storage`); any process may call
+    it, optuna makes sure each trial is failed once."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: SQLAlchemy 2.1 reads a bare
+    ``postgresql://`` as psycopg 3, while ``tunekit[distributed]`` installs psycopg2-binary."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
 
 def _journal_storage(path: str) -> Any:
     import optuna
@@ -178,14 +254,24 @@ def repair_journal(path: str) -> bool:
 class Store:
     """The optuna study that mirrors a :class:`History` on disk."""
 
-    def __init__(self, storage: str, study_name: str, direction: str) -> None:
+    def __init__(self, storage: str, study_name: str, direction: str | None,
+                 heartbeat: int | None = None) -> None:
+        """Open (``direction`` given: or create) the study ``study_name`` in ``storage``: a
+        journal file path, or a database URL (``sqlite:///…``, ``postgresql://…``). With a
+        database, ``heartbeat`` (seconds) turns on optuna's heartbeats: running trials record one
+        every ``heartbeat`` s, and a trial silent for :data:`GRACE` heartbeats is failed and
+        re-queued (see :mod:`tunekit.distributed`)."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._optuna = optuna
-        backend = storage if "://" in storage else _journal_storage(storage)
-        self.study = optuna.create_study(storage=backend, study_name=study_name,
-                                         direction=direction, load_if_exists=True)
+        backend = rdb_storage(storage, heartbeat) if "://" in storage \
+            else _journal_storage(storage)
+        if direction is None:
+            self.study = optuna.load_study(storage=backend, study_name=study_name)
+        else:
+            self.study = optuna.create_study(storage=backend, study_name=study_name,
+                                             direction=direction, load_if_exists=True)
         self._running: Any = None
 
     def load(self) -> StoredRun:
@@ -200,15 +286,19 @@ class Store:
         storage = self.study._storage
         baseline = self.study.user_attrs.get("baseline")
         trials, stale = [], 0
-        for frozen in self.study.get_trials(deepcopy=False):
+        everything = self.study.get_trials(deepcopy=False)
+        given_up = retried(everything)
+        for frozen in everything:
             attrs = frozen.user_attrs
+            if frozen.number in given_up:
+                continue
             if frozen.state == TS.RUNNING:
                 storage.set_trial_user_attr(frozen._trial_id, INTERRUPTED, True)
                 storage.set_trial_user_attr(frozen._trial_id, "error", "interrupted")
                 storage.set_trial_state_values(frozen._trial_id, TS.FAIL)
                 stale += 1
             elif frozen.state in (TS.COMPLETE, TS.FAIL) and "state" in attrs \
-                    and not attrs.get(INTERRUPTED):
+                    and not attrs.get(INTERRUPTED) and not attrs.get(DISCARDED):
                 trials.append(Trial.from_attrs(frozen.number, attrs))
         return StoredRun(baseline, trials, stale)
 
@@ -223,6 +313,42 @@ class Store:
         self._running = self.study.ask()
         self._running.set_user_attr("config", config.to_json())
         return int(self._running.number)
+
+    def claim(self, key: str, worker: str) -> dict[str, Any] | None:
+        """Claim the oldest queued (WAITING) trial for ``worker`` (stored under ``key``) with
+        optuna's own atomic WAITING → RUNNING update, as ``Study.ask`` pops; its user
+        attributes, or None if nothing is queued."""
+        TS = self._optuna.trial.TrialState
+        storage = self.study._storage
+        for frozen in self.study.get_trials(deepcopy=False, states=(TS.WAITING,)):
+            try:
+                # heartbeat first: optuna never fails a RUNNING trial that has no heartbeat
+                # at all, so a worker killed right after its claim would hold the trial forever
+                storage.record_heartbeat(frozen._trial_id)
+                if not storage.set_trial_state_values(frozen._trial_id, TS.RUNNING):
+                    continue  # another worker was first
+            except (self._optuna.exceptions.UpdateFinishedTrialError,
+                    self._optuna.exceptions.StorageInternalError):
+                continue  # finished (cancelled) meanwhile, or SQLite busy: try the next one
+            self._running = self._optuna.trial.Trial(self.study, frozen._trial_id)
+            self._running.set_user_attr(key, worker)
+            return dict(frozen.user_attrs)
+        return None
+
+    @property
+    def claimed_id(self) -> int:
+        """The storage id of the trial claimed last."""
+        return int(self._running._trial_id)
+
+    def finish_claimed(self, trial: Trial) -> bool:
+        """:meth:`finish` a claimed trial; False if it was failed meanwhile (heartbeats lost or
+        cancelled by the coordinator): the result is dropped, the retry answers instead."""
+        try:
+            self.finish(trial)
+        except self._optuna.exceptions.UpdateFinishedTrialError:
+            self._running = None
+            return False
+        return True
 
     def finish(self, trial: Trial) -> None:
         running, self._running = self._running, None

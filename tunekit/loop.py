@@ -3,22 +3,31 @@
 One place decides what a proposal costs: a config already in the history is answered from it (no
 evaluation, no budget), the budget counts evaluated trials, an accepted trial ends the run when
 the exit policy and the strategy allow it, and a strategy that only repeats itself is stopped.
+
+A proposal is a :class:`~tunekit.strategy.Batch` of independent configs (a single config is a
+batch of one). Its new configs go to ``run_batch`` together, so workers can evaluate them at the
+same time; the trials come back in batch order and are recorded in that order.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tunekit.errors import TunekitError
-from tunekit.history import Trial
-from tunekit.space import QuantConfig
-from tunekit.strategy import Strategy, TuneContext
+from tunekit.history import History, Trial
+from tunekit.space import QuantConfig, TuningSpace
+from tunekit.strategy import Strategy, TuneContext, as_batch
 
 #: Evaluates one new config: ``(trial number, config) -> Trial``.
 RunTrial = Callable[[int, QuantConfig], Trial]
+
+#: Evaluates new configs: ``(number of the first, configs, stop_at_accept) -> trials`` in the
+#: configs' order. With ``stop_at_accept`` the trials end at the first accepted one (the configs
+#: after it need no answer); otherwise there is one trial per config.
+RunBatch = Callable[[int, Sequence[QuantConfig], bool], list[Trial]]
 
 
 @dataclass(frozen=True)
@@ -32,37 +41,85 @@ class Budget:
     max_proposals: int | None = None  # a limit for termination checks in tests
 
 
+def in_order(run_trial: RunTrial) -> RunBatch:
+    """A :data:`RunBatch` for one process: the configs one after the other, stopping at the
+    first accepted one when asked (so a batch costs what the same configs yielded one by one
+    would)."""
+
+    def run_batch(first: int, configs: Sequence[QuantConfig], stop_at_accept: bool) -> list[Trial]:
+        trials = []
+        for number, config in enumerate(configs, start=first):
+            trials.append(run_trial(number, config))
+            if stop_at_accept and trials[-1].accepted:
+                break
+        return trials
+
+    return run_batch
+
+
 def drive(strategy: Strategy, ctx: TuneContext, run_trial: RunTrial, budget: Budget,
-          on_proposal: Callable[[QuantConfig], None] | None = None) -> str:
-    """Feed ``strategy``'s proposals to ``run_trial`` until a stop; returns the status:
-    ``met``, ``max_trials``, ``timeout``, ``max_proposals``, ``strategy_stuck`` or
-    ``strategy_done``."""
+          on_proposal: Callable[[QuantConfig], None] | None = None,
+          run_batch: RunBatch | None = None) -> str:
+    """Feed ``strategy``'s proposals to ``run_batch`` (default: ``run_trial`` in order) until a
+    stop; returns the status: ``met``, ``max_trials``, ``timeout``, ``max_proposals``,
+    ``strategy_stuck`` or ``strategy_done``."""
     history, space = ctx.history, ctx.space
+    run_batch = run_batch or in_order(run_trial)
     stops = budget.stop_on_first_accept and strategy.first_accept_is_final
     proposals = repeats = 0
-    for config in strategy.propose(ctx):
+    for proposal in strategy.propose(ctx):
+        try:
+            batch = as_batch(proposal)
+        except TypeError as exc:
+            raise TunekitError(f"{type(strategy).__name__}: {exc}") from None
+        if not batch:
+            continue
         if budget.max_proposals is not None and proposals >= budget.max_proposals:
             return "max_proposals"
-        if not space.contains(config):
-            raise TunekitError(f"{type(strategy).__name__} proposed a config outside the tuning "
-                               f"space: {config.summary(space.default())}")
-        proposals += 1
+        _check_space(strategy, space, batch)
+        proposals += len(batch)
         if on_proposal is not None:
-            on_proposal(config)
-        earlier = history.find(config)
-        if earlier is not None:
-            history.answer(earlier)
+            for config in batch:
+                on_proposal(config)
+        fresh = _fresh(history, batch)
+        if not fresh:
+            history.answer(_answer(history, batch[-1]))
             repeats += 1
             if repeats >= budget.max_repeats:
                 return "strategy_stuck"
             continue
         repeats = 0
-        if len(history) >= budget.max_trials:
+        room = budget.max_trials - len(history)
+        if room <= 0:
             return "max_trials"
         if time.perf_counter() >= budget.deadline:
             return "timeout"
-        trial = run_trial(len(history), config)
-        history.record(trial)
-        if trial.accepted and stops:
-            return "met"
+        for trial in run_batch(len(history), fresh[:room], stops):
+            history.record(trial)
+            if trial.accepted and stops:
+                return "met"
+        if len(fresh) > room:
+            return "max_trials"
+        history.answer(_answer(history, batch[-1]))
     return "strategy_done"
+
+
+def _check_space(strategy: Strategy, space: TuningSpace, batch: Sequence[QuantConfig]) -> None:
+    if len(set(batch)) < len(batch):
+        raise TunekitError(f"{type(strategy).__name__} proposed a batch that holds a config "
+                           "twice; a batch's configs must differ")
+    for config in batch:
+        if not space.contains(config):
+            raise TunekitError(f"{type(strategy).__name__} proposed a config outside the tuning "
+                               f"space: {config.summary(space.default())}")
+
+
+def _fresh(history: History, batch: Sequence[QuantConfig]) -> list[QuantConfig]:
+    """The batch's configs not in the history, each once, in batch order."""
+    return list(dict.fromkeys(c for c in batch if history.find(c) is None))
+
+
+def _answer(history: History, config: QuantConfig) -> Trial:
+    trial = history.find(config)
+    assert trial is not None, "every config of an answered batch is in the history"
+    return trial

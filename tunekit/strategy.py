@@ -3,6 +3,9 @@
 A strategy is a generator of whole-model configs. It never sees the model, the data or the
 adaptor, and never decides when to stop: the tuner owns the budget. After each ``yield`` the tuner
 has evaluated the config (or answered it from the history) and ``ctx.history.last`` is its trial.
+
+A strategy may also yield a :class:`Batch`: configs that do not depend on each other's results,
+which distributed workers evaluate at the same time (see docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -44,6 +47,33 @@ class TuneContext:
         return self.criterion.better(trial.metric, than.metric)
 
 
+class Batch(tuple[QuantConfig, ...]):
+    """Independent configs proposed at once, in priority order.
+
+    After the ``yield``, every config of the batch is answered: ``ctx.history.find(config)`` is
+    its trial and ``ctx.history.last`` the trial of the batch's last config. Where the tuner stops
+    at the first accepted config, the winner is the first accepted config *in batch order*, and
+    the history holds the batch's trials up to it only, so one worker and many reach the same
+    result (a single process evaluates the batch in order and stops at that same config).
+    A plain ``yield config`` is a batch of one.
+    """
+
+    __slots__ = ()
+
+
+def as_batch(proposal: QuantConfig | Batch) -> Batch:
+    """A proposal as a batch (a single config is a batch of one); TypeError for anything else
+    (a list or a generator of configs is a common slip for a Batch)."""
+    if isinstance(proposal, Batch):
+        if not all(isinstance(config, QuantConfig) for config in proposal):
+            raise TypeError("a Batch holds QuantConfigs only")
+        return proposal
+    if not isinstance(proposal, QuantConfig):
+        raise TypeError(f"a strategy yields a QuantConfig or a tunekit.Batch of them, not a "
+                        f"{type(proposal).__name__}")
+    return Batch((proposal,))
+
+
 class Strategy(abc.ABC):
     """Base class of tuning strategies (entry-point group ``tunekit.strategies``).
 
@@ -76,5 +106,6 @@ class Strategy(abc.ABC):
         return "exact"
 
     @abc.abstractmethod
-    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
-        """Yield configs to evaluate, best guesses first; return when there is nothing left."""
+    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig | Batch]:
+        """Yield configs (or :class:`Batch` es of independent configs) to evaluate, best guesses
+        first; return when there is nothing left."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from tunekit.adaptor import Adaptor
 from tunekit.config import TuneSpec
+from tunekit.distributed import Dispatcher, Job, LocalWorkers
 from tunekit.errors import (ConfigError, ModelError, NotSupportedError, TrialError, TunekitError,
                             TunekitWarning, UserCodeError)
 from tunekit.evaluate import Evaluator
@@ -33,7 +34,7 @@ from tunekit.sanity import check_baseline
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.strategy import Strategy, TuneContext
 from tunekit.watchdog import raise_if_overrun, time_limit
-from tunekit.workspace import HISTORY, SPACE, Workspace
+from tunekit.workspace import HISTORY, HISTORY_DB, SPACE, Workspace
 
 #: Workspace folder where the adaptor may keep calibration statistics for resume.
 CALIBRATION = "calibration"
@@ -78,7 +79,7 @@ class Tuner:
 
     # ----------------------------------------------------------------------- set-up
 
-    def _space(self) -> TuningSpace:
+    def _space(self, write: bool = True) -> TuningSpace:
         spec, adaptor = self.spec, self.parts.adaptor
         try:
             space = adaptor.capabilities(self.parts.model, spec.quantization.approach)
@@ -97,6 +98,8 @@ class Tuner:
             restricted = space.restrict(spec.quantization.op_rules)
         except ValueError as exc:
             raise ConfigError("quantization.op_rules", str(exc)) from exc
+        if not write:  # a worker: the coordinator warns and writes
+            return restricted
         for rule in space.unmatched(spec.quantization.op_rules):
             warnings.warn(f"quantization.op_rules: the rule for {rule.selector} matches no op "
                           f"of this model (op types: {', '.join(space.by_type())})",
@@ -104,15 +107,27 @@ class Tuner:
         self.workspace.write_json(SPACE, restricted.to_dict())
         return restricted
 
+    def storage(self) -> str:
+        """Where the history lives: ``tuning.storage``, else a file in the workspace (an SQLite
+        database with local workers, whose heartbeats need a database; else a journal)."""
+        tuning = self.spec.tuning
+        if tuning.storage:
+            return tuning.storage
+        database = self.workspace.file(HISTORY_DB)
+        if tuning.distributed or (tuning.resume and database.exists()
+                                  and not self.workspace.file(HISTORY).exists()):
+            return f"sqlite:///{database.resolve()}"  # also resuming one without --workers
+        return str(self.workspace.file(HISTORY))
+
     def _store(self) -> Store:
         tuning = self.spec.tuning
-        storage = tuning.storage or str(self.workspace.file(HISTORY))
+        storage = self.storage()
         direction = "maximize" if self.criterion.higher_is_better else "minimize"
         try:
-            return Store(storage, "tunekit", direction)
+            return Store(storage, tuning.study or "tunekit", direction,
+                         heartbeat=tuning.heartbeat if tuning.distributed else None)
         except Exception as exc:
-            raise ConfigError("tuning.storage", f"cannot open the history storage {storage!r}: "
-                                                f"{type(exc).__name__}: {exc}") from exc
+            raise ConfigError("tuning.storage", storage_error(storage, exc)) from exc
 
     def _measure_baseline(self, store: Store | None, stored: dict[str, Any] | None) -> None:
         if stored and "metric" in stored:
@@ -187,9 +202,17 @@ class Tuner:
         self._calibrate(space)
         return space
 
-    def evaluate(self, number: int, config: QuantConfig) -> Trial:
-        """Build and judge one config, outside any history (see :meth:`prepare`)."""
-        return self._run_trial(number, config)[0]
+    def evaluate(self, number: int, config: QuantConfig,
+                 needed: str | float | None = None) -> Trial:
+        """Build and judge one config, outside any history (see :meth:`prepare`); ``needed``
+        is the strategy's ``metric_needed`` when it was proposed (a distributed worker's)."""
+        return self._run_trial(number, config, needed)[0]
+
+    def attach(self, baseline: Mapping[str, Any]) -> None:
+        """Set up a distributed worker: the coordinator's baseline, the space and the
+        calibration (from the workspace cache where the coordinator left it), writing nothing."""
+        self.baseline = dict(baseline)
+        self._calibrate(self._space(write=False))
 
     def context(self, space: TuningSpace, history: History, seed: int) -> TuneContext:
         """The strategy's view, with the model probes (output MSE, Hessian traces) wired in."""
@@ -228,12 +251,16 @@ class Tuner:
             total, weights = total + weight * ratio, weights + weight
         return total / weights if weights else 0.0
 
-    def _reject_if(self) -> Any:
+    def _needed(self) -> str | float:
+        return getattr(self.parts.strategy, "metric_needed", "exact")
+
+    def _reject_if(self, needed: str | float | None = None) -> Any:
         """The early-rejection test for the next candidate (see :mod:`tunekit.evaluate` and
-        :attr:`Strategy.metric_needed`), or None to evaluate it in full."""
+        :attr:`Strategy.metric_needed`; ``needed`` overrides the strategy's), or None to
+        evaluate it in full."""
         if not self.spec.evaluation.early_reject or not self.parts.evaluator.can_reject:
             return None
-        needed = getattr(self.parts.strategy, "metric_needed", "exact")
+        needed = self._needed() if needed is None else needed
         if needed == "exact" or not self.baseline:
             return None
         criterion, baseline = self.criterion, self.baseline["metric"]
@@ -251,7 +278,8 @@ class Tuner:
             return parts.adaptor.train_quantized(parts.model, config, parts.train_func, calib)
         return parts.adaptor.quantize(parts.model, config, calib)
 
-    def _run_trial(self, number: int, config: QuantConfig) -> tuple[Trial, Any]:
+    def _run_trial(self, number: int, config: QuantConfig,
+                   needed: str | float | None = None) -> tuple[Trial, Any]:
         start = time.perf_counter()
         limit = self.spec.tuning.trial_timeout
         times: dict[str, float] = {}  # where the trial's time went ("time.*"), early rejection
@@ -260,7 +288,8 @@ class Tuner:
                 candidate = self._build(config)
                 times["time.quantize_s"] = time.perf_counter() - start
                 evaluator = self.parts.evaluator
-                metric = evaluator(candidate, f"trial {number}", reject_if=self._reject_if())
+                metric = evaluator(candidate, f"trial {number}",
+                                   reject_if=self._reject_if(needed))
                 times["time.evaluate_s"] = time.perf_counter() - start - times["time.quantize_s"]
                 self.evaluations += 1
                 if not math.isfinite(metric):
@@ -369,11 +398,48 @@ class Tuner:
         budget = Budget(max_trials=tuning.max_trials, stop_on_first_accept=tuning.timeout == 0,
                         deadline=started + tuning.timeout if tuning.timeout > 0 else math.inf,
                         max_repeats=MAX_REPEATS)
-        status = drive(self.parts.strategy, ctx, run_trial, budget)
+        if tuning.distributed:
+            status = self._loop_distributed(ctx, store, previous, space, budget)
+        else:
+            status = drive(self.parts.strategy, ctx, run_trial, budget)
         if status == "strategy_stuck":
             log.warning("strategy %r keeps proposing evaluated configs; stopping",
                         tuning.strategy.name)
         return status
+
+    def _loop_distributed(self, ctx: TuneContext, store: Store,
+                          previous: dict[QuantConfig, Trial], space: TuningSpace,
+                          budget: Budget) -> str:
+        """The same loop, with each batch queued in the storage for workers (this process
+        keeps the strategy, the history and the best model; see :mod:`tunekit.distributed`)."""
+        tuning = self.spec.tuning
+        job = Job.new(self.spec.source, self.spec.base_dir, self.workspace.path)
+        dispatcher = Dispatcher(store, job, self._needed)
+        dispatcher.publish()
+        local = None
+        if tuning.workers:
+            local = LocalWorkers(tuning.workers, self.storage(), store.study.study_name,
+                                 tuning.heartbeat, self.workspace.file("workers"))
+            dispatcher.supervise = local.supervise
+        log.info("distributed: study %r in %s, %d local worker(s); more join with: tunekit "
+                 "worker --storage URL --study %s", store.study.study_name,
+                 storage_label(self.storage()), tuning.workers, store.study.study_name)
+
+        def run_batch(first: int, configs: Sequence[QuantConfig], stop: bool) -> list[Trial]:
+            trials = dispatcher.run_batch(first, configs, stop, previous)
+            for trial in trials:
+                self._keep_if_best(trial, None, space)
+                self._log_trial(trial, space, replayed=trial.config in previous)
+            self.evaluations += sum(trial.config not in previous for trial in trials)
+            return trials
+
+        try:
+            return drive(self.parts.strategy, ctx, lambda n, c: run_batch(n, [c], False)[0],
+                         budget, run_batch=run_batch)
+        finally:
+            dispatcher.finish()
+            if local is not None:
+                local.stop()
 
     def _next_trial(self, number: int, config: QuantConfig, store: Store,
                     previous: dict[QuantConfig, Trial]) -> tuple[Trial, Any]:
@@ -408,3 +474,33 @@ def format_objective(name: str, objective: Objective, value: float, baseline: fl
         ratio = baseline / value if objective.direction == "minimize" else value / baseline
         shown += f" ({ratio:.2f}× better than FP32)" if ratio >= 1 else f" ({ratio:.2f}× FP32)"
     return f"{name} {shown}"
+
+
+def storage_label(storage: str) -> str:
+    """``storage`` for logs and messages: a URL's password hidden."""
+    if "://" not in storage:
+        return storage
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(storage).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return storage.split("://")[0] + "://…"
+
+
+def storage_error(storage: str, exc: Exception) -> str:
+    """What went wrong opening ``storage`` and what to do, per kind of failure."""
+    where, kind = storage_label(storage), type(exc).__name__
+    if kind == "ArgumentError" or kind == "NoSuchModuleError":
+        return (f"{where!r} is not a storage URL tunekit can open ({exc}); give --storage as "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, sqlite:///PATH, or a file path "
+                "for a journal")
+    if kind == "OperationalError":
+        return (f"cannot reach the database {where!r} given by --storage ({exc}); check that "
+                "the server runs and accepts connections from this machine, and the host, "
+                "port, user, password and database name")
+    if kind in ("ImportError", "ModuleNotFoundError"):
+        return (f"the driver for {where!r} is missing ({exc}); pip install "
+                "'tunekit[distributed]' (psycopg2-binary) for PostgreSQL")
+    return f"cannot open the history storage {where!r}: {kind}: {exc}"

@@ -18,6 +18,9 @@ from typing import Any
 from tunekit.errors import ConfigError
 
 HISTORY = "history.log"
+#: The history of a tuning with local workers (``--workers N``): an SQLite database, since
+#: optuna's heartbeats, which re-queue the trials of a dead worker, need a database storage.
+HISTORY_DB = "history.db"
 RECIPE = "best_config.json"
 RESULT = "result.json"
 REPORT = "report.md"
@@ -55,7 +58,7 @@ class Workspace:
                 item.unlink()
 
     def has_history(self) -> bool:
-        return (self.path / HISTORY).exists()
+        return (self.path / HISTORY).exists() or (self.path / HISTORY_DB).exists()
 
     def _archive(self) -> None:
         target = self.path / "previous" / time.strftime("%Y%m%d-%H%M%S")

@@ -51,7 +51,8 @@ def test_digits_fallback_finds_conv1_in_bf16_with_few_evaluations() -> None:
     adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.199})
     run = tune(adaptor)
     assert final(run) == {"conv1": "bf16"}
-    assert [changed(run, c) for c in run.proposals] == [
+    # evaluated configs: the single fallbacks are one batch, evaluated up to the first accepted
+    assert [changed(run, t.config) for t in run.history] == [
         {},  # default int8
         {"conv1": "int8(static,asym,per_channel,histogram)",  # Conv2d calibration, together
          "conv2": "int8(static,asym,per_channel,histogram)",
@@ -81,7 +82,7 @@ def test_every_item_value_is_tried_with_tune_items_all() -> None:
 
 def test_tune_items_none_goes_straight_to_fallback() -> None:
     run = tune(FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2}), tune_items="none")
-    assert [changed(run, c) for c in run.proposals] == [{}, {"conv1": "bf16"}]
+    assert [changed(run, t.config) for t in run.history] == [{}, {"conv1": "bf16"}]
 
 
 def test_item_change_that_fixes_an_op_type_avoids_fallback() -> None:
@@ -139,7 +140,7 @@ def test_an_op_rule_without_bf16_falls_back_straight_to_fp32() -> None:
     adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2})
     space = adaptor.capabilities(None).restrict([OpRule(name="conv1", allow=("int8", "fp32"))])
     run = tune(adaptor, space=space, tune_items="none")
-    assert [changed(run, c) for c in run.proposals] == [{}, {"conv1": "fp32"}]
+    assert [changed(run, t.config) for t in run.history] == [{}, {"conv1": "fp32"}]
 
 
 def test_ops_without_a_fallback_stay_int8() -> None:

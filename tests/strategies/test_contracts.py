@@ -31,8 +31,10 @@ class TestModelBasedStrategies(StrategyContract):
 
     max_proposals = 25
 
-    @pytest.fixture(params=["bayesian", "tpe"])
+    @pytest.fixture(params=["bayesian", "bayesian-batch", "tpe"])
     def strategy(self, request: pytest.FixtureRequest) -> Strategy:
         if request.param == "bayesian":
             return BayesianStrategy(candidates=50)
+        if request.param == "bayesian-batch":  # constant-liar batches for distributed workers
+            return BayesianStrategy(candidates=50, batch=3)
         return TPEStrategy(startup=3)

@@ -105,9 +105,17 @@ def test_bayesian_screening_finds_a_single_culprit_first() -> None:
         run.proposals  # the screening design does not depend on the seed
 
 
+def test_bayesian_constant_liar_batches_find_the_culprit_without_screening() -> None:
+    strategy = BayesianStrategy(candidates=100, screening=0, batch=4)
+    run = drive(strategy, culprit("conv1"), seed=3)
+    assert run.status == "met"
+    assert len(set(run.proposals)) == len(run.proposals), "a batch repeated a config"
+    assert drive(strategy, culprit("conv1"), seed=3).proposals == run.proposals
+
+
 @pytest.mark.parametrize("name, params, message", [
     ("bayesian", {"kappa": 0}, "kappa"), ("bayesian", {"candidates": 0}, "candidates"),
-    ("bayesian", {"screening": -1}, "screening"),
+    ("bayesian", {"screening": -1}, "screening"), ("bayesian", {"batch": 0}, "batch"),
     ("tpe", {"startup": -1}, "startup"), ("hawq", {"loss": "cross_entropy"}, "module:attr"),
 ])
 def test_bad_parameters_are_plugin_errors(name: str, params: dict, message: str) -> None:

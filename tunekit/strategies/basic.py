@@ -8,8 +8,10 @@ config that meets the goal:
    op type, each int8 tuning item and each value the type's ops support, all ops of the type are
    switched together and the change is kept only if the metric improves;
 3. **fallback, one op at a time**: from that best int8 config, each int8 op alone at its first
-   fallback option (bf16 before fp32 where allowed), in space order; where that candidate
-   fails to build or run, the op's next fallback right away. Each result ranks the op;
+   fallback option (bf16 before fp32 where allowed), in space order, as one
+   :class:`~tunekit.strategy.Batch` (distributed workers evaluate them at once); where a
+   candidate fails to build or run, the op's next fallback in a second batch. Each result
+   ranks the op;
 4. **accumulated fallback**: ops fall back cumulatively, the most helpful first; if the ops'
    first fallback was bf16 and that fails, the accumulation is repeated with fp32.
 
@@ -50,7 +52,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from tunekit.history import Trial
 from tunekit.space import INT8_ITEMS, OpConfig, OpKey, QuantConfig, TuningSpace
-from tunekit.strategy import Strategy, TuneContext
+from tunekit.strategy import Batch, Strategy, TuneContext
 from tunekit.strategies.walk import Walker
 
 ORDERS = ("impact", "conservative")
@@ -106,7 +108,7 @@ class BasicStrategy(Strategy):
         accumulated fallback (see :attr:`Strategy.metric_needed`)."""
         return _NEEDED.get(self, "exact")
 
-    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
+    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig | Batch]:
         walker = Walker(ctx)
         _NEEDED[self] = "exact"
         if self.order == "conservative":
@@ -185,24 +187,26 @@ def _with_item(space: TuningSpace, op: OpKey, current: OpConfig, item: str,
 
 
 def _fallback(walker: Walker, base: QuantConfig,
-              owner: BasicStrategy | None = None) -> Iterator[QuantConfig]:
+              owner: BasicStrategy | None = None) -> Iterator[QuantConfig | Batch]:
     """Stages 3 and 4: rank the int8 ops by their single fallback (exact metrics), then
     accumulate (only the goal matters: ``owner``'s ``metric_needed``)."""
     ctx = walker.ctx
     ops = [op for op in ctx.space.ops if _fallbacks(ctx.space, base, op)]
     first: dict[OpKey, OpConfig] = {}
-    results = {}
-    for op in ops:
-        # a fallback that breaks the candidate (the trial failed) says nothing about the op's
-        # impact: try its next fallback precision at once instead of ranking the op last
-        for option in _fallbacks(ctx.space, base, op):
-            first[op] = option
-            trial = yield from walker.visit(base.with_op(op, option))
-            if trial.accepted:
-                return
-            if not trial.failed:
-                break
-        results[op] = trial
+    results: dict[OpKey, Trial] = {}
+    # the single fallbacks do not depend on each other: one batch per round. A fallback that
+    # breaks the candidate (the trial failed) says nothing about the op's impact: the op's next
+    # fallback precision goes into the next round instead of ranking the op last
+    left = {op: list(_fallbacks(ctx.space, base, op)) for op in ops}
+    while left:
+        for op, options in left.items():
+            first[op] = options[0]
+        trials = yield from walker.visit_batch([base.with_op(op, first[op]) for op in left])
+        if any(trial.accepted for trial in trials):
+            return
+        results.update(zip(left, trials))
+        left = {op: options[1:] for (op, options), trial in zip(left.items(), trials)
+                if trial.failed and len(options) > 1}
     ranked = sorted(ops, key=lambda op: _rank(ctx, results[op]))  # stable: ties in space order
     fp32 = {op: next((o for o in _fallbacks(ctx.space, base, op) if o.precision == "fp32"),
                      first[op])

@@ -3,7 +3,8 @@
 Uses the ``bayesian-optimization`` package in its ask/tell form: each op is one categorical
 parameter (its options), the target is :func:`tunekit.strategies.search.score` (the accuracy goal
 first, then the objective). The search starts with a screening design: default int8, then each
-op alone at its first fallback (``screening`` ops), before the GP suggests.
+op alone at its first fallback (``screening`` ops), before the GP suggests. The design is one
+:class:`~tunekit.strategy.Batch` (distributed workers evaluate it at once).
 
 Unlike Intel Neural Compressor's bayesian strategy, which rounds continuous suggestions to
 integers and loops on duplicates until its budget is gone (58 evaluations on the digits fallback
@@ -18,14 +19,15 @@ cheaper.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from tunekit.space import QuantConfig
-from tunekit.strategies.search import Encoding, score
+from tunekit.strategies.search import FAILED_SCORE, Encoding, score
 from tunekit.strategies.walk import FreshSampler, Walker, random_config
-from tunekit.strategy import Strategy, TuneContext
+from tunekit.strategy import Batch, Strategy, TuneContext
 
 
 class BayesianStrategy(Strategy):
@@ -33,40 +35,87 @@ class BayesianStrategy(Strategy):
 
     - ``kappa``: exploration weight of the upper confidence bound (> 0).
     - ``candidates``: random points over which the acquisition is maximised per suggestion (≥ 1).
+    - ``screening``: ops in the screening design (≥ 0).
+    - ``batch``: GP suggestions per :class:`~tunekit.strategy.Batch` after the screening (≥ 1),
+      for distributed workers. With more than one, each suggestion is registered with a
+      constant lie (the worst score so far) on a copy of the GP before the next one is asked
+      for ("constant liar", Ginsbourger et al. 2010), so a batch spreads out instead of asking
+      k times for the same point; the real scores replace the lies once the batch is answered.
+      1 (the default) is the sequential search.
     """
 
     def __init__(self, *, kappa: float = 2.576, candidates: int = 1000,
-                 screening: int = 8) -> None:
+                 screening: int = 8, batch: int = 1) -> None:
         if not kappa > 0:
             raise ValueError(f"kappa must be > 0, got {kappa!r}")
         if not isinstance(candidates, int) or candidates < 1:
             raise ValueError(f"candidates must be an integer ≥ 1, got {candidates!r}")
         if not isinstance(screening, int) or screening < 0:
             raise ValueError(f"screening must be an integer ≥ 0, got {screening!r}")
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be an integer ≥ 1, got {batch!r}")
         self.kappa = kappa
         self.candidates = candidates
         self.screening = screening
+        self.batch = batch
 
-    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
+    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig | Batch]:
         encoding = Encoding(ctx.space)
         optimizer = _optimizer(encoding, self.kappa, self.candidates, ctx.rng.randrange(2**31))
         walker, sampler = Walker(ctx), FreshSampler(ctx.space)
-        pending = _screening_design(ctx, self.screening)
-        sampler.seen.update(pending)
-        config: QuantConfig | None = pending.pop(0)
+        screening = _screening_design(ctx, self.screening)
+        sampler.seen.update(screening)
+        # the screening points do not depend on each other: one batch (distributed workers
+        # evaluate them at once), registered in design order as if evaluated one by one
+        trials = yield from walker.visit_batch(screening)
+        for config, trial in zip(screening, trials):
+            _register(optimizer, encoding.params(config), score(ctx, trial))
+        if self.batch > 1:
+            while configs := _constant_liar(ctx, optimizer, encoding, sampler, self.batch):
+                trials = yield from walker.visit_batch(configs)
+                for config, trial in zip(configs, trials):
+                    _register(optimizer, encoding.params(config), score(ctx, trial))
+            return
+        config: QuantConfig | None = _suggestion(ctx, optimizer, encoding, sampler)
         while config is not None:
             trial = yield from walker.visit(config)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                optimizer.register(encoding.params(config), score(ctx, trial))
-                suggestion = None if pending else encoding.config(optimizer.suggest())
-            if suggestion is None:
-                config = pending.pop(0) if pending else None
-            elif suggestion in sampler.seen:
-                config = sampler.draw(lambda: random_config(ctx.space, ctx.rng))
-            else:
-                sampler.seen.add(suggestion)
-                config = suggestion
+            _register(optimizer, encoding.params(config), score(ctx, trial))
+            config = _suggestion(ctx, optimizer, encoding, sampler)
+
+
+def _suggestion(ctx: TuneContext, optimizer: Any, encoding: Encoding,
+                sampler: FreshSampler) -> QuantConfig | None:
+    """The GP's suggestion, or a fresh random config where it suggests a seen one (None once
+    every config was proposed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        suggestion = encoding.config(optimizer.suggest())
+    if suggestion in sampler.seen:
+        return sampler.draw(lambda: random_config(ctx.space, ctx.rng))
+    sampler.seen.add(suggestion)
+    return suggestion
+
+
+def _constant_liar(ctx: TuneContext, optimizer: Any, encoding: Encoding, sampler: FreshSampler,
+                   size: int) -> list[QuantConfig]:
+    """Up to ``size`` new configs to evaluate together: each suggestion of a copy of the GP is
+    registered there with the worst score observed so far before the next is asked for."""
+    liar = copy.deepcopy(optimizer)
+    lie = min(optimizer.space.target) if len(optimizer.space) else FAILED_SCORE
+    configs: list[QuantConfig] = []
+    while len(configs) < size:
+        config = _suggestion(ctx, liar, encoding, sampler)
+        if config is None:
+            break
+        configs.append(config)
+        _register(liar, encoding.params(config), float(lie))
+    return configs
+
+
+def _register(optimizer: Any, params: dict[str, str], target: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimizer.register(params, target)
 
 
 def _screening_design(ctx: TuneContext, size: int) -> list[QuantConfig]:

@@ -13,14 +13,15 @@ import itertools
 from collections.abc import Iterator
 
 from tunekit.space import QuantConfig, TuningSpace
-from tunekit.strategy import Strategy, TuneContext
+from tunekit.strategies.walk import batched
+from tunekit.strategy import Batch, Strategy, TuneContext
 
 
 class ExhaustiveStrategy(Strategy):
     """All configs of the space, by number of ops off the default. No parameters."""
 
-    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
-        yield from by_distance(ctx.space)
+    def propose(self, ctx: TuneContext) -> Iterator[Batch]:
+        yield from batched(by_distance(ctx.space))
 
 
 def by_distance(space: TuningSpace) -> Iterator[QuantConfig]:

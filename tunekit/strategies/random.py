@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tunekit.space import QuantConfig
-from tunekit.strategies.walk import FreshSampler, random_config
-from tunekit.strategy import Strategy, TuneContext
+from tunekit.strategies.walk import FreshSampler, batched, random_config
+from tunekit.strategy import Batch, Strategy, TuneContext
 
 
 class RandomStrategy(Strategy):
     """Fresh uniform random configs from ``ctx.rng``. No parameters."""
 
-    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
+    def propose(self, ctx: TuneContext) -> Iterator[Batch]:
         sampler = FreshSampler(ctx.space)
-        while (config := sampler.draw(lambda: random_config(ctx.space, ctx.rng))) is not None:
-            yield config
+        draws = iter(lambda: sampler.draw(lambda: random_config(ctx.space, ctx.rng)), None)
+        yield from batched(draws)
 
 
 __all__ = ["RandomStrategy"]

@@ -6,13 +6,14 @@ same way and differ only in how they rank ops, which is what a strategy comparis
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 
 from tunekit.errors import TunekitError
 from tunekit.history import Trial
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
-from tunekit.strategy import TuneContext
+from tunekit.strategy import Batch, TuneContext
 
 #: Consecutive already-seen random draws after which :class:`FreshSampler` walks the space lazily.
 _MAX_REJECTIONS = 64
@@ -31,6 +32,32 @@ class Walker:
             yield config
             self.trials[config] = self.ctx.history.last
         return self.trials[config]
+
+    def visit_batch(self, configs: Sequence[QuantConfig]
+                    ) -> Generator[Batch, None, list[Trial]]:
+        """Propose the configs not proposed before as one :class:`Batch`; every config's trial,
+        in order."""
+        new = Batch(dict.fromkeys(c for c in configs if c not in self.trials))
+        if new:
+            yield new
+            for config in new:
+                trial = self.ctx.history.find(config)
+                assert trial is not None, "the tuner answers every config of a batch"
+                self.trials[config] = trial
+        return [self.trials[config] for config in configs]
+
+
+#: Configs per :class:`Batch` of the strategies whose proposals do not depend on results
+#: (exhaustive, random): enough to keep several workers busy, few enough that a run stopping
+#: at the first accepted config leaves little in flight.
+BATCH_SIZE = 8
+
+
+def batched(configs: Iterable[QuantConfig], size: int = BATCH_SIZE) -> Iterator[Batch]:
+    """``configs`` in batches of ``size``, lazily (the stream may be endless)."""
+    iterator = iter(configs)
+    while batch := Batch(itertools.islice(iterator, size)):
+        yield batch
 
 
 def rank(scores: Mapping[OpKey, float], ops: Sequence[OpKey]) -> list[OpKey]:

@@ -1,0 +1,169 @@
+"""``tunekit worker``: claim queued trials of a study, evaluate them, store the results.
+
+A worker rebuilds the model, data and evaluation from the :class:`~tunekit.distributed.Job` the
+coordinator posted in the study (the config mapping, the folder its references resolve from, the
+workspace whose ``calibration`` cache it reuses), takes the FP32 baseline from the study, and then
+evaluates exactly as the coordinator would have. While it evaluates, a thread records optuna
+heartbeats; if the process dies, the coordinator (or any worker) fails the trial once its
+heartbeats stop and optuna queues it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tunekit.distributed import DONE, FAILED, JOB, NEEDED, NUMBER, WORKER, Job
+from tunekit.errors import ConfigError, TunekitError
+from tunekit.history import Store, fail_stale
+from tunekit.space import QuantConfig
+from tunekit.tuner import Tuner, storage_error, storage_label
+
+log = logging.getLogger("tunekit")
+
+POLL_S = 0.2
+
+#: Errors opening the storage that waiting cannot cure.
+_LASTING = frozenset({"ArgumentError", "NoSuchModuleError", "ImportError", "ModuleNotFoundError"})
+
+
+def open_study(storage: str, study: str, heartbeat: int, wait_s: float) -> Store:
+    """The study ``study`` in ``storage``, waiting up to ``wait_s`` for a coordinator to create
+    it; a clear error naming the flags if it does not appear."""
+    if "://" not in storage:
+        raise ConfigError("--storage", f"a worker needs a database URL (postgresql://… for "
+                                       f"several machines, sqlite:///… on one), got {storage!r}: "
+                                       "a journal file has no heartbeats to re-queue the trial "
+                                       "of a dead worker")
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return Store(storage, study, None, heartbeat=heartbeat)
+        except KeyError:
+            if time.monotonic() >= deadline:
+                raise ConfigError("--study", f"there is no study {study!r} in --storage "
+                                             f"{storage_label(storage)} (waited {wait_s:g} s); "
+                                             "start the coordinator first (tunekit tune "
+                                             f"CONFIG.yaml --storage URL --study {study}) or "
+                                             "check the name") from None
+        except Exception as exc:
+            # a server still starting, or processes creating optuna's tables in a new database
+            # at the same moment, pass; a bad URL or a missing driver does not
+            if time.monotonic() >= deadline or type(exc).__name__ in _LASTING:
+                raise ConfigError("--storage", storage_error(storage, exc)) from exc
+            log.debug("storage not ready (%s); retrying", exc)
+        time.sleep(POLL_S * 5)
+
+
+def wait_for_job(store: Store, wait_s: float) -> Job:
+    """The job posted in the study, once there is one that has not ended."""
+    deadline = time.monotonic() + wait_s
+    while (attr := _open_job(store.study.user_attrs)) is None:
+        if time.monotonic() >= deadline:
+            raise ConfigError("--study", f"study {store.study.study_name!r} has no tuning to "
+                                         f"work on (waited {wait_s:g} s); start the "
+                                         "coordinator: tunekit tune CONFIG.yaml --storage URL "
+                                         f"--study {store.study.study_name}")
+        time.sleep(POLL_S * 5)
+    return Job.from_attr(attr)
+
+
+def _open_job(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    job = attrs.get(JOB)
+    return job if job is not None and attrs.get(DONE) != job["run"] else None
+
+
+def run_worker(storage: str, study: str, *, heartbeat: int = 10, wait_s: float = 600.0,
+               workspace: Path | None = None) -> int:
+    """Serve the study's current job until it ends; returns how many trials this worker
+    evaluated."""
+    store = open_study(storage, study, heartbeat, wait_s)
+    job = wait_for_job(store, wait_s)
+    tuner = _tuner(job, store, workspace)
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    log.info("worker %s serves run %s of study %r", name, job.run, study)
+    evaluated = 0
+    while True:
+        fail_stale(store.study)
+        claimed = store.claim(WORKER, name)
+        if claimed is None:
+            attrs = store.study.user_attrs
+            if attrs.get(DONE) == job.run or attrs.get(JOB, {}).get("run") != job.run:
+                log.info("run %s ended; %d trial(s) evaluated here", job.run, evaluated)
+                return evaluated
+            time.sleep(POLL_S)
+            continue
+        try:
+            evaluated += _evaluate(tuner, store, claimed)
+        except TunekitError as exc:  # wrong for every trial alike (a config error): the
+            # coordinator stops with the message, as a single process would
+            store.study.set_user_attr(FAILED, {"run": job.run, "error": str(exc)})
+            raise
+
+
+def _evaluate(tuner: Tuner, store: Store, attrs: dict[str, Any]) -> int:
+    """Evaluate one claimed trial with heartbeats; 1 if its result was stored."""
+    number, config = int(attrs[NUMBER]), QuantConfig.from_json(attrs["config"])
+    with _heartbeats(store):
+        trial = tuner.evaluate(number, config, needed=attrs.get(NEEDED, "exact"))
+    if not store.finish_claimed(trial):
+        log.warning("trial %d was given up (heartbeat lost or cancelled) before it finished; "
+                    "its result is dropped", number)
+        return 0
+    log.info("trial %d: %s", number, "failed" if trial.failed else f"metric {trial.metric:.4f}")
+    return 1
+
+
+@contextmanager
+def _heartbeats(store: Store) -> Iterator[None]:
+    """Record a heartbeat for the claimed trial now and every ``heartbeat`` s until the block
+    ends (optuna's own heartbeat thread runs only inside ``Study.optimize``)."""
+    storage, trial_id = store.study._storage, store.claimed_id
+    interval = storage.get_heartbeat_interval()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                storage.record_heartbeat(trial_id)
+            except store._optuna.exceptions.StorageInternalError as exc:  # a lost connection
+                # must not kill the evaluation: if it lasts, the trial is re-queued
+                log.warning("heartbeat of trial id %s failed: %s", trial_id, exc)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name="tunekit-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _tuner(job: Job, store: Store, workspace: Path | None) -> Tuner:
+    """A tuner for ``job``'s config, set up like the coordinator's (space, baseline,
+    calibration from the workspace cache) but writing nothing to the workspace."""
+    from tunekit import api, config
+
+    spec = config.parse(job.config, base_dir=Path(job.base_dir))
+    tuning = replace(spec.tuning, workspace=workspace or Path(job.workspace), study=None,
+                     workers=0)
+    tuner = Tuner(api.parts_from_config(replace(spec, tuning=tuning)))
+    baseline = store.study.user_attrs.get("baseline")
+    if not baseline:
+        raise ConfigError("--study", f"study {store.study.study_name!r} has no FP32 baseline "
+                                     "yet; is its coordinator still starting?")
+    tuner.attach(baseline)
+    return tuner
+
+
+__all__ = ["open_study", "run_worker"]
