@@ -120,16 +120,14 @@ def run_tunekit(workspace: Path, config: Path = EXAMPLE / "fallback.yaml") -> di
     return result
 
 
-def load_example() -> tuple[Any, Any, Any]:
-    """The example's FP32 model, its evaluation split, and its evaluation dataloader, imported
-    from the example folder."""
+def load_example() -> tuple[Any, Any]:
+    """The example's FP32 model and its evaluation split, imported from the example folder."""
     sys.path.insert(0, str(EXAMPLE))
     try:
-        import data as loaders  # examples/digits_pytorch/data.py
         import model as example  # examples/digits_pytorch/model.py
     finally:
         sys.path.remove(str(EXAMPLE))
-    return example.load_model(), example.digits_data(), loaders.eval_loader()
+    return example.load_model(), example.digits_data()
 
 
 def time_interleaved(models: dict[str, Any], inputs: Any, calls: int) -> dict[str, float]:
@@ -146,26 +144,20 @@ def time_interleaved(models: dict[str, Any], inputs: Any, calls: int) -> dict[st
     return {f.model: f.median_s for f in measure(adaptor, models, [(inputs, None)], spec, None)}
 
 
-def input_forms(x_eval: Any, loader: Any) -> dict[str, Any]:
-    """The same evaluation images in the two memory layouts the timings use.
-
-    ``peer``: ``torch.from_numpy`` of the image array, as the peer script feeds its models; with
-    one channel, numpy's strides make the tensor look channels-last to oneDNN, whose FP32 convs
-    then run ~1.6× faster here. ``loader``: a batch collated by the example's DataLoader
-    (standard strides), which is what the tuning's latency objective and ``tunekit benchmark``
-    time. Speedups against INC use ``peer``, so both tools face the same FP32 baseline."""
-    import torch
-
-    return {"peer": torch.from_numpy(x_eval), "loader": next(iter(loader))[0]}
-
-
 def measure_tuned(workspace: Path) -> dict[str, Any]:
-    """Top-1 and latency of tunekit's tuned model rebuilt from its workspace, vs FP32 eager."""
+    """Top-1 and latency of tunekit's tuned model rebuilt from its workspace, vs FP32 eager.
+
+    The latency is timed twice over. In this process on the peer's inputs
+    (``torch.from_numpy`` of the image array, as ``run_inc_peer.py`` feeds its models), so INC
+    and tunekit face the same FP32 baseline: with one channel, numpy's strides make that tensor
+    look channels-last to oneDNN, whose FP32 convolutions then run ~1.6× faster than on a
+    DataLoader-collated batch. And exactly as ``tunekit benchmark`` times it (the example's
+    DataLoader batches, fresh processes), the figure to compare with that command."""
     import torch
 
     from tunekit.api import load
 
-    fp32, data, loader = load_example()
+    fp32, data = load_example()
     with warnings.catch_warnings():  # torch's deprecation notices about quantized storages
         warnings.simplefilter("ignore", UserWarning)
         tuned = load(workspace, fp32)
@@ -173,28 +165,31 @@ def measure_tuned(workspace: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"latency": {}}
     with torch.inference_mode():
         out["final_acc"] = int((tuned(images).argmax(1) == labels).sum()) / len(labels)
-        for form, inputs in input_forms(data.x_eval, loader).items():
-            for batch, calls in CALLS.items():
-                median = time_interleaved({"fp32": fp32, "tuned": tuned}, inputs[:batch], calls)
-                key = f"bs{batch}" if form == "peer" else f"{form}_bs{batch}"
-                out["latency"][key] = {
-                    "fp32_ms": median["fp32"] * 1e3, "tuned_ms": median["tuned"] * 1e3,
-                    "speedup": median["fp32"] / median["tuned"]}
+        for batch, calls in CALLS.items():
+            median = time_interleaved({"fp32": fp32, "tuned": tuned}, images[:batch], calls)
+            out["latency"][f"bs{batch}"] = {
+                "fp32_ms": median["fp32"] * 1e3, "tuned_ms": median["tuned"] * 1e3,
+                "speedup": median["fp32"] / median["tuned"]}
+    out["tunekit_benchmark"] = tunekit_benchmark(workspace)
     return out
 
 
-def loader_line(tuned: dict[str, Any] | None) -> str | None:
-    """tunekit's speedups on DataLoader-collated inputs, the figure ``tunekit benchmark`` shows."""
-    latency = (tuned or {}).get("latency") or {}
-    if "loader_bs32" not in latency:
+def tunekit_benchmark(workspace: Path) -> list[dict[str, Any]]:
+    """``tunekit benchmark examples/digits_pytorch/fallback.yaml --model WORKSPACE``'s rows."""
+    from tunekit.benchmark import run
+
+    print("tunekit: timing the tuned model as `tunekit benchmark` does ...", flush=True)
+    return run(EXAMPLE / "fallback.yaml", [], workspace).rows()
+
+
+def benchmark_line(tuned: dict[str, Any] | None) -> str | None:
+    """The speedups ``tunekit benchmark`` reports on the same workspace, with their range."""
+    rows = (tuned or {}).get("tunekit_benchmark")
+    if not rows:
         return None
-    cells = []
-    for batch in (32, 1):
-        figure = latency.get(f"loader_bs{batch}")
-        if figure is not None:
-            cells.append(f"bs{batch} {figure['speedup']:.2f}× ({figure['fp32_ms']:.3f} → "
-                         f"{figure['tuned_ms']:.3f} ms)")
-    return ("tunekit int8 speedup on DataLoader batches (what `tunekit benchmark` times): "
+    cells = [f"bs{row['batch_size']} {row['speedup']:.2f}× (runs "
+             f"{row['speedup_range'][0]:.2f}–{row['speedup_range'][1]:.2f})" for row in rows]
+    return ("`tunekit benchmark` on the same workspace (DataLoader batches, fresh processes): "
             + ", ".join(cells))
 
 
@@ -283,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         tuned = measure_tuned(workspace) if ours is not None else None
     print()
     print(table(peer, ours, tuned))
-    if (line := loader_line(tuned)) is not None:
+    if (line := benchmark_line(tuned)) is not None:
         print(line)
     loads = [f"INC run {_share(peer.get('foreign_cpu'))}" if not peer.get("recorded") else None,
              f"tunekit run {_share(ours.get('foreign_cpu'))}" if ours else None]

@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, peer, ours, tuned, cost in out:
         print(f"\n### {name}\n")
         print(base.table(peer, ours, tuned))
+        if (line := base.benchmark_line(tuned)) is not None:
+            print(line)
         loads = [f"INC run {base._share(peer.get('foreign_cpu'))}"
                  if not peer.get("recorded") else None,
                  f"tunekit run {base._share(ours.get('foreign_cpu'))}" if ours else None]

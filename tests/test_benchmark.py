@@ -34,8 +34,8 @@ def test_report_puts_models_side_by_side_with_ratios(tmp_path: Path) -> None:
         return Figures(model, 8, median, median * 2, 8 / median, 1, 10)
 
     report = Report(BenchmarkSpec(batch_sizes=(8,), instances=2), tmp_path,
-                    [[figures("fp32", 0.004), figures("tuned", 0.001)],
-                     [figures("fp32", 0.006), figures("tuned", 0.003)]], [[0], [1]])
+                    [[[figures("fp32", 0.004), figures("tuned", 0.001)],
+                      [figures("fp32", 0.006), figures("tuned", 0.003)]]], [[0], [1]])
     row = report.rows()[0]
     assert row["fp32"]["median_ms"] == pytest.approx(5.0)
     assert row["tuned"]["median_ms"] == pytest.approx(2.0)
@@ -44,6 +44,21 @@ def test_report_puts_models_side_by_side_with_ratios(tmp_path: Path) -> None:
     assert "2.50×" in report.table() and "cores {0}, {1}" in report.table()
     report.write(tmp_path / "b.json")
     assert json.loads((tmp_path / "b.json").read_text())["results"][0]["batch_size"] == 8
+
+
+def test_report_over_several_runs_takes_medians_and_shows_the_range(tmp_path: Path) -> None:
+    def run(fp32: float, tuned: float) -> list[list[Figures]]:
+        return [[Figures("fp32", 4, fp32, fp32, 4 / fp32, 2, 10),
+                 Figures("tuned", 4, tuned, tuned, 4 / tuned, 2, 10)]]
+
+    report = Report(BenchmarkSpec(batch_sizes=(4,), processes=3), tmp_path,
+                    [run(0.004, 0.002), run(0.006, 0.002), run(0.003, 0.002)], [[0, 1]])
+    row = report.rows()[0]
+    assert row["fp32"]["median_ms"] == pytest.approx(4.0)
+    assert row["speedup"] == pytest.approx(2.0)  # the median of the runs' ratios 2, 3, 1.5
+    assert row["speedup_range"] == pytest.approx([1.5, 3.0])
+    assert "2.00× (1.50–3.00)" in report.table() and "3 runs in fresh processes" in report.table()
+    assert len(report.to_dict()["per_run"]) == 3
 
 
 def test_benchmark_section_is_validated() -> None:
@@ -73,7 +88,8 @@ def test_benchmark_cli_on_the_example_with_two_instances(tmp_path: Path) -> None
     assert tuned.returncode == 0, tuned.stderr
     bench = subprocess.run([*cli, "benchmark", str(EXAMPLE / "config.yaml"), "--model",
                             str(workspace), "--set", "benchmark.instances=2", "--set",
-                            "benchmark.rounds=1", "--set", "benchmark.iterations=3"],
+                            "benchmark.rounds=1", "--set", "benchmark.iterations=3", "--set",
+                            "benchmark.processes=2"],
                            env=env, capture_output=True, text=True)
     assert bench.returncode == 0, bench.stderr
     assert "latency ×" in bench.stdout
@@ -81,9 +97,11 @@ def test_benchmark_cli_on_the_example_with_two_instances(tmp_path: Path) -> None
     cores = result["cores"]
     assert len(cores) == 2 and not set(cores[0]) & set(cores[1])
     assert [r["batch_size"] for r in result["results"]] == [1, 32]
-    for figures in result["per_instance"]:
-        assert {(f["model"], f["threads"]) for f in figures} == {("fp32", len(cores[0])),
-                                                                  ("tuned", len(cores[0]))}
+    assert result["processes"] == len(result["per_run"]) == 2
+    for instances in result["per_run"]:
+        for figures in instances:
+            assert {(f["model"], f["threads"]) for f in figures} == {("fp32", len(cores[0])),
+                                                                      ("tuned", len(cores[0]))}
 
 
 def test_quiet_rounds_keeps_quiet_ones_or_the_two_quietest() -> None:

@@ -98,7 +98,8 @@ class TuningSpec:
 class BenchmarkSpec:
     """``tunekit benchmark`` settings: each batch size is timed in ``rounds`` rounds that
     alternate FP32 and tuned model (``iterations`` timed calls each, after ``warmup``), in
-    ``instances`` processes on disjoint core sets of ``cores_per_instance`` cores."""
+    ``instances`` processes on disjoint core sets of ``cores_per_instance`` cores; all of it
+    ``processes`` times over, each time in fresh processes (see tunekit.benchmark.instances)."""
 
     batch_sizes: tuple[int, ...] = (1, 32)
     warmup: int = 10
@@ -107,6 +108,7 @@ class BenchmarkSpec:
     threads: int | None = None
     instances: int = 1
     cores_per_instance: int | None = None
+    processes: int = 3
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
     "tuning.workspace": ("path", "resume"),
     "graph_optimization": ("precisions", "passes"),
     "benchmark": ("batch_sizes", "warmup", "iterations", "rounds", "threads", "instances",
-                  "cores_per_instance"),
+                  "cores_per_instance", "processes"),
 }
 APPROACHES = ("static", "dynamic", "auto", "qat")
 #: The seed's (Intel Neural Compressor's) names of approaches, accepted as aliases.
@@ -469,7 +471,8 @@ def _benchmark(raw: Any) -> BenchmarkSpec:
                                                    f"got {sizes!r}")
     return BenchmarkSpec(tuple(sizes), count("warmup", 10, 0), count("iterations", 20, 1),
                          count("rounds", 5, 1), count("threads", None, 1),
-                         count("instances", 1, 1), count("cores_per_instance", None, 1))
+                         count("instances", 1, 1), count("cores_per_instance", None, 1),
+                         count("processes", 3, 1))
 
 
 def parse(raw: Mapping[str, Any], base_dir: Path = Path("."), check_plugins: bool = True,

@@ -29,7 +29,7 @@ def main(job_json: str) -> int:
     _say("ready")
     sys.stdin.readline()  # "go": every instance starts timing at once
     figures = measuring.measure(adaptor, models, data, spec.benchmark, job["threads"],
-                                tick=lambda: _say("tick"), drop_busy=False)
+                                tick=lambda: _say("tick"), drop_busy=job["drop_busy"])
     _say("result", figures=[vars(f) for f in figures])
     return 0
 
