@@ -143,3 +143,12 @@ def test_load_resolves_paths_relative_to_config(tmp_path: Path) -> None:
     spec = config.load(path)
     assert spec.model.path == tmp_path.resolve() / "model.pt2"
     assert spec.base_dir == tmp_path.resolve()
+
+
+def test_config_records_whether_it_names_the_strategy() -> None:
+    """Graph optimization's AMP tuning swaps in its own default strategy only when the config
+    names none; an explicit ``basic`` stays basic."""
+    raw = {"model": {"framework": "pytorch", "factory": "m:f"}}
+    assert not config.parse(raw, check_plugins=False).tuning.strategy_given
+    named = config.parse({**raw, "tuning": {"strategy": "basic"}}, check_plugins=False)
+    assert named.tuning.strategy_given and named.tuning.strategy.name == "basic"

@@ -45,7 +45,9 @@ KEYWORDS: Mapping[str, str] = {
 }
 
 
-def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``value`` at the dotted YAML ``path`` of a raw config, creating sections on the way
+    (how keyword arguments of :func:`tune` and ``optimize_graph`` land in the config)."""
     node = raw
     parts = path.split(".")
     for part in parts[:-1]:
@@ -56,7 +58,8 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _guess_framework(model: Any) -> str:
+def guess_framework(model: Any) -> str:
+    """The adaptor name for ``model``, told from the package its class comes from."""
     module = type(model).__module__.split(".")[0]
     if module == "torch":
         return "pytorch"
@@ -66,7 +69,9 @@ def _guess_framework(model: Any) -> str:
                                    f"framework= (installed: {', '.join(plugins.names('tunekit.adaptors'))})")
 
 
-def _raw_config(config: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], Path]:
+def raw_config(config: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], Path]:
+    """A ``config=`` argument (YAML path, mapping or None) as a raw mapping the caller may
+    change, and the folder its ``module:attr`` references resolve against."""
     if config is None:
         return {}, Path.cwd()
     if isinstance(config, Mapping):
@@ -90,7 +95,7 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
     (approach ``qat``): each trial's fake-quantized model is handed to ``train_func(model,
     **quantization.training keywords)`` to train, then converted to int8.
     """
-    raw, base_dir = _raw_config(config)
+    raw, base_dir = raw_config(config)
     if "q_func" in kw:
         if train_func is not None:
             raise ConfigError("q_func", "give train_func or its alias q_func, not both")
@@ -105,12 +110,12 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
     for key, value in kw.items():
         if key not in KEYWORDS:
             raise ConfigError(key, f"unknown keyword of tunekit.tune; valid: {', '.join(KEYWORDS)}")
-        _set_path(raw, KEYWORDS[key], value)
+        set_path(raw, KEYWORDS[key], value)
     model_section = raw.setdefault("model", {})
     model_section.pop("path", None)
     model_section["factory"] = "<python>:model"
     if "framework" not in model_section:
-        model_section["framework"] = _guess_framework(model)
+        model_section["framework"] = guess_framework(model)
     evaluation = raw.setdefault("evaluation", {}) or {}
     raw["evaluation"] = evaluation
     # the objects given here replace the config's references; a Metric instance needs no lookup
@@ -130,10 +135,10 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
                                           "can rebuild the model and data from: run `tunekit "
                                           "tune CONFIG.yaml --study NAME` (tunekit.tune receives "
                                           "Python objects, which workers cannot share)")
-    adaptor = _adaptor(spec)
-    metric_obj = metric if isinstance(metric, Metric) else _metric(spec)
-    parts = _parts(spec, adaptor, model, calib_data, eval_data, metric_obj, eval_func,
-                   eval_func_name=getattr(eval_func, "__name__", "eval_func"))
+    adaptor = create_adaptor(spec)
+    metric_obj = metric if isinstance(metric, Metric) else create_metric(spec)
+    parts = assemble_parts(spec, adaptor, model, calib_data, eval_data, metric_obj, eval_func,
+                           eval_func_name=getattr(eval_func, "__name__", "eval_func"))
     if train_func is not None and spec.quantization.training is not None:
         parts.train_func = TrainingCall(train_func, spec.quantization.training.params,
                                         f"train_func {getattr(train_func, '__name__', '')}")
@@ -147,7 +152,7 @@ def tune_config(spec: TuneSpec) -> TuneResult:
 
 def parts_from_config(spec: TuneSpec) -> Parts:
     """Load the model, data, evaluation and plugins a config names (shared by tune and compare)."""
-    adaptor = _adaptor(spec)
+    adaptor = create_adaptor(spec)
     model = load_model(spec, adaptor)
     q, e = spec.quantization, spec.evaluation
     calib = data_source(resolve(q.calib_data, spec.base_dir, "quantization.calibration.data"),
@@ -158,8 +163,8 @@ def parts_from_config(spec: TuneSpec) -> Parts:
     if eval_func is not None and not callable(eval_func):
         raise ConfigError("evaluation.eval_func", f"{e.eval_func!r} is not callable")
     ref = {"factory": spec.model.factory} if spec.model.factory else {"path": str(spec.model.path)}
-    parts = _parts(spec, adaptor, model, calib, eval_data, _metric(spec), eval_func,
-                   eval_func_name=f"evaluation.eval_func {e.eval_func}")
+    parts = assemble_parts(spec, adaptor, model, calib, eval_data, create_metric(spec),
+                           eval_func, eval_func_name=f"evaluation.eval_func {e.eval_func}")
     parts.model_ref = {**ref, "base_dir": str(spec.base_dir)}
     if q.training is not None:
         func = resolve(q.training.func, spec.base_dir, "quantization.training.func")
@@ -168,14 +173,16 @@ def parts_from_config(spec: TuneSpec) -> Parts:
     return parts
 
 
-def _adaptor(spec: TuneSpec) -> Adaptor:
+def create_adaptor(spec: TuneSpec) -> Adaptor:
+    """The adaptor plugin the config names, with its options (errors name ``model.options``)."""
     try:
         return plugins.create("tunekit.adaptors", spec.model.framework, spec.model.options)
     except Exception as exc:
         raise ConfigError("model.options", str(exc)) from exc
 
 
-def _metric(spec: TuneSpec) -> Metric | None:
+def create_metric(spec: TuneSpec) -> Metric | None:
+    """The metric plugin the config names, or None when it names none (``eval_func``)."""
     m = spec.evaluation.metric
     return None if m is None else plugins.create("tunekit.metrics", m.name, m.params)
 
@@ -194,9 +201,12 @@ def load_model(spec: TuneSpec, adaptor: Adaptor) -> Any:
     return adaptor.load_model(path)
 
 
-def _parts(spec: TuneSpec, adaptor: Adaptor, model: Any, calib_data: Iterable[Any] | None,
-           eval_data: Iterable[Any] | None, metric: Metric | None,
-           eval_func: Callable[[Any], Any] | None, eval_func_name: str) -> Parts:
+def assemble_parts(spec: TuneSpec, adaptor: Adaptor, model: Any,
+                   calib_data: Iterable[Any] | None, eval_data: Iterable[Any] | None,
+                   metric: Metric | None, eval_func: Callable[[Any], Any] | None,
+                   eval_func_name: str) -> Parts:
+    """The tuner's parts from a config and the objects it resolved to (shared by
+    :func:`tune`, :func:`parts_from_config` and graph optimization's AMP tuning)."""
     q = spec.quantization
     calib = None
     if calib_data is not None:

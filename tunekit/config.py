@@ -87,6 +87,8 @@ class TuningSpec:
     study: str | None = None
     workers: int = 0  # local worker processes to start (0: only workers started elsewhere)
     heartbeat: int = 10  # seconds between a worker's heartbeats
+    # whether the YAML names the strategy (graph optimization's AMP tuning defaults to "amp")
+    strategy_given: bool = False
 
     @property
     def distributed(self) -> bool:
@@ -444,7 +446,8 @@ def _tuning(raw: Any, check: bool) -> TuningSpec:
         raise ConfigError("tuning.heartbeat", f"must be ≥ 1 second, got {heartbeat}")
     return TuningSpec(strategy, criterion, direction_given, objectives, timeout, max_trials, seed,
                       workspace, resume, storage, trial_timeout=trial_timeout, study=study,
-                      workers=workers, heartbeat=heartbeat)
+                      workers=workers, heartbeat=heartbeat,
+                      strategy_given="strategy" in sec)
 
 
 def _graph_optimization(raw: Any) -> dict[str, Any]:

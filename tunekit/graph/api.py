@@ -43,12 +43,12 @@ def optimize_graph(model: Any, precisions: Sequence[str] = ("fp32",), *,
     accuracy goal; ``config`` and ``kw`` (``accuracy_criterion``, ``strategy``, ``workspace``,
     ... as for :func:`tunekit.tune`) set the tuning.
     """
-    raw, base_dir = core_api._raw_config(config)
+    raw, base_dir = core_api.raw_config(config)
     for key, value in kw.items():
         if key not in core_api.KEYWORDS:
             raise ConfigError(key, f"unknown keyword of tunekit.optimize_graph; valid: "
                                    f"{', '.join(core_api.KEYWORDS)}")
-        core_api._set_path(raw, core_api.KEYWORDS[key], value)
+        core_api.set_path(raw, core_api.KEYWORDS[key], value)
     raw["model"] = {"framework": raw.get("model", {}).get("framework")
                     or _framework(model), "factory": "<python>:model"}
     raw["graph_optimization"] = {**(raw.get("graph_optimization") or {}),
@@ -59,7 +59,7 @@ def optimize_graph(model: Any, precisions: Sequence[str] = ("fp32",), *,
         evaluation = {"metric": metric, "data": "<python>:eval_data"}
     raw["evaluation"] = evaluation
     spec = config_module.parse(raw, base_dir=base_dir)
-    metric_obj = metric if isinstance(metric, Metric) else core_api._metric(spec)
+    metric_obj = metric if isinstance(metric, Metric) else core_api.create_metric(spec)
     return _run(spec, model, example_data, eval_data, metric_obj, eval_func, "eval_func")
 
 
@@ -69,12 +69,12 @@ def _framework(model: Any) -> str:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
         return "pytorch"
-    return core_api._guess_framework(model)
+    return core_api.guess_framework(model)
 
 
 def optimize_config(spec: TuneSpec) -> GraphResult:
     """Graph optimization as a config describes it (the CLI's path)."""
-    adaptor = core_api._adaptor(spec)
+    adaptor = core_api.create_adaptor(spec)
     model = core_api.load_model(spec, adaptor)
     q, e = spec.quantization, spec.evaluation
     example = data_source(resolve(q.calib_data, spec.base_dir, "quantization.calibration.data"),
@@ -82,7 +82,7 @@ def optimize_config(spec: TuneSpec) -> GraphResult:
     eval_data = data_source(resolve(e.data, spec.base_dir, "evaluation.data"),
                             "evaluation.data") if e.data else None
     eval_func = resolve(e.eval_func, spec.base_dir, "evaluation.eval_func") if e.eval_func else None
-    return _run(spec, model, example, eval_data, core_api._metric(spec), eval_func,
+    return _run(spec, model, example, eval_data, core_api.create_metric(spec), eval_func,
                 f"evaluation.eval_func {e.eval_func}")
 
 
@@ -105,11 +105,12 @@ def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
 
     inputs = example_inputs(split_batch(batch)[0], model) if batch is not None else None
     tune = None
-    if spec.tuning.strategy == PluginSpec("basic"):  # the default: its int8 stages do not apply
+    if not spec.tuning.strategy_given:  # basic, the tuning default, has int8 stages: no use here
         spec = replace(spec, tuning=replace(spec.tuning, strategy=PluginSpec("amp")))
     if metric is not None or eval_func is not None:
         def tune(graph: Any, adaptor: Any) -> Any:
-            parts = core_api._parts(spec, adaptor, graph, list(examples or [])[:1] or None,
-                                    eval_data, metric, eval_func, eval_func_name)
+            parts = core_api.assemble_parts(spec, adaptor, graph,
+                                            list(examples or [])[:1] or None, eval_data, metric,
+                                            eval_func, eval_func_name)
             return Tuner(parts).run()
     return optimize(model, precisions, settings.get("passes"), inputs, tune)
