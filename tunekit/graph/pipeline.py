@@ -44,6 +44,19 @@ class GraphPass(abc.ABC):
         """The rewritten graph (may be ``graph`` itself, changed in place)."""
 
 
+class ExamplePass(GraphPass):
+    """A pass that needs the example batch (to trace, compile or time the model): each run
+    gets its own instance holding the batch (``bind``), so a registered pass object stays
+    stateless."""
+
+    def __init__(self, example_inputs: Sequence[Any] | None = None) -> None:
+        self.example_inputs = tuple(example_inputs) if example_inputs is not None else None
+        self.note = ""
+
+    def bind(self, example_inputs: Any) -> GraphPass:
+        return type(self)(example_inputs)
+
+
 @dataclass(frozen=True)
 class PassReport:
     """What one pass did: node counts before and after, and how long it took."""

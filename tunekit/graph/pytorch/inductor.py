@@ -17,15 +17,11 @@ frozen weights, measured 2.4× slower on R2); other modes and shapes recompile w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import torch
 from torch import fx, nn
 
-from tunekit.graph.pipeline import GraphPass
+from tunekit.graph.pipeline import ExamplePass
 from tunekit.graph.pytorch.torchscript import WARMUP, interleaved, lower, relative_error
-
 
 #: how much faster Inductor must time to be kept: a compiled module recompiles on new shapes or
 #: grad modes and needs a C++ compiler, and on the example batch a near-tie can flip (a 3% "win"
@@ -33,18 +29,11 @@ from tunekit.graph.pytorch.torchscript import WARMUP, interleaved, lower, relati
 MARGIN = 0.05
 
 
-class Inductor(GraphPass):
+class Inductor(ExamplePass):
     name = "inductor"
     framework = "pytorch"
     order = 100
     precisions = frozenset({"fp32"})
-
-    def __init__(self, example_inputs: Sequence[Any] | None = None) -> None:
-        self.example_inputs = tuple(example_inputs) if example_inputs is not None else None
-        self.note = ""
-
-    def bind(self, example_inputs: Sequence[Any] | None) -> Inductor:
-        return Inductor(example_inputs)
 
     def run(self, graph: fx.GraphModule) -> nn.Module:
         if self.example_inputs is None:

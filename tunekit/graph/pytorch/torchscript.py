@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from tunekit.graph.pipeline import GraphPass
+from tunekit.graph.pipeline import ExamplePass
 
 #: interleaved timing rounds after warm-up (the profiling executor specializes on call 2)
 ROUNDS = 9
@@ -37,19 +37,11 @@ WARMUP = 3
 _TRACES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-class TorchScript(GraphPass):
+class TorchScript(ExamplePass):
     name = "torchscript"
     framework = "pytorch"
     order = 110
     precisions = frozenset({"fp32"})
-
-    def __init__(self, example_inputs: Sequence[Any] | None = None) -> None:
-        self.example_inputs = tuple(example_inputs) if example_inputs is not None else None
-        #: what the last run chose and why, for the pass report
-        self.note = ""
-
-    def bind(self, example_inputs: Sequence[Any] | None) -> TorchScript:
-        return TorchScript(example_inputs)
 
     def run(self, graph: fx.GraphModule) -> nn.Module:
         if not isinstance(graph, fx.GraphModule):
