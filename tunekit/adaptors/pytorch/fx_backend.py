@@ -37,6 +37,7 @@ from tunekit.adaptors.pytorch.followers import add_followers
 from tunekit.adaptors.pytorch.prepack import PackedWeights
 from tunekit.adaptors.pytorch.qconfig import qconfigs_by_name, to_qconfig
 from tunekit.adaptors.pytorch.runtime import calibrate
+from tunekit.adaptors.pytorch.sink_dequantize import sink_dequantize
 from tunekit.space import QuantConfig
 
 _log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def qconfig_mapping(config: QuantConfig) -> QConfigMapping:
 def build(fused: GraphModule, config: QuantConfig, calib_batches: Iterable[Any], *,
           followers: bool = True, store: ObserverStore | None = None,
           packed: PackedWeights | None = None) -> GraphModule:
-    """A candidate: prepare a copy of ``fused``, calibrate, convert, then wrap the bf16 ops.
+    """A candidate: prepare a copy of ``fused``, calibrate, convert (dequantizes sunk past
+    int8-exact ops, see :mod:`.sink_dequantize`), then wrap the bf16 ops.
 
     ``followers`` also runs in int8 the adds/muls/concats fed only by int8 ops (see
     :mod:`.followers`). With a ``store`` (see :mod:`.calibration`) the observers come calibrated
@@ -105,6 +107,7 @@ def build(fused: GraphModule, config: QuantConfig, calib_batches: Iterable[Any],
                 store.remember(prepared)
         with packed.reused() if packed is not None else contextlib.nullcontext():
             candidate = convert_fx(prepared)
+        sink_dequantize(candidate)
     finally:
         release_torch_cache()
     wrap_bf16(candidate, [op.name for op in config.ops_in("bf16")])

@@ -44,6 +44,7 @@ from tunekit.adaptors.pytorch import fx_backend
 from tunekit.adaptors.pytorch.bf16 import wrap_bf16
 from tunekit.adaptors.pytorch.followers import add_followers
 from tunekit.adaptors.pytorch.qconfig import is_static
+from tunekit.adaptors.pytorch.sink_dequantize import sink_dequantize
 from tunekit.space import OpConfig, QuantConfig, TuningSpace
 
 #: A user's training function: trains the fake-quantized model it is given (in place, or returns
@@ -103,6 +104,7 @@ def prepare(fused: GraphModule, config: QuantConfig, *, followers: bool = True) 
 def convert(trained: GraphModule, config: QuantConfig) -> GraphModule:
     """The real int8 model of a trained fake-quantized graph (bf16 ops wrapped), eval mode."""
     candidate = convert_fx(trained.eval())
+    sink_dequantize(candidate)
     wrap_bf16(candidate, [op.name for op in config.ops_in("bf16")])
     return candidate.eval()
 
