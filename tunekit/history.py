@@ -327,11 +327,14 @@ class Store:
                 storage.record_heartbeat(frozen._trial_id)
                 if not storage.set_trial_state_values(frozen._trial_id, TS.RUNNING):
                     continue  # another worker was first
+                running = self._optuna.trial.Trial(self.study, frozen._trial_id)
+                # the coordinator may cancel the trial right after the claim (an earlier
+                # config of its batch was accepted): then this raises, and the next one is tried
+                running.set_user_attr(key, worker)
             except (self._optuna.exceptions.UpdateFinishedTrialError,
                     self._optuna.exceptions.StorageInternalError):
                 continue  # finished (cancelled) meanwhile, or SQLite busy: try the next one
-            self._running = self._optuna.trial.Trial(self.study, frozen._trial_id)
-            self._running.set_user_attr(key, worker)
+            self._running = running
             return dict(frozen.user_attrs)
         return None
 
