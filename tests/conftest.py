@@ -1,7 +1,10 @@
-"""Shared fixtures: fake installed distributions for plugin discovery tests."""
+"""Shared fixtures: fake installed distributions for plugin discovery tests, a PostgreSQL server,
+and the environment in which the digits example runs from the CLI."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -73,3 +76,16 @@ def postgres_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def example_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running the digits example through the CLI in a subprocess: a private
+    model cache seeded with the shipped weights (no retraining), and no progress bars."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shipped = Path(__file__).resolve().parents[1] / "examples" / "digits_pytorch" / "artifacts" \
+        / "digits_cnn.pt"
+    if shipped.exists():
+        shutil.copy(shipped, cache / shipped.name)
+    return {**os.environ, "TUNEKIT_CACHE_DIR": str(cache), "TUNEKIT_PROGRESS": "0"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -73,14 +72,10 @@ def test_benchmark_section_is_validated() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
-def test_benchmark_cli_on_the_example_with_two_instances(tmp_path: Path) -> None:
+def test_benchmark_cli_on_the_example_with_two_instances(tmp_path: Path,
+                                                        example_env: dict[str, str]) -> None:
     pytest.importorskip("torch")
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    shipped = EXAMPLE / "artifacts" / "digits_cnn.pt"
-    if shipped.exists():
-        shutil.copy(shipped, cache / shipped.name)
-    env = {**os.environ, "TUNEKIT_CACHE_DIR": str(cache), "TUNEKIT_PROGRESS": "0"}
+    env = example_env
     workspace = tmp_path / "ws"
     cli = [sys.executable, "-m", "tunekit.cli"]
     tuned = subprocess.run([*cli, "tune", str(EXAMPLE / "config.yaml"), "--workspace",

@@ -155,13 +155,7 @@ def parts_from_config(spec: TuneSpec) -> Parts:
     adaptor = create_adaptor(spec)
     model = load_model(spec, adaptor)
     q, e = spec.quantization, spec.evaluation
-    calib = data_source(resolve(q.calib_data, spec.base_dir, "quantization.calibration.data"),
-                        "quantization.calibration.data") if q.calib_data else None
-    eval_data = data_source(resolve(e.data, spec.base_dir, "evaluation.data"),
-                            "evaluation.data") if e.data else None
-    eval_func = resolve(e.eval_func, spec.base_dir, "evaluation.eval_func") if e.eval_func else None
-    if eval_func is not None and not callable(eval_func):
-        raise ConfigError("evaluation.eval_func", f"{e.eval_func!r} is not callable")
+    calib, eval_data, eval_func = config_sources(spec)
     ref = {"factory": spec.model.factory} if spec.model.factory else {"path": str(spec.model.path)}
     parts = assemble_parts(spec, adaptor, model, calib, eval_data, create_metric(spec),
                            eval_func, eval_func_name=f"evaluation.eval_func {e.eval_func}")
@@ -171,6 +165,20 @@ def parts_from_config(spec: TuneSpec) -> Parts:
         parts.train_func = TrainingCall(func, q.training.params,
                                         f"quantization.training.func {q.training.func}")
     return parts
+
+
+def config_sources(spec: TuneSpec) -> tuple[Any, Any, Callable[[Any], Any] | None]:
+    """The calibration data, evaluation data and ``eval_func`` a config names (None where it
+    names none), resolved from its ``module:attr`` references; errors name the field."""
+    q, e = spec.quantization, spec.evaluation
+    calib = data_source(resolve(q.calib_data, spec.base_dir, "quantization.calibration.data"),
+                        "quantization.calibration.data") if q.calib_data else None
+    eval_data = data_source(resolve(e.data, spec.base_dir, "evaluation.data"),
+                            "evaluation.data") if e.data else None
+    eval_func = resolve(e.eval_func, spec.base_dir, "evaluation.eval_func") if e.eval_func else None
+    if eval_func is not None and not callable(eval_func):
+        raise ConfigError("evaluation.eval_func", f"{e.eval_func!r} is not callable")
+    return calib, eval_data, eval_func
 
 
 def create_adaptor(spec: TuneSpec) -> Adaptor:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -136,14 +134,10 @@ def test_tune_takes_the_seed_q_func_alias(trained_digits: DigitsCNN, digits: dic
 
 
 @pytest.mark.slow
-def test_example_qat_meets_the_goal_post_training_int8_misses(tmp_path: Path) -> None:
+def test_example_qat_meets_the_goal_post_training_int8_misses(tmp_path: Path,
+                                                             example_env: dict[str, str]) -> None:
     """examples/digits_pytorch/qat.yaml: int8 only, calibration at half intensity."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    shipped = EXAMPLE / "artifacts" / "digits_cnn.pt"
-    if shipped.exists():
-        shutil.copy(shipped, cache / shipped.name)
-    env = {**os.environ, "TUNEKIT_CACHE_DIR": str(cache), "TUNEKIT_PROGRESS": "0"}
+    env = example_env
 
     def tune(workspace: str, *overrides: str) -> dict[str, Any]:
         args = [sys.executable, "-m", "tunekit.cli", "tune", str(EXAMPLE / "qat.yaml"),

@@ -22,7 +22,6 @@ from tunekit.data import split_batch
 from tunekit.errors import ConfigError
 from tunekit.graph.result import GraphResult
 from tunekit.metric import Metric
-from tunekit.references import data_source, resolve
 from tunekit.tuner import Tuner
 
 FRAMEWORKS = ("pytorch", "tensorflow")
@@ -76,14 +75,9 @@ def optimize_config(spec: TuneSpec) -> GraphResult:
     """Graph optimization as a config describes it (the CLI's path)."""
     adaptor = core_api.create_adaptor(spec)
     model = core_api.load_model(spec, adaptor)
-    q, e = spec.quantization, spec.evaluation
-    example = data_source(resolve(q.calib_data, spec.base_dir, "quantization.calibration.data"),
-                          "quantization.calibration.data") if q.calib_data else None
-    eval_data = data_source(resolve(e.data, spec.base_dir, "evaluation.data"),
-                            "evaluation.data") if e.data else None
-    eval_func = resolve(e.eval_func, spec.base_dir, "evaluation.eval_func") if e.eval_func else None
+    example, eval_data, eval_func = core_api.config_sources(spec)
     return _run(spec, model, example, eval_data, core_api.create_metric(spec), eval_func,
-                f"evaluation.eval_func {e.eval_func}")
+                f"evaluation.eval_func {spec.evaluation.eval_func}")
 
 
 def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from tunekit.errors import NotSupportedError
 from tunekit.space import QuantConfig
-from tunekit.strategies.walk import Walker, accumulate, fallback_candidates, rank
+from tunekit.strategies.walk import ranked_fallback
 from tunekit.strategy import Strategy, TuneContext
 
 
@@ -37,13 +37,8 @@ class HAWQStrategy(Strategy):
         if ctx.hessian is None:
             raise NotSupportedError("the hawq strategy needs Hessian traces, which this tuning "
                                     "does not offer (a PyTorch model and calibration data)")
-        walker = Walker(ctx)
-        default = ctx.space.default()
-        trial = yield from walker.visit(default)
-        if trial.accepted:
-            return
-        ops = fallback_candidates(ctx.space, default)
-        yield from accumulate(walker, default, rank(ctx.hessian(self.loss), ops))
+        hessian = ctx.hessian
+        yield from ranked_fallback(ctx, lambda default, ops: hessian(self.loss))
 
 
 __all__ = ["HAWQStrategy"]

@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tunekit.space import QuantConfig
-from tunekit.strategies.walk import (Walker, accumulate, fallback_candidates, isolated_sensitivity,
-                                     rank)
+from tunekit.strategies.walk import isolated_sensitivity, ranked_fallback
 from tunekit.strategy import Strategy, TuneContext
 
 
@@ -24,13 +23,8 @@ class MSEStrategy(Strategy):
     """Default int8, then cumulative fallback in descending per-op MSE order. No parameters."""
 
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
-        walker = Walker(ctx)
-        default = ctx.space.default()
-        trial = yield from walker.visit(default)
-        if trial.accepted:
-            return
-        ops = fallback_candidates(ctx.space, default)
-        yield from accumulate(walker, default, rank(isolated_sensitivity(ctx, default, ops), ops))
+        yield from ranked_fallback(
+            ctx, lambda default, ops: isolated_sensitivity(ctx, default, ops))
 
 
 __all__ = ["MSEStrategy"]

@@ -97,6 +97,20 @@ def accumulate(walker: Walker, base: QuantConfig,
     return None
 
 
+def ranked_fallback(ctx: TuneContext, scores: Callable[[QuantConfig, list[OpKey]],
+                                                         Mapping[OpKey, float]]
+                    ) -> Generator[QuantConfig, None, None]:
+    """Default int8; if it misses the goal, its fallback-able ops fall back cumulatively in
+    descending ``scores(default, ops)`` (the shape of the mse and hawq strategies)."""
+    walker = Walker(ctx)
+    default = ctx.space.default()
+    trial = yield from walker.visit(default)
+    if trial.accepted:
+        return
+    ops = fallback_candidates(ctx.space, default)
+    yield from accumulate(walker, default, rank(scores(default, ops), ops))
+
+
 def isolated_sensitivity(ctx: TuneContext, config: QuantConfig,
                          ops: Sequence[OpKey]) -> Mapping[OpKey, float]:
     """Per op of ``ops``, its output error when it alone of ``ops`` keeps its option in
@@ -158,4 +172,4 @@ class FreshSampler:
 
 
 __all__ = ["FreshSampler", "Walker", "accumulate", "fallback_candidates", "random_config", "rank",
-           "isolated_sensitivity"]
+           "ranked_fallback", "isolated_sensitivity"]
