@@ -123,3 +123,12 @@ def test_cpu_share_sees_another_process_spinning() -> None:
         spinner.wait()
     # the spinner takes a whole core of os.cpu_count(); allow for the scheduler's slices
     assert share.foreign is not None and share.foreign > 0.5 / (os.cpu_count() or 1)
+
+
+def test_a_wrong_model_path_is_one_clear_line_before_any_worker_starts(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "tunekit.cli", "benchmark",
+                           str(EXAMPLE / "config.yaml"), "--model", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--model" in done.stderr and "not a tuning workspace" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -50,6 +50,7 @@ def run(config_path: Path, overrides: Sequence[str], tuned_path: Path) -> Report
     """Benchmark the config's FP32 model against the tuned model at ``tuned_path``."""
     spec = config_module.load(config_path, overrides)
     bench = spec.benchmark
+    measuring.workspace_of(tuned_path)  # a wrong --model fails here, not in every worker
     total = len(list(measuring.steps(bench)))
     if bench.instances == 1 and bench.processes == 1:
         adaptor, models, data = measuring.load(spec, tuned_path)

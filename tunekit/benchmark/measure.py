@@ -49,6 +49,16 @@ class Figures:
                 "rounds_kept": self.rounds_kept, "foreign_cpu": self.foreign_cpu}
 
 
+def workspace_of(tuned_path: Path) -> Path:
+    """The tuning workspace ``tuned_path`` names (the folder, or a model file's folder); a
+    ConfigError naming ``--model`` if it holds no tuned model's recipe."""
+    workspace = tuned_path.parent if tuned_path.is_file() else tuned_path
+    if not (workspace / "best_config.json").exists():
+        raise ConfigError("--model", f"{str(tuned_path)!r} is not a tuning workspace (no "
+                                     "best_config.json); run tunekit tune first or pass --model")
+    return workspace
+
+
 def load(spec: TuneSpec, tuned_path: Path) -> tuple[Adaptor, dict[str, Any], Iterable[Any]]:
     """The adaptor, ``{"fp32": model, "tuned": model}`` and the input data of a config.
 
@@ -58,10 +68,7 @@ def load(spec: TuneSpec, tuned_path: Path) -> tuple[Adaptor, dict[str, Any], Ite
     from tunekit.api import load as load_tuned
     from tunekit.api import load_model
 
-    workspace = tuned_path.parent if tuned_path.is_file() else tuned_path
-    if not (workspace / "best_config.json").exists():
-        raise ConfigError("--model", f"{str(tuned_path)!r} is not a tuning workspace (no "
-                                     "best_config.json); run tunekit tune first or pass --model")
+    workspace = workspace_of(tuned_path)
     adaptor = plugins.create("tunekit.adaptors", spec.model.framework, spec.model.options)
     fp32 = load_model(spec, adaptor)
     with warnings.catch_warnings():  # frameworks' deprecation notices about stored int8 tensors

@@ -35,4 +35,10 @@ def main(job_json: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    from tunekit.errors import TunekitError
+
+    try:
+        sys.exit(main(sys.argv[1]))
+    except TunekitError as error:  # the parent shows stderr's last lines: the message, no trace
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(2)
