@@ -91,20 +91,29 @@ def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
                                              f"{', '.join(FRAMEWORKS)}, not {framework!r}")
     examples = example_data if example_data is not None else eval_data
     batch = next(iter(examples), None) if examples is not None else None
+    if not spec.tuning.strategy_given:  # basic, the tuning default, has int8 stages: no use here
+        spec = replace(spec, tuning=replace(spec.tuning, strategy=PluginSpec("amp")))
+    tune = None
+    if metric is not None or eval_func is not None:
+        def tune(graph: Any, adaptor: Any) -> Any:
+            if batch is None:
+                raise _needs_data("bf16 tuning needs one example batch to time the candidates")
+            parts = core_api.assemble_parts(spec, adaptor, graph, [batch], eval_data, metric,
+                                            eval_func, eval_func_name)
+            return Tuner(parts).run()
     if framework == "tensorflow":
         from tunekit.graph.tensorflow.optimize import optimize as optimize_tf
 
-        return optimize_tf(model, precisions, settings.get("passes"))
+        return optimize_tf(model, precisions, settings.get("passes"), tune)
     from tunekit.graph.pytorch.optimize import example_inputs, optimize
 
+    if batch is None and "bf16" in precisions:
+        raise _needs_data("bf16 needs one example batch to place the casts")
     inputs = example_inputs(split_batch(batch)[0], model) if batch is not None else None
-    tune = None
-    if not spec.tuning.strategy_given:  # basic, the tuning default, has int8 stages: no use here
-        spec = replace(spec, tuning=replace(spec.tuning, strategy=PluginSpec("amp")))
-    if metric is not None or eval_func is not None:
-        def tune(graph: Any, adaptor: Any) -> Any:
-            parts = core_api.assemble_parts(spec, adaptor, graph,
-                                            list(examples or [])[:1] or None, eval_data, metric,
-                                            eval_func, eval_func_name)
-            return Tuner(parts).run()
     return optimize(model, precisions, settings.get("passes"), inputs, tune)
+
+
+def _needs_data(why: str) -> ConfigError:
+    return ConfigError("quantization.calibration.data",
+                       f"{why}: give calibration or evaluation data (Python: "
+                       "example_data=...)")

@@ -70,7 +70,7 @@ class PassReport:
     def line(self) -> str:
         delta = self.nodes_after - self.nodes_before
         change = f"{delta:+d}" if delta else "no change in node count"
-        return (f"{self.name:<16} {self.nodes_before:>5} → {self.nodes_after:<5} nodes "
+        return (f"{self.name:<20} {self.nodes_before:>5} → {self.nodes_after:<5} nodes "
                 f"({change}, {self.seconds * 1e3:.0f} ms)"
                 + (f"; {self.note}" if self.note else ""))
 

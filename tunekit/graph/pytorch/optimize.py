@@ -39,7 +39,7 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
         graph, more = run_passes(graph, last, count_nodes)
         return GraphResult(graph, "pytorch", precisions, [*reports, *more])
     if example_inputs is None:
-        raise _needs_data()
+        raise ValueError("bf16 needs example_inputs (one batch) to place the casts")
     adaptor = AMPAdaptor(example_inputs=example_inputs)
     tuning = None
     if tune is not None and "fp32" in precisions:
@@ -64,11 +64,3 @@ def example_inputs(batch_inputs: Any, model: nn.Module) -> tuple[Any, ...]:
     if isinstance(batch_inputs, (tuple, list)):
         return tuple(batch_inputs)
     return (batch_inputs,)
-
-
-def _needs_data() -> Exception:
-    from tunekit.errors import ConfigError
-
-    return ConfigError("quantization.calibration.data",
-                       "bf16 needs one example batch to place the casts: give calibration or "
-                       "evaluation data (Python: example_inputs=...)")

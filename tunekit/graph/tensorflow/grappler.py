@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Collection
+from typing import Any, ClassVar
 
 from tunekit.graph.pipeline import GraphPass
 from tunekit.graph.tensorflow.graph import FrozenGraph
-
-_ALL = ("constfold", "arithmetic", "remapping", "dependency", "layout", "shape", "loop",
-        "function", "memory", "debug_stripper")
 
 
 class GrapplerPass(GraphPass):
@@ -29,26 +27,37 @@ class GrapplerPass(GraphPass):
     place_on_cpu: ClassVar[bool] = True
 
     def run(self, graph: FrozenGraph) -> FrozenGraph:
-        import tensorflow as tf
-        from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
-        from tensorflow.python.grappler import tf_optimizer
+        return graph.with_graph(optimize(graph, self.optimizer, self.place_on_cpu))
 
-        graph_def = tf.compat.v1.GraphDef()
-        graph_def.CopyFrom(graph.graph_def)
-        for node in graph_def.node:
-            node.device = "/device:CPU:0" if self.place_on_cpu else ""
-        with tf.Graph().as_default() as g:
-            tf.compat.v1.import_graph_def(graph_def, name="")
-            meta = tf.compat.v1.train.export_meta_graph(graph_def=g.as_graph_def(), graph=g)
-        fetch = meta_graph_pb2.CollectionDef()
-        fetch.node_list.value.extend(f"{n}:0" for n in graph.outputs)
-        meta.collection_def["train_op"].CopyFrom(fetch)
-        config = config_pb2.ConfigProto()
-        rewriter = config.graph_options.rewrite_options
-        rewriter.optimizers[:] = [self.optimizer]
-        rewriter.min_graph_nodes = -1
-        rewriter.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
-        return graph.with_graph(tf_optimizer.OptimizeGraph(config, meta))
+
+def optimize(graph: FrozenGraph, optimizer: str, place_on_cpu: bool,
+             preserve: Collection[str] = ()) -> Any:
+    """``graph``'s GraphDef after one Grappler ``optimizer``.
+
+    Grappler leaves the nodes it must preserve untouched: the fetched outputs, and here also
+    the nodes named in ``preserve`` (added to the fetch list; every rewrite honours it, which is
+    how :class:`AutoMixedPrecision` keeps single ops in fp32).
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.CopyFrom(graph.graph_def)
+    for node in graph_def.node:
+        node.device = "/device:CPU:0" if place_on_cpu else ""
+    with tf.Graph().as_default() as g:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        meta = tf.compat.v1.train.export_meta_graph(graph_def=g.as_graph_def(), graph=g)
+    fetch = meta_graph_pb2.CollectionDef()
+    fetch.node_list.value.extend(f"{n}:0" for n in [*graph.outputs, *sorted(preserve)])
+    meta.collection_def["train_op"].CopyFrom(fetch)
+    config = config_pb2.ConfigProto()
+    rewriter = config.graph_options.rewrite_options
+    rewriter.optimizers[:] = [optimizer]
+    rewriter.min_graph_nodes = -1
+    rewriter.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
+    return tf_optimizer.OptimizeGraph(config, meta)
 
 
 class ConstantFold(GrapplerPass):
@@ -71,8 +80,19 @@ class Remapper(GrapplerPass):
 
 
 class AutoMixedPrecision(GrapplerPass):
+    """bf16 everywhere oneDNN allows, except the ops named in ``keep_fp32`` (the tuning's
+    fallback): ops that only follow a kept op (its BiasAdd, activation, pooling) stay fp32 with
+    it, as Grappler paints bf16 regions from the ops it converts."""
+
     name = "auto_mixed_precision"
     order = 50
     precisions = frozenset({"bf16"})
     optimizer = "auto_mixed_precision_onednn_bfloat16"
     place_on_cpu = False
+
+    def __init__(self, keep_fp32: Collection[str] = ()) -> None:
+        self.keep_fp32 = frozenset(keep_fp32)
+
+    def run(self, graph: FrozenGraph) -> FrozenGraph:
+        return graph.with_graph(optimize(graph, self.optimizer, self.place_on_cpu,
+                                         self.keep_fp32))

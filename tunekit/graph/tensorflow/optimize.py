@@ -2,27 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from tunekit.errors import ConfigError
 from tunekit.graph.pipeline import run_passes, select
 from tunekit.graph.registry import available
 from tunekit.graph.result import GraphResult
 from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
+from tunekit.graph.tensorflow.grappler import AutoMixedPrecision
+from tunekit.graph.tensorflow.tuning import COMPUTE_OPS, AMPAdaptor, bf16_nodes
+from tunekit.result import TuneResult
+
+#: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.api
+Tune = Callable[[FrozenGraph, AMPAdaptor], TuneResult]
 
 
-def optimize(model: Any, precisions: Sequence[str], passes: Any) -> GraphResult:
-    """The optimized :class:`FrozenGraph`; bf16 converts every op oneDNN supports (Grappler's
-    own lists decide which; no accuracy tuning for TensorFlow yet).
+def optimize(model: Any, precisions: Sequence[str], passes: Any,
+             tune: Tune | None = None) -> GraphResult:
+    """The optimized :class:`FrozenGraph`: FP32 passes, then with bf16 allowed Grappler's AMP
+    over every op it supports, or, with ``tune`` and fp32 allowed, over the ops the accuracy
+    tuning leaves in bf16.
 
     A bf16 graph skips the remapper: its fused ops (``_FusedConv2D``) declare no bf16 type, so
     the graph would not import; TF's runtime Grappler fuses them into oneDNN ops when it runs.
     """
-    bf16 = "bf16" in precisions
-    mix = "bf16" if bf16 else "fp32"
-    chosen = [p for p in select(available("tensorflow"), passes) if mix in p.precisions]
-    graph, reports = run_passes(freeze(model), chosen, FrozenGraph.node_count)
-    bf16_ops = [n.name for n in graph.graph_def.node
-                if any(v.type == 14 for v in n.attr.values())]  # 14: DT_BFLOAT16
-    return GraphResult(graph, "tensorflow", tuple(precisions), reports,
-                       bf16_ops if "bf16" in precisions else ())
+    precisions = tuple(precisions)
+    if "bf16" not in precisions:
+        chosen = [p for p in select(available("tensorflow"), passes) if "fp32" in p.precisions]
+        graph, reports = run_passes(freeze(model), chosen, FrozenGraph.node_count)
+        return GraphResult(graph, "tensorflow", precisions, reports)
+    chosen = [p for p in select(available("tensorflow"), passes) if "bf16" in p.precisions]
+    amp = next((p for p in chosen if isinstance(p, AutoMixedPrecision)), None)
+    if amp is None:
+        raise ConfigError("graph_optimization.passes.auto_mixed_precision",
+                          "precisions include bf16 but the pass that converts to bf16 is "
+                          "switched off; switch it on, or use precisions: [fp32]")
+    graph, reports = run_passes(freeze(model), [p for p in chosen if p.order < amp.order],
+                                FrozenGraph.node_count)
+    adaptor = AMPAdaptor()
+    tuning, keep_fp32 = None, []
+    if tune is not None and "fp32" in precisions:
+        tuning = tune(graph, adaptor)
+        if tuning.best_config is None:  # the goal is out of reach: the FP32-optimized graph
+            return GraphResult(graph, "tensorflow", precisions, reports, (), tuning)
+        keep_fp32 = [op.name for op in tuning.best_config.ops_in("fp32")]
+    else:
+        adaptor.capabilities(graph)  # refuses a CPU without native bf16
+    rest = [AutoMixedPrecision(keep_fp32), *(p for p in chosen if p.order > amp.order)]
+    graph, more = run_passes(graph, rest, FrozenGraph.node_count)
+    ops = {n.name: n.op for n in graph.graph_def.node}
+    bf16_ops = [name for name in bf16_nodes(graph) if ops[name] in COMPUTE_OPS]
+    return GraphResult(graph, "tensorflow", precisions, [*reports, *more], bf16_ops, tuning)
