@@ -21,7 +21,7 @@ from tunekit.errors import ConfigError, ModelError
 from tunekit.evaluate import Evaluator
 from tunekit.metric import Metric
 from tunekit.references import call_user, data_source, resolve
-from tunekit.result import TuneResult, load_recipe, recipe_config
+from tunekit.result import TuneResult, class_path, load_recipe, recipe_config
 from tunekit.training import TrainingCall
 from tunekit.tuner import Parts, Tuner
 
@@ -246,6 +246,12 @@ def load(workspace: str | Path, model: Any = None) -> Any:
     workspace = Path(workspace)
     data = load_recipe(workspace)
     adaptor = plugins.create("tunekit.adaptors", data["framework"])
+    built_by = data.get("adaptor")
+    if built_by not in (None, class_path(type(adaptor))):
+        raise ConfigError("workspace", f"{str(workspace)!r} holds models built by {built_by} "
+                                       f"(graph optimization: tunekit optimize), which "
+                                       f"tunekit.load cannot rebuild; keep the model that "
+                                       f"`tunekit optimize --out FILE` or GraphResult.save writes")
     if model is None:
         ref = data.get("model") or {}
         if not ref:

@@ -120,9 +120,14 @@ def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> d
     best = result.best_trial
     assert best is not None
     return {"tunekit_version": __version__, "framework": result.framework, "model": model_ref,
-            "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
+            "adaptor": class_path(type(adaptor)), "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
             "trial": best.number, "metric": best.metric, "baseline": result.baseline["metric"],
             "objectives": objective_values(best), "ops": best.config.to_list()}
+
+
+def class_path(cls: type) -> str:
+    """``module:QualName`` of a class: names the adaptor that built a workspace's models."""
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def write_outputs(result: TuneResult, workspace: Workspace, adaptor: Adaptor,

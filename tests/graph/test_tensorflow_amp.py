@@ -138,3 +138,10 @@ def test_keras_example_tunes_amp_from_the_cli(tmp_path: Path, capsys: Any) -> No
     graph_def.ParseFromString(out.read_bytes())
     assert any(n.op == "Conv2D" and n.attr["T"].type == tf.bfloat16.as_datatype_enum
                for n in graph_def.node)
+
+
+def test_loading_an_amp_workspace_says_to_keep_the_optimized_file(tmp_path: Path) -> None:
+    tunekit.optimize_graph(_chain(), ("bf16", "fp32"), example_data=_batches(),
+                           eval_func=lambda graph: 1.0, workspace=str(tmp_path / "ws"))
+    with pytest.raises(ConfigError, match="tunekit optimize --out"):
+        tunekit.load(tmp_path / "ws", _chain())

@@ -51,7 +51,7 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
         bf16_ops = bf16_candidates(graph)
     before = count_nodes(graph)
     mixed = build(graph, bf16_ops, example_inputs)
-    reports.append(PassReport("auto_mixed_prec", before, count_nodes(mixed), 0.0))
+    reports.append(PassReport("auto_mixed_precision", before, count_nodes(mixed), 0.0))
     return GraphResult(mixed, "pytorch", precisions, reports, bf16_ops, tuning)
 
 
