@@ -103,3 +103,27 @@ def test_fold_batchnorm_folds_keras3_scale_and_shift_into_weights() -> None:
     assert {"_FusedConv2D", "_FusedDepthwiseConv2dNative", "_FusedMatMul"} <= set(ops)
     expected = model(_batch(), training=False).numpy()
     assert np.abs(result.model(_batch()) - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_strip_drops_debug_ops_and_dead_nodes() -> None:
+    """An Assert guarding the input, a tf.print and a computed-but-unused branch are gone (the
+    function's own graph, before TF's freezing prunes anything); the output is unchanged."""
+    weights = tf.constant(np.random.RandomState(0).rand(3, 2).astype("float32"))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+    def model(x: tf.Tensor) -> tf.Tensor:
+        tf.debugging.assert_greater_equal(x, -10.0)
+        tf.print("batch", tf.shape(x))
+        _unused = tf.reduce_sum(tf.exp(x))
+        return tf.nn.relu(tf.matmul(x, weights))
+
+    concrete = model.get_concrete_function()
+    graph = FrozenGraph(concrete.graph.as_graph_def(), ["x"],
+                        [concrete.outputs[0].name.split(":")[0]])
+    ops = [n.op for n in graph.graph_def.node]
+    assert {"If", "PrintV2", "Exp", "NoOp"} <= set(ops)  # TF2 asserts are an If (AssertGuard)
+    stripped = Strip().run(graph)
+    left = {n.op for n in stripped.graph_def.node}
+    assert not left & {"If", "PrintV2", "Exp", "NoOp"}
+    x = np.random.RandomState(1).rand(4, 3).astype("float32")
+    np.testing.assert_allclose(stripped(x), graph(x), rtol=1e-6)
