@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fallback_vs_inc as base  # noqa: E402  (the shared pieces: peer setup, timing, table)
+import fallback_vs_inc as base
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = {

@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-import tunekit  # noqa: E402
-from tunekit import cli  # noqa: E402
-from tunekit.metrics.topk import TopK  # noqa: E402
+import tunekit
+from tunekit import cli
+from tunekit.metrics.topk import TopK
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits_pytorch"
 #: Evaluations Intel Neural Compressor 2.6's basic strategy needs on the fallback case

@@ -24,7 +24,7 @@ def test_builtins_are_listed_with_their_distribution() -> None:
     text = plugins.describe()
     for group in plugins.GROUPS:
         assert f"{group}:" in text
-    assert re.search(r"^  basic +tunekit\.strategies\.basic:BasicStrategy  \[tunekit ", text, re.M)
+    assert re.search(r"^  basic +tunekit\.strategies\.basic:BasicStrategy  \[tunekit ", text, re.MULTILINE)
     assert "pytorch" in plugins.names("tunekit.adaptors")
 
 

@@ -20,7 +20,7 @@ def test_pip_installed_strategy_is_listed_and_tunes(tmp_path: Path, pip_installe
     listed = subprocess.run([*tunekit, "plugins"], env=env, capture_output=True, text=True,
                             check=True).stdout
     assert re.search(r"^  greedy +tunekit_greedy\.strategy:GreedyFallback  \[tunekit-greedy 0\.1\.0\]",
-                     listed, re.M)
+                     listed, re.MULTILINE)
     run = subprocess.run([*tunekit, "tune", str(ROOT / "examples/digits_pytorch/fallback.yaml"),
                           "--workspace", str(tmp_path / "ws"),
                           "--set", "tuning.strategy={name: greedy, fallback: bf16}"],

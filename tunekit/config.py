@@ -451,10 +451,11 @@ def _tuning(raw: Any, check: bool) -> TuningSpec:
 
 
 def _graph_optimization(raw: Any) -> dict[str, Any]:
-    sec = _section(raw, "graph_optimization")
-    if "precisions" in sec:
-        _string_list(sec["precisions"], "graph_optimization.precisions", ("bf16", "fp32"))
-    return dict(sec)
+    sec = dict(_section(raw, "graph_optimization"))
+    if "precisions" in sec:  # a single name is a list of one, as elsewhere in the YAML
+        sec["precisions"] = _string_list(sec["precisions"], "graph_optimization.precisions",
+                                         ("bf16", "fp32"))
+    return sec
 
 
 def _benchmark(raw: Any) -> BenchmarkSpec:

@@ -64,9 +64,10 @@ class TuneResult:
     def summary(self) -> str:
         """A few lines for the end of a CLI run."""
         base = self.baseline["metric"]
-        lines = [f"{'goal met' if self.met else 'goal NOT met'}: {STATUS_TEXT.get(self.status, self.status)} "
-                 f"after {len(self.trials)} trial(s), {self.evaluations} evaluation(s) "
-                 f"incl. the baseline, {self.wall_s:.1f} s"]
+        status = STATUS_TEXT.get(self.status, self.status)
+        lines = [(f"{'goal met' if self.met else 'goal NOT met'}: {status} "
+                  f"after {len(self.trials)} trial(s), {self.evaluations} evaluation(s) "
+                  f"incl. the baseline, {self.wall_s:.1f} s")]
         if self.best_trial is not None and self.best_trial.metric is not None:
             reference = self.space.default() if self.space else None
             lines.append(f"best: trial {self.best_trial.number}, metric {self.best_trial.metric:.4f} "

@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tunekit.adaptors.pytorch import PyTorchAdaptor  # noqa: E402
-from tunekit.adaptors.pytorch import fx_backend  # noqa: E402
-from tunekit.space import INT8_ITEMS, QuantConfig, TuningSpace  # noqa: E402
+from tunekit.adaptors.pytorch import PyTorchAdaptor
+from tunekit.adaptors.pytorch import fx_backend
+from tunekit.space import INT8_ITEMS, QuantConfig, TuningSpace
 
 
 def item_configs(space: TuningSpace) -> list[QuantConfig]:

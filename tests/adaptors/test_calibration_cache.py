@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tunekit.adaptors.pytorch import PyTorchAdaptor  # noqa: E402
-from tunekit.adaptors.pytorch import calibration  # noqa: E402
-from tunekit.space import INT8_ITEMS  # noqa: E402
+from tunekit.adaptors.pytorch import PyTorchAdaptor
+from tunekit.adaptors.pytorch import calibration
+from tunekit.space import INT8_ITEMS
 
 
 def some_configs(space: Any) -> list[Any]:

@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tunekit.adaptors.pytorch import PyTorchAdaptor  # noqa: E402
-from tunekit.adaptors.pytorch.prepack import PackedWeights, digest  # noqa: E402
+from tunekit.adaptors.pytorch import PyTorchAdaptor
+from tunekit.adaptors.pytorch.prepack import PackedWeights, digest
 
 
 def test_reused_weights_give_identical_candidates(digits_model: Any, calib: list) -> None:

@@ -15,12 +15,12 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from tunekit.adaptors.pytorch import PyTorchAdaptor  # noqa: E402
-from tunekit.adaptors.pytorch.bf16 import BF16Module  # noqa: E402
-from tunekit.adaptors.pytorch.capabilities import bf16_supported  # noqa: E402
-from tunekit.adaptors.pytorch.qconfig import PercentileObserver  # noqa: E402
-from tunekit.errors import ConfigError, DataError, ModelError, TrialError  # noqa: E402
-from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace  # noqa: E402
+from tunekit.adaptors.pytorch import PyTorchAdaptor
+from tunekit.adaptors.pytorch.bf16 import BF16Module
+from tunekit.adaptors.pytorch.capabilities import bf16_supported
+from tunekit.adaptors.pytorch.qconfig import PercentileObserver
+from tunekit.errors import ConfigError, DataError, ModelError, TrialError
+from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
 
 DEFAULT_INT8 = OpConfig("int8", "static", "asym", "per_channel", "minmax")
 DIGITS_OPS = [OpKey("conv1", "Conv2d"), OpKey("conv2", "Conv2d"), OpKey("conv3", "Conv2d"),

@@ -16,10 +16,10 @@ from tunekit.space import OpConfig, OpKey
 from tunekit.training import TrainingCall
 
 torch = pytest.importorskip("torch")
-from torch.ao.quantization import FakeQuantizeBase  # noqa: E402
+from torch.ao.quantization import FakeQuantizeBase
 
-from tests.adaptors.conftest import DigitsCNN  # noqa: E402
-from tunekit.adaptors.pytorch import PyTorchAdaptor  # noqa: E402
+from tests.adaptors.conftest import DigitsCNN
+from tunekit.adaptors.pytorch import PyTorchAdaptor
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_pytorch"
 INT8 = OpConfig("int8", "static", "asym", "per_channel", "minmax")

@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch.ao.quantization.quantize_fx import convert_fx  # noqa: E402
+from torch.ao.quantization.quantize_fx import convert_fx
 
-from tunekit.adaptors.pytorch import PyTorchAdaptor, fx_backend  # noqa: E402
-from tunekit.adaptors.pytorch.runtime import calibrate  # noqa: E402
-from tunekit.adaptors.pytorch.sink_dequantize import sink_dequantize  # noqa: E402
+from tunekit.adaptors.pytorch import PyTorchAdaptor, fx_backend
+from tunekit.adaptors.pytorch.runtime import calibrate
+from tunekit.adaptors.pytorch.sink_dequantize import sink_dequantize
 
 
 def test_pool_and_flatten_run_in_int8_between_differently_calibrated_ops(

@@ -12,13 +12,13 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-import tunekit  # noqa: E402
-from tunekit import cli  # noqa: E402
-from tunekit.adaptors.tensorflow import TensorFlowAdaptor, graph  # noqa: E402
-from tunekit.adaptors.tensorflow.bf16 import supported as bf16_supported  # noqa: E402
-from tunekit.adaptors.tensorflow.runtime import TFLiteModel, new_interpreter  # noqa: E402
-from tunekit.errors import ModelError, NotSupportedError, TrialError  # noqa: E402
-from tunekit.space import OpKey, TuningSpace  # noqa: E402
+import tunekit
+from tunekit import cli
+from tunekit.adaptors.tensorflow import TensorFlowAdaptor, graph
+from tunekit.adaptors.tensorflow.bf16 import supported as bf16_supported
+from tunekit.adaptors.tensorflow.runtime import TFLiteModel, new_interpreter
+from tunekit.errors import ModelError, NotSupportedError, TrialError
+from tunekit.space import OpKey, TuningSpace
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_keras"
 DIGITS_OPS = [OpKey("conv1", "Conv2D"), OpKey("conv2", "Conv2D"), OpKey("conv3", "Conv2D"),

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("torch")
 
 from tunekit.cli import main
+from tunekit.config import load
 
 MODULE = '''
 import torch
@@ -46,3 +47,10 @@ def test_an_unknown_pass_is_a_usage_error_naming_the_field(
     config = _config(tmp_path, "graph_optimization: {passes: {fold_bn: false}}\n")
     assert main(["optimize", str(config)]) == 2
     assert "graph_optimization.passes.fold_bn" in capsys.readouterr().err
+
+
+def test_a_single_precision_name_counts_as_a_list_of_one(tmp_path: Path) -> None:
+    """``precisions: bf16`` (no brackets) means bf16, not a silent FP32 run."""
+    for name in ("fp32", "bf16"):
+        config = _config(tmp_path, f"graph_optimization: {{precisions: {name}}}\n")
+        assert load(config).graph_optimization["precisions"] == [name]

@@ -52,8 +52,8 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from tunekit.history import Trial
 from tunekit.space import INT8_ITEMS, OpConfig, OpKey, QuantConfig, TuningSpace
-from tunekit.strategy import Batch, Strategy, TuneContext
 from tunekit.strategies.walk import Walker
+from tunekit.strategy import Batch, Strategy, TuneContext
 
 ORDERS = ("impact", "conservative")
 TUNE_ITEMS = ("accuracy", "all", "none")
