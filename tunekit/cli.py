@@ -92,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                                                "auto mixed precision (graph_optimization:)")
     optimize.add_argument("config", type=Path, help="the YAML config (see examples/)")
     optimize.add_argument("--out", type=Path, help="write the optimized model here (PyTorch: "
-                                                   "state_dict .pt; TensorFlow: GraphDef .pb)")
+                                                   "state_dict .pt; TensorFlow: a GraphDef for a "
+                                                   ".pb path, else a SavedModel folder)")
     optimize.add_argument("--set", dest="overrides", action="append", default=[],
                           metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
     optimize.add_argument("-q", "--quiet", action="store_true", help="only the summary")

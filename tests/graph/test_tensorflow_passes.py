@@ -127,3 +127,35 @@ def test_strip_drops_debug_ops_and_dead_nodes() -> None:
     assert not left & {"If", "PrintV2", "Exp", "NoOp"}
     x = np.random.RandomState(1).rand(4, 3).astype("float32")
     np.testing.assert_allclose(stripped(x), graph(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("precisions", [("fp32",), ("bf16", "fp32")])
+def test_a_folder_path_saves_a_savedmodel_that_tf_and_tunekit_load(
+        keras_model: tf.keras.Model, tmp_path: Path, precisions: tuple[str, ...]) -> None:
+    from tunekit.adaptors.tensorflow import TensorFlowAdaptor
+
+    if "bf16" in precisions:
+        from tunekit.adaptors.tensorflow.bf16 import supported
+
+        if not supported():
+            pytest.skip("no native bf16 on this CPU")
+    result = optimize(keras_model, precisions, None)
+    result.save(tmp_path / "saved")
+    serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
+    [name] = result.model.inputs
+    [output] = serve(**{name: tf.constant(_batch())}).values()
+    np.testing.assert_allclose(output.numpy(), result.model(_batch()), rtol=1e-6)
+    adaptor = TensorFlowAdaptor()
+    reloaded = adaptor.load_model(tmp_path / "saved")
+    [(outputs, _)] = adaptor.predict(reloaded, [(_batch(), None)])
+    np.testing.assert_allclose(outputs, result.model(_batch()), rtol=1e-6)
+
+
+def test_saving_a_savedmodel_over_a_file_is_refused(keras_model: tf.keras.Model,
+                                                    tmp_path: Path) -> None:
+    from tunekit.errors import ModelError
+
+    (tmp_path / "taken").write_text("user data")
+    with pytest.raises(ModelError, match="not an empty folder"):
+        optimize(keras_model, ("fp32",), None).save(tmp_path / "taken")
+    assert (tmp_path / "taken").read_text() == "user data"

@@ -32,7 +32,8 @@ class GraphResult:
         return self.tuning is None or self.tuning.met
 
     def save(self, path: str | Path) -> None:
-        """The model in a safe native form: a GraphDef ``.pb`` (TensorFlow), a TorchScript
+        """The model in a safe native form: TensorFlow, a GraphDef for a ``.pb`` path, else a
+        SavedModel folder (see :meth:`FrozenGraph.save`); PyTorch, a TorchScript
         archive (a PyTorch result lowered to TorchScript; read it with
         :func:`tunekit.graph.pytorch.torchscript.load`), or the tensors of a ``state_dict`` (an
         FX result; rebuild with :func:`tunekit.optimize_graph` and load them)."""

@@ -44,7 +44,7 @@ class FrozenGraph:
             graph_def, inputs, outputs = self.graph_def, self.inputs, self.outputs
             nodes = {n.name: n for n in graph_def.node}
             signature = [tf.TensorSpec(_shape(nodes[name]),
-                                       tf.as_dtype(nodes[name].attr["dtype"].type))
+                                       tf.as_dtype(nodes[name].attr["dtype"].type), name=name)
                          for name in inputs]
 
             @tf.function(input_signature=signature)
@@ -64,7 +64,19 @@ class FrozenGraph:
         return np.asarray(result[0])
 
     def save(self, path: Path) -> None:
-        Path(path).write_bytes(self.graph_def.SerializeToString())
+        """A ``.pb`` path gets the GraphDef (for ``tf.compat.v1`` and TF's graph tools); any
+        other path becomes a SavedModel folder whose ``serving_default`` signature takes the
+        graph's inputs by name (for TF Serving, ``tf.saved_model.load``, or ``tunekit tune``)."""
+        path = Path(path)
+        if path.suffix == ".pb":
+            path.write_bytes(self.graph_def.SerializeToString())
+            return
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ModelError(f"{path} exists and is not an empty folder: a SavedModel needs its "
+                             f"own folder (or give a .pb path for the GraphDef)")
+        module = tf.Module()
+        module.serve = self.function()
+        tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
     def node_count(self) -> int:
         return len(self.graph_def.node)
