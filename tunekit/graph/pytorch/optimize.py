@@ -50,7 +50,8 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
         adaptor.capabilities(graph)  # refuses a CPU without native bf16
         bf16_ops = bf16_candidates(graph)
     before = count_nodes(graph)
-    mixed = build(graph, bf16_ops, example_inputs)
+    tuned = tuning is not None and tuning.best_config is not None
+    mixed = tuning.best_model if tuned else build(graph, bf16_ops, example_inputs)
     reports.append(PassReport("auto_mixed_precision", before, count_nodes(mixed), 0.0))
     return GraphResult(mixed, "pytorch", precisions, reports, bf16_ops, tuning)
 

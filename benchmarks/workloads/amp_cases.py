@@ -1,0 +1,116 @@
+"""The auto-mixed-precision cases of ``benchmarks/amp_vs_inc.py``, shared by both tools' runs.
+
+Importable by tunekit's environment and by the INC peer's (torch and numpy only, plus the peers'
+``refwork``), so both tools tune the same weights against the same metric and time their
+results with the same loop (:func:`interleaved`):
+
+- ``resnet_digits``: the trained ResNet-like CNN of :mod:`resnet_digits` (convolutions carry
+  the time); metric top-1 on its 597 held-out images, batch 32 timed;
+- ``bert_like``: the peers' R3 (4 encoder layers, hidden 256, seq 128, random init; Linear
+  layers carry the time); metric the mean cosine similarity of its logits to FP32's on 32 fixed
+  random sequences, batch 8 timed.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[2] / "shared" / "peers")]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One workload: its FP32 model, metric (higher is better), timed batch and goal."""
+
+    model: Callable[[], nn.Module]
+    metric: Callable[[nn.Module], float]
+    batch: Callable[[], torch.Tensor]
+    #: the accuracy goal, as ``(criterion, tolerable loss)`` (INC's and tunekit's wording)
+    goal: tuple[str, float]
+
+
+def _resnet() -> nn.Module:
+    import resnet_digits
+
+    return resnet_digits.load_model()
+
+
+def _resnet_top1(model: nn.Module) -> float:
+    import resnet_digits
+
+    return resnet_digits.top1(model)
+
+
+def _resnet_batch() -> torch.Tensor:
+    import resnet_digits
+
+    return torch.from_numpy(resnet_digits.digits32()["x_eval"][:32])
+
+
+def _bert() -> nn.Module:
+    import refwork
+
+    return refwork.build_r3()
+
+
+@functools.lru_cache(maxsize=1)
+def _bert_reference() -> tuple[torch.Tensor, torch.Tensor]:
+    import refwork
+
+    ids = refwork.r3_input(32, seed=1)
+    with torch.inference_mode():
+        return ids, _bert()(ids).float()
+
+
+def _bert_fidelity(model: nn.Module) -> float:
+    ids, reference = _bert_reference()
+    with torch.inference_mode():
+        out = torch.cat([model(ids[i:i + 8]).float() for i in range(0, len(ids), 8)])
+    return float(nn.functional.cosine_similarity(out, reference, dim=1).mean())
+
+
+def _bert_batch() -> torch.Tensor:
+    import refwork
+
+    return refwork.r3_input(8)
+
+
+CASES = {
+    "resnet_digits": Case(_resnet, _resnet_top1, _resnet_batch, ("relative", 0.01)),
+    "bert_like": Case(_bert, _bert_fidelity, _bert_batch, ("absolute", 0.01)),
+}
+
+
+def interleaved(models: dict[str, nn.Module], batch: torch.Tensor, rounds: int = 7,
+                calls: int = 8) -> dict[str, float]:
+    """Median seconds per call of each model, timed in alternating rounds (after a warm-up);
+    rounds during which other processes used more than 3% of the CPU are dropped unless fewer
+    than two stay, then the two quietest are kept (the peers' ``ContentionMeter``)."""
+    import refwork
+
+    kept: list[tuple[float, dict[str, list[float]]]] = []
+    with torch.inference_mode():
+        for model in models.values():
+            for _ in range(5):
+                model(batch)
+        for _ in range(rounds):
+            meter, times = refwork.ContentionMeter().start(), {name: [] for name in models}
+            for name, model in models.items():
+                for _ in range(calls):
+                    start = time.perf_counter()
+                    model(batch)
+                    times[name].append(time.perf_counter() - start)
+            kept.append((meter.stop()["foreign_cpu_frac"], times))
+    quiet = [t for share, t in kept if share <= 0.03]
+    use = quiet if len(quiet) >= 2 else [t for _, t in sorted(kept, key=lambda z: z[0])[:2]]
+    return {name: statistics.median(v for t in use for v in t[name]) for name in models}
