@@ -54,3 +54,13 @@ def test_a_single_precision_name_counts_as_a_list_of_one(tmp_path: Path) -> None
     for name in ("fp32", "bf16"):
         config = _config(tmp_path, f"graph_optimization: {{precisions: {name}}}\n")
         assert load(config).graph_optimization["precisions"] == [name]
+
+
+def test_amp_tuning_with_workers_is_refused_naming_the_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Workers rebuild candidates as `tunekit tune` does, not as graph rewrites: refused."""
+    config = _config(tmp_path, "graph_optimization: {precisions: [bf16, fp32]}\n"
+                               "evaluation: {data: tiny:loader, metric: topk}\n"
+                               "tuning: {workers: 2}\n")
+    assert main(["optimize", str(config)]) == 2
+    assert "tuning.workers" in capsys.readouterr().err

@@ -95,6 +95,12 @@ def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
         spec = replace(spec, tuning=replace(spec.tuning, strategy=PluginSpec("amp")))
     tune = None
     if metric is not None or eval_func is not None:
+        if spec.tuning.distributed:
+            raise ConfigError("tuning.workers" if spec.tuning.workers else "tuning.study",
+                              "graph optimization tunes in this process: its candidates are "
+                              "graph rewrites that the workers of `tunekit tune` do not build; "
+                              "remove tuning.workers and tuning.study")
+
         def tune(graph: Any, adaptor: Any) -> Any:
             if batch is None:
                 raise _needs_data("bf16 tuning needs one example batch to time the candidates")
