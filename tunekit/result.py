@@ -45,6 +45,9 @@ class TuneResult:
     space: TuningSpace | None = field(default=None, repr=False)
     #: objective name → ``minimize``/``maximize``, the axes of :attr:`pareto_front`
     objective_directions: Mapping[str, str] = field(default_factory=dict)
+    #: the adaptor that built the candidates (:meth:`save` writes through it; graph
+    #: optimization's AMP adaptors are not the framework's registered one)
+    adaptor: Adaptor | None = field(default=None, repr=False)
 
     @property
     def met(self) -> bool:
@@ -100,7 +103,7 @@ class TuneResult:
 
         if self.best_trial is None:
             raise ValueError("there is no model to save: every trial failed")
-        adaptor = plugins.create("tunekit.adaptors", self.framework)
+        adaptor = self.adaptor or plugins.create("tunekit.adaptors", self.framework)
         out = Workspace(Path(path))
         out.path.mkdir(parents=True, exist_ok=True)
         adaptor.save(self.best_model, self.best_trial.config, out.model_file(adaptor.model_suffix))

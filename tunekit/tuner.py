@@ -380,7 +380,8 @@ class Tuner:
                             workspace=self.workspace.path, criterion=self.criterion,
                             framework=self.spec.model.framework, space=space,
                             objective_directions={name: objective.direction for name, objective, _
-                                                  in self.parts.objectives})
+                                                  in self.parts.objectives},
+                            adaptor=self.parts.adaptor)
         write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
                       self.spec)
         return result

@@ -140,8 +140,13 @@ def test_keras_example_tunes_amp_from_the_cli(tmp_path: Path, capsys: Any) -> No
                for n in graph_def.node)
 
 
-def test_loading_an_amp_workspace_says_to_keep_the_optimized_file(tmp_path: Path) -> None:
-    tunekit.optimize_graph(_chain(), ("bf16", "fp32"), example_data=_batches(),
-                           eval_func=lambda graph: 1.0, workspace=str(tmp_path / "ws"))
+def test_an_amp_tuning_saves_its_graph_but_does_not_load_as_a_quantization(
+        tmp_path: Path) -> None:
+    result = tunekit.optimize_graph(_chain(), ("bf16", "fp32"), example_data=_batches(),
+                                    eval_func=lambda graph: 1.0, workspace=str(tmp_path / "ws"))
+    result.tuning.save(tmp_path / "copy")  # through the AMP adaptor, not the Keras one
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((tmp_path / "copy" / "best_model.pb").read_bytes())
+    assert bf16_nodes(result.model.with_graph(graph_def)) == bf16_nodes(result.model)
     with pytest.raises(ConfigError, match="tunekit optimize --out"):
         tunekit.load(tmp_path / "ws", _chain())
