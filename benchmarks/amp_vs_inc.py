@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE / "workloads")]
 import amp_cases
 import fallback_vs_inc as base
+import timing
 
 
 def run_peer(case: str, python: Path, log_dir: Path) -> dict[str, Any] | None:
@@ -83,12 +84,12 @@ def run_tunekit(case_name: str) -> dict[str, Any]:
                                         workspace=workspace)
         wall = time.perf_counter() - start
     tuning = result.tuning
-    timing = sum(t.details.get("time.measure_s", 0.0) for t in tuning.trials)
+    measured_s = sum(t.details.get("time.measure_s", 0.0) for t in tuning.trials)
     row = {"n_evals": tuning.evaluations, "tune_wall_s": round(wall, 2), "met": result.met,
-           "timing_s": round(timing, 2),
+           "timing_s": round(measured_s, 2),
            "baseline": tuning.baseline["metric"], "final_metric": case.metric(result.model),
            "bf16_ops": list(result.bf16_ops)}
-    times = amp_cases.interleaved({"fp32": fp32, "tuned": result.model}, batch)
+    times = timing.interleaved({"fp32": fp32, "tuned": result.model}, batch)
     row["speedup"] = round(times["fp32"] / times["tuned"], 3)
     return row
 
@@ -127,7 +128,7 @@ def time_fresh(case_name: str, ours: list[str], inc_ops: list[str]) -> dict[str,
     result = tunekit.optimize_graph(fp32, ("bf16",), example_data=[(batch, None)])
     if sorted(result.bf16_ops) != sorted(ours):
         return None
-    return amp_cases.interleaved({"tunekit": result.model, "inc": per_op_bf16(fp32, inc_ops)},
+    return timing.interleaved({"tunekit": result.model, "inc": per_op_bf16(fp32, inc_ops)},
                                  batch)
 
 

@@ -6,7 +6,7 @@ Runs in the peer environment (``~/.cache/tunekit-peers/venv-inc2``), started by
 ``amp_vs_inc.py``:  venv-inc2/bin/python benchmarks/inc_amp.py resnet_digits
 Counted: ``n_evals`` (eval_func calls, the FP32 baseline included), ``tune_wall_s``
 (``mix_precision.fit``), ``final_metric``, ``bf16_ops`` (the modules INC wrapped in bf16) and the
-speedup of INC's model over FP32 eager at the case's batch (``amp_cases.interleaved``).
+speedup of INC's model over FP32 eager at the case's batch (``timing.interleaved``).
 """
 import argparse
 import json
@@ -26,6 +26,7 @@ def main():
     import amp_cases
     import neural_compressor
     import refwork
+    import timing
     from neural_compressor import mix_precision, set_workspace
     from neural_compressor.config import AccuracyCriterion, MixedPrecisionConfig, TuningCriterion
 
@@ -56,7 +57,7 @@ def main():
         res["final_metric"] = case.metric(model)
         res["bf16_ops"] = sorted(name for name, module in model.named_modules()
                                  if type(module).__name__ == "BF16ModuleWrapper")
-        times = amp_cases.interleaved({"fp32": fp32, "tuned": model}, case.batch())
+        times = timing.interleaved({"fp32": fp32, "tuned": model}, case.batch())
         res["speedup"] = round(times["fp32"] / times["tuned"], 3)
         res["tuned_ms"] = round(times["tuned"] * 1e3, 3)
     print(json.dumps(res))

@@ -12,7 +12,6 @@ import argparse
 import importlib
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -32,6 +31,7 @@ def main():
     from neural_compressor.config import AccuracyCriterion, PostTrainingQuantConfig, TuningCriterion
     from neural_compressor.quantization import fit
     import refwork as rw
+    import timing
 
     w = importlib.import_module(a.workload)
     set_workspace(os.path.join(a.workspace, f"{a.workload}_{os.getpid()}"))
@@ -73,23 +73,8 @@ def main():
             ops[k[0]] = "bf16"
         res["fallback_ops"] = {k: v for k, v in ops.items() if v not in ("int8", "uint8")}
         x = torch.from_numpy(w.digits32()["x_eval"][:32])
-        rounds = []
-        with torch.inference_mode():
-            for mdl in (fp32, qm):
-                for _ in range(5):
-                    mdl(x)
-            for _ in range(7):
-                rcm, rt = rw.ContentionMeter().start(), {"fp32": [], "tuned": []}
-                for key, mdl in (("fp32", fp32), ("tuned", qm)):
-                    for _ in range(8):
-                        t1 = time.perf_counter()
-                        mdl(x)
-                        rt[key].append(time.perf_counter() - t1)
-                rounds.append((rcm.stop()["foreign_cpu_frac"], rt))
-        clean = [rt for fr, rt in rounds if fr <= 0.03]
-        use = clean if len(clean) >= 2 else [rt for _, rt in sorted(rounds, key=lambda z: z[0])[:2]]
-        f = statistics.median(v for rt in use for v in rt["fp32"])
-        t = statistics.median(v for rt in use for v in rt["tuned"])
+        times = timing.interleaved({"fp32": fp32, "tuned": qm}, x)
+        f, t = times["fp32"], times["tuned"]
         res["latency"] = {"bs32": {"fp32_ms": round(f * 1e3, 3), "tuned_ms": round(t * 1e3, 3),
                                    "speedup": round(f / t, 3)}}
     print(json.dumps(res))

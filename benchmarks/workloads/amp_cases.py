@@ -2,7 +2,7 @@
 
 Importable by tunekit's environment and by the INC peer's (torch and numpy only, plus the peers'
 ``refwork``), so both tools tune the same weights against the same metric and time their
-results with the same loop (:func:`interleaved`):
+results with the same loop (:func:`timing.interleaved`):
 
 - ``resnet_digits``: the trained ResNet-like CNN of :mod:`resnet_digits` (convolutions carry
   the time); metric top-1 on its 597 held-out images, batch 32 timed;
@@ -14,9 +14,7 @@ results with the same loop (:func:`interleaved`):
 from __future__ import annotations
 
 import functools
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,28 +87,3 @@ CASES = {
     "resnet_digits": Case(_resnet, _resnet_top1, _resnet_batch, ("relative", 0.01)),
     "bert_like": Case(_bert, _bert_fidelity, _bert_batch, ("absolute", 0.01)),
 }
-
-
-def interleaved(models: dict[str, nn.Module], batch: torch.Tensor, rounds: int = 7,
-                calls: int = 8) -> dict[str, float]:
-    """Median seconds per call of each model, timed in alternating rounds (after a warm-up);
-    rounds during which other processes used more than 3% of the CPU are dropped unless fewer
-    than two stay, then the two quietest are kept (the peers' ``ContentionMeter``)."""
-    import refwork
-
-    kept: list[tuple[float, dict[str, list[float]]]] = []
-    with torch.inference_mode():
-        for model in models.values():
-            for _ in range(5):
-                model(batch)
-        for _ in range(rounds):
-            meter, times = refwork.ContentionMeter().start(), {name: [] for name in models}
-            for name, model in models.items():
-                for _ in range(calls):
-                    start = time.perf_counter()
-                    model(batch)
-                    times[name].append(time.perf_counter() - start)
-            kept.append((meter.stop()["foreign_cpu_frac"], times))
-    quiet = [t for share, t in kept if share <= 0.03]
-    use = quiet if len(quiet) >= 2 else [t for _, t in sorted(kept, key=lambda z: z[0])[:2]]
-    return {name: statistics.median(v for t in use for v in t[name]) for name in models}
