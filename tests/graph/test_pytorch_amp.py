@@ -111,3 +111,22 @@ def test_ops_of_two_types_fall_back_op_by_op(tmp_path: Any) -> None:
         eval_func=lambda model: float(len({"conv2", "fc"} & _fp32_ops(model))),
         accuracy_criterion={"absolute": 0.0}, workspace=str(tmp_path / "ws"))
     assert result.met and sorted(result.bf16_ops) == ["conv1"]
+
+
+def test_a_goal_only_fp32_meets_returns_the_fp32_pipelines_model(tmp_path: Any) -> None:
+    """Every op back in fp32: the result is the FP32-optimized (lowered) model, not an AMP graph
+    with no bf16 in it."""
+    if not bf16_supported():
+        pytest.skip("no native bf16 on this CPU")
+    model, batches = Chain().eval(), _batches()
+    result = tunekit.optimize_graph(
+        model, ("bf16", "fp32"), example_data=batches,
+        eval_func=lambda graph: float(_fp32_ops(graph) == {"conv1", "conv2", "fc"}),
+        accuracy_criterion={"absolute": 0.0}, workspace=str(tmp_path / "ws"))
+    assert result.met and not result.bf16_ops
+    assert "auto_mixed_precision" not in [r.name for r in result.reports]
+    assert [r.name for r in result.reports][-1] == tunekit.optimize_graph(
+        model, ("fp32",), example_data=batches).reports[-1].name  # the same lowering passes
+    x = batches[0][0]
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-5)

@@ -150,3 +150,20 @@ def test_an_amp_tuning_saves_its_graph_but_does_not_load_as_a_quantization(
     assert bf16_nodes(result.model.with_graph(graph_def)) == bf16_nodes(result.model)
     with pytest.raises(ConfigError, match="tunekit optimize --out"):
         tunekit.load(tmp_path / "ws", _chain())
+
+
+def test_a_goal_only_fp32_meets_returns_the_fused_fp32_graph(tmp_path: Path) -> None:
+    """Every op back in fp32: the remapper's FP32 fusions run, as in an FP32 optimization."""
+    model = _chain()
+    result = tunekit.optimize_graph(model, ("bf16", "fp32"), example_data=_batches(),
+                                    eval_func=lambda graph: float(not bf16_nodes(graph)),
+                                    accuracy_criterion={"absolute": 0.0},
+                                    workspace=str(tmp_path / "ws"))
+    assert result.met and not result.bf16_ops and not bf16_nodes(result.model)
+    fp32 = tunekit.optimize_graph(model, ("fp32",))
+    assert [r.name for r in result.reports] == [r.name for r in fp32.reports]  # remapper last
+    assert sorted(n.op for n in result.model.graph_def.node) == \
+        sorted(n.op for n in fp32.model.graph_def.node)
+    x = _batches(1)[0][0]
+    expected = model(x).numpy()
+    assert np.abs(result.model(x) - expected).max() <= 1e-4 * np.abs(expected).max()

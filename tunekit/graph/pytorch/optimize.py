@@ -24,7 +24,8 @@ LOWERING_ORDER = 100
 
 def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
              example_inputs: Sequence[Any] | None, tune: Tune | None = None) -> GraphResult:
-    """Run the selected passes; with bf16 allowed, convert (all, or as ``tune`` decides).
+    """Run the selected passes; with bf16 allowed, convert (all, or as ``tune`` decides; when
+    the tuning keeps every op in fp32, the result is the FP32 pipeline's).
 
     FP32 only: with ``example_inputs`` the result may be a frozen TorchScript module (where that
     measures faster, see :mod:`tunekit.graph.pytorch.torchscript`), else an FX ``GraphModule``.
@@ -33,10 +34,10 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
     structural = [p for p in chosen if p.order < LOWERING_ORDER]
     graph, reports = run_passes(to_graph(model), structural, count_nodes)
     precisions = tuple(precisions)
-    if "bf16" not in precisions:
-        last = [p.bind(example_inputs) for p in chosen
+    lowering = [p.bind(example_inputs) for p in chosen
                 if p.order >= LOWERING_ORDER and "fp32" in p.precisions]
-        graph, more = run_passes(graph, last, count_nodes)
+    if "bf16" not in precisions:
+        graph, more = run_passes(graph, lowering, count_nodes)
         return GraphResult(graph, "pytorch", precisions, [*reports, *more])
     if example_inputs is None:
         raise ValueError("bf16 needs example_inputs (one batch) to place the casts")
@@ -46,12 +47,14 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
         tuning = tune(graph, adaptor)
         bf16_ops = [op.name for op in tuning.best_config.ops_in("bf16")] \
             if tuning.best_config is not None else []
+        if not bf16_ops:  # fp32 throughout: the FP32 pipeline's result, lowered where faster
+            graph, more = run_passes(graph, lowering, count_nodes)
+            return GraphResult(graph, "pytorch", precisions, [*reports, *more], (), tuning)
     else:
         adaptor.capabilities(graph)  # refuses a CPU without native bf16
         bf16_ops = bf16_candidates(graph)
     before = count_nodes(graph)
-    tuned = tuning is not None and tuning.best_config is not None
-    mixed = tuning.best_model if tuned else build(graph, bf16_ops, example_inputs)
+    mixed = tuning.best_model if tuning is not None else build(graph, bf16_ops, example_inputs)
     reports.append(PassReport("auto_mixed_precision", before, count_nodes(mixed), 0.0))
     return GraphResult(mixed, "pytorch", precisions, reports, bf16_ops, tuning)
 

@@ -22,17 +22,17 @@ def optimize(model: Any, precisions: Sequence[str], passes: Any,
              tune: Tune | None = None) -> GraphResult:
     """The optimized :class:`FrozenGraph`: FP32 passes, then with bf16 allowed Grappler's AMP
     over every op it supports, or, with ``tune`` and fp32 allowed, over the ops the accuracy
-    tuning leaves in bf16.
+    tuning leaves in bf16 (none left: the FP32 pipeline's result).
 
     A bf16 graph skips the remapper: its fused ops (``_FusedConv2D``) declare no bf16 type, so
     the graph would not import; TF's runtime Grappler fuses them into oneDNN ops when it runs.
     """
     precisions = tuple(precisions)
+    chosen = select(available("tensorflow"), passes)
     if "bf16" not in precisions:
-        chosen = [p for p in select(available("tensorflow"), passes) if "fp32" in p.precisions]
-        graph, reports = run_passes(freeze(model), chosen, FrozenGraph.node_count)
+        graph, reports = run_passes(freeze(model), [p for p in chosen if "fp32" in p.precisions],
+                                    FrozenGraph.node_count)
         return GraphResult(graph, "tensorflow", precisions, reports)
-    chosen = [p for p in select(available("tensorflow"), passes) if "bf16" in p.precisions]
     amp = next((p for p in chosen if isinstance(p, AutoMixedPrecision)), None)
     if amp is None:
         raise ConfigError("graph_optimization.passes.auto_mixed_precision",
@@ -40,16 +40,20 @@ def optimize(model: Any, precisions: Sequence[str], passes: Any,
                           "switched off; switch it on, or use precisions: [fp32]")
     graph, reports = run_passes(freeze(model), [p for p in chosen if p.order < amp.order],
                                 FrozenGraph.node_count)
+    later = [p for p in chosen if p.order > amp.order]
     adaptor = AMPAdaptor()
     tuning, keep_fp32 = None, []
     if tune is not None and "fp32" in precisions:
         tuning = tune(graph, adaptor)
-        if tuning.best_config is None:  # the goal is out of reach: the FP32-optimized graph
-            return GraphResult(graph, "tensorflow", precisions, reports, (), tuning)
-        keep_fp32 = [op.name for op in tuning.best_config.ops_in("fp32")]
+        best = tuning.best_config
+        if best is None or not best.ops_in("bf16"):  # fp32 throughout: the FP32 fusions
+            graph, more = run_passes(graph, [p for p in later if "fp32" in p.precisions],
+                                     FrozenGraph.node_count)
+            return GraphResult(graph, "tensorflow", precisions, [*reports, *more], (), tuning)
+        keep_fp32 = [op.name for op in best.ops_in("fp32")]
     else:
         adaptor.capabilities(graph)  # refuses a CPU without native bf16
-    rest = [AutoMixedPrecision(keep_fp32), *(p for p in chosen if p.order > amp.order)]
+    rest = [AutoMixedPrecision(keep_fp32), *(p for p in later if "bf16" in p.precisions)]
     graph, more = run_passes(graph, rest, FrozenGraph.node_count)
     ops = {n.name: n.op for n in graph.graph_def.node}
     bf16_ops = [name for name in bf16_nodes(graph) if ops[name] in COMPUTE_OPS]
