@@ -184,8 +184,12 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from tunekit import config
     from tunekit.graph.api import optimize_config
+    from tunekit.graph.result import prepare_out
 
-    result = optimize_config(config.load(args.config, args.overrides))
+    spec = config.load(args.config, args.overrides)
+    if args.out is not None:  # a wrong --out fails now, not after the optimization
+        prepare_out(args.out, spec.model.framework, "--out")
+    result = optimize_config(spec)
     if args.out is not None:
         result.save(args.out)
     print(result.summary())

@@ -124,7 +124,8 @@ def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> d
     best = result.best_trial
     assert best is not None
     return {"tunekit_version": __version__, "framework": result.framework, "model": model_ref,
-            "adaptor": class_path(type(adaptor)), "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
+            "adaptor": class_path(type(adaptor)),
+            "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
             "trial": best.number, "metric": best.metric, "baseline": result.baseline["metric"],
             "objectives": objective_values(best), "ops": best.config.to_list()}
 

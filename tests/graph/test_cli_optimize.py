@@ -64,3 +64,22 @@ def test_amp_tuning_with_workers_is_refused_naming_the_field(
                                "tuning: {workers: 2}\n")
     assert main(["optimize", str(config)]) == 2
     assert "tuning.workers" in capsys.readouterr().err
+
+
+def test_out_in_a_new_folder_is_created(tmp_path: Path) -> None:
+    config = _config(tmp_path, "graph_optimization: {precisions: [fp32]}\n")
+    out = tmp_path / "new" / "deeper" / "m.pt"
+    assert main(["optimize", str(config), "--out", str(out), "-q"]) == 0
+    assert out.is_file()
+
+
+def test_an_unwritable_out_fails_before_the_model_is_loaded(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "boom.py").write_text("def load_model():\n    raise RuntimeError('loaded')\n")
+    config = tmp_path / "optimize.yaml"
+    config.write_text("model: {framework: pytorch, factory: boom:load_model}\n"
+                      "graph_optimization: {precisions: [fp32]}\n")
+    (tmp_path / "a_file").write_text("user data")
+    assert main(["optimize", str(config), "--out", str(tmp_path / "a_file" / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "loaded" not in err and "Traceback" not in err

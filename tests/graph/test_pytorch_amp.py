@@ -130,3 +130,18 @@ def test_a_goal_only_fp32_meets_returns_the_fp32_pipelines_model(tmp_path: Any) 
     x = batches[0][0]
     with torch.no_grad():
         torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_can_be_switched_off_for_bf16() -> None:
+    """The AMP build runs the bf16 passes the config leaves on, not a fixed list."""
+    if not bf16_supported():
+        pytest.skip("no native bf16 on this CPU")
+
+    def conv_layout(passes: Any) -> bool:
+        result = tunekit.optimize_graph(Chain().eval(), ("bf16",), example_data=_batches(),
+                                        passes=passes)
+        weight = result.model.get_submodule("conv1").weight
+        return weight.is_contiguous(memory_format=torch.channels_last)
+
+    assert conv_layout(None)
+    assert not conv_layout({"channels_last": False})

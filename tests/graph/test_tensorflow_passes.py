@@ -153,9 +153,9 @@ def test_a_folder_path_saves_a_savedmodel_that_tf_and_tunekit_load(
 
 def test_saving_a_savedmodel_over_a_file_is_refused(keras_model: tf.keras.Model,
                                                     tmp_path: Path) -> None:
-    from tunekit.errors import ModelError
+    from tunekit.errors import ConfigError
 
     (tmp_path / "taken").write_text("user data")
-    with pytest.raises(ModelError, match="not an empty folder"):
+    with pytest.raises(ConfigError, match="not an empty folder"):
         optimize(keras_model, ("fp32",), None).save(tmp_path / "taken")
     assert (tmp_path / "taken").read_text() == "user data"

@@ -7,8 +7,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunekit.errors import ConfigError
 from tunekit.graph.pipeline import PassReport
 from tunekit.result import TuneResult
+
+
+def prepare_out(path: str | Path, framework: str, where: str = "path") -> Path:
+    """``path``, ready to take an optimized model: its folder exists (created if needed), and a
+    TensorFlow SavedModel target (not ``.pb``) is new or an empty folder. ``tunekit optimize``
+    calls it before any work, so a wrong ``--out`` costs no optimization; ``where`` names the
+    setting in the error."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(where, f"cannot create the folder of {path} ({exc.strerror}); give a "
+                                 "path in a writable folder") from exc
+    if framework == "tensorflow" and path.suffix != ".pb" and path.exists() \
+            and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(where, f"{path} exists and is not an empty folder: a SavedModel needs "
+                                 "its own folder (or give a .pb path for the GraphDef)")
+    return path
 
 
 @dataclass
@@ -37,8 +56,9 @@ class GraphResult:
         archive (a PyTorch result lowered to TorchScript; read it with
         :func:`tunekit.graph.pytorch.torchscript.load`), or the tensors of a ``state_dict`` (an
         FX result; rebuild with :func:`tunekit.optimize_graph` and load them)."""
+        path = prepare_out(path, self.framework)
         if self.framework == "tensorflow":
-            self.model.save(Path(path))
+            self.model.save(path)
             return
         import torch
 

@@ -10,7 +10,7 @@ from torch import fx, nn
 from tunekit.graph.pipeline import PassReport, run_passes, select
 from tunekit.graph.pytorch.amp import bf16_candidates
 from tunekit.graph.pytorch.trace import count_nodes, to_graph
-from tunekit.graph.pytorch.tuning import AMPAdaptor, build
+from tunekit.graph.pytorch.tuning import AMPAdaptor
 from tunekit.graph.registry import available
 from tunekit.graph.result import GraphResult
 from tunekit.result import TuneResult
@@ -41,7 +41,9 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
         return GraphResult(graph, "pytorch", precisions, [*reports, *more])
     if example_inputs is None:
         raise ValueError("bf16 needs example_inputs (one batch) to place the casts")
-    adaptor = AMPAdaptor(example_inputs=example_inputs)
+    adaptor = AMPAdaptor(example_inputs=example_inputs,
+                         after=[p.bind(example_inputs) for p in chosen
+                                if p.order >= LOWERING_ORDER and "bf16" in p.precisions])
     tuning = None
     if tune is not None and "fp32" in precisions:
         tuning = tune(graph, adaptor)
@@ -54,7 +56,7 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
         adaptor.capabilities(graph)  # refuses a CPU without native bf16
         bf16_ops = bf16_candidates(graph)
     before = count_nodes(graph)
-    mixed = tuning.best_model if tuning is not None else build(graph, bf16_ops, example_inputs)
+    mixed = tuning.best_model if tuning is not None else adaptor.build(graph, bf16_ops)
     reports.append(PassReport("auto_mixed_precision", before, count_nodes(mixed), 0.0))
     return GraphResult(mixed, "pytorch", precisions, reports, bf16_ops, tuning)
 

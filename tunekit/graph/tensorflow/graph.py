@@ -67,13 +67,12 @@ class FrozenGraph:
         """A ``.pb`` path gets the GraphDef (for ``tf.compat.v1`` and TF's graph tools); any
         other path becomes a SavedModel folder whose ``serving_default`` signature takes the
         graph's inputs by name (for TF Serving, ``tf.saved_model.load``, or ``tunekit tune``)."""
-        path = Path(path)
+        from tunekit.graph.result import prepare_out
+
+        path = prepare_out(path, "tensorflow")
         if path.suffix == ".pb":
             path.write_bytes(self.graph_def.SerializeToString())
             return
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ModelError(f"{path} exists and is not an empty folder: a SavedModel needs its "
-                             f"own folder (or give a .pb path for the GraphDef)")
         module = tf.Module()
         module.serve = self.function()
         tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tunekit.errors import ConfigError
-from tunekit.graph.pipeline import run_passes, select
+from tunekit.graph.pipeline import PassReport, run_passes, select
 from tunekit.graph.registry import available
 from tunekit.graph.result import GraphResult
 from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
@@ -42,7 +42,7 @@ def optimize(model: Any, precisions: Sequence[str], passes: Any,
                                 FrozenGraph.node_count)
     later = [p for p in chosen if p.order > amp.order]
     adaptor = AMPAdaptor()
-    tuning, keep_fp32 = None, []
+    tuning = None
     if tune is not None and "fp32" in precisions:
         tuning = tune(graph, adaptor)
         best = tuning.best_config
@@ -50,11 +50,14 @@ def optimize(model: Any, precisions: Sequence[str], passes: Any,
             graph, more = run_passes(graph, [p for p in later if "fp32" in p.precisions],
                                      FrozenGraph.node_count)
             return GraphResult(graph, "tensorflow", precisions, [*reports, *more], (), tuning)
-        keep_fp32 = [op.name for op in best.ops_in("fp32")]
+        before = graph.node_count()
+        graph = tuning.best_model  # Grappler's AMP keeping the tuning's fp32 ops: built already
+        reports.append(PassReport(amp.name, before, graph.node_count(), 0.0, "as tuned"))
     else:
         adaptor.capabilities(graph)  # refuses a CPU without native bf16
-    rest = [AutoMixedPrecision(keep_fp32), *(p for p in later if "bf16" in p.precisions)]
-    graph, more = run_passes(graph, rest, FrozenGraph.node_count)
+        later = [amp, *later]
+    graph, more = run_passes(graph, [p for p in later if "bf16" in p.precisions],
+                             FrozenGraph.node_count)
     ops = {n.name: n.op for n in graph.graph_def.node}
     bf16_ops = [name for name in bf16_nodes(graph) if ops[name] in COMPUTE_OPS]
     return GraphResult(graph, "tensorflow", precisions, [*reports, *more], bf16_ops, tuning)
