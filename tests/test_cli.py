@@ -198,4 +198,4 @@ def test_report_command(project: Path, capsys) -> None:
     assert run(project) == cli.EXIT_MET
     capsys.readouterr()
     assert cli.main(["report", str(project / "ws")]) == 0
-    assert "| trial | config |" in capsys.readouterr().out
+    assert "| trial | stage | config |" in capsys.readouterr().out

@@ -72,7 +72,7 @@ class EvaluationSpec:
 
 @dataclass(frozen=True)
 class TuningSpec:
-    strategy: PluginSpec = PluginSpec("basic")
+    strategy: PluginSpec = PluginSpec("auto")
     criterion: AccuracyCriterion = AccuracyCriterion(relative=0.01)
     criterion_direction_given: bool = False
     objectives: tuple[PluginSpec, ...] = (PluginSpec("performance"),)
@@ -411,7 +411,7 @@ def _criterion(raw: Any) -> tuple[AccuracyCriterion, bool]:
 
 def _tuning(raw: Any, check: bool) -> TuningSpec:
     sec = _section(raw, "tuning")
-    strategy = _plugin(sec.get("strategy", "basic"), "tuning.strategy", "tunekit.strategies", check)
+    strategy = _plugin(sec.get("strategy", "auto"), "tuning.strategy", "tunekit.strategies", check)
     criterion, direction_given = _criterion(sec.get("accuracy_criterion"))
     objective_raw = sec.get("objective", "performance")
     items = objective_raw if isinstance(objective_raw, list) else [objective_raw]

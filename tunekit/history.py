@@ -40,6 +40,8 @@ class Trial:
     error: str | None = None
     duration_s: float = 0.0
     details: Mapping[str, float] = field(default_factory=dict)
+    #: the strategy's stage that proposed it (:meth:`TuneContext.enter_stage`), if it names one
+    stage: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
@@ -52,7 +54,8 @@ class Trial:
         """The user attributes stored on the optuna trial (JSON-safe)."""
         return {"config": self.config.to_json(), "state": self.state.value, "metric": self.metric,
                 "objective": self.objective, "accepted": self.accepted, "error": self.error,
-                "duration_s": round(self.duration_s, 4), "details": dict(self.details)}
+                "duration_s": round(self.duration_s, 4), "details": dict(self.details),
+                "stage": self.stage}
 
     @classmethod
     def from_attrs(cls, number: int, attrs: Mapping[str, Any]) -> Trial:
@@ -60,7 +63,7 @@ class Trial:
                    state=TrialState(attrs["state"]), metric=_opt_float(attrs.get("metric")),
                    objective=_opt_float(attrs.get("objective")), accepted=bool(attrs.get("accepted")),
                    error=attrs.get("error"), duration_s=float(attrs.get("duration_s") or 0.0),
-                   details=attrs.get("details") or {})
+                   details=attrs.get("details") or {}, stage=attrs.get("stage"))
 
 
 def _opt_float(value: Any) -> float | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tunekit.errors import TunekitError
 from tunekit.history import History, Trial
@@ -65,7 +65,6 @@ def drive(strategy: Strategy, ctx: TuneContext, run_trial: RunTrial, budget: Bud
     ``strategy_stuck`` or ``strategy_done``."""
     history, space = ctx.history, ctx.space
     run_batch = run_batch or in_order(run_trial)
-    stops = budget.stop_on_first_accept and strategy.first_accept_is_final
     proposals = repeats = 0
     for proposal in strategy.propose(ctx):
         try:
@@ -94,8 +93,12 @@ def drive(strategy: Strategy, ctx: TuneContext, run_trial: RunTrial, budget: Bud
             return "max_trials"
         if time.perf_counter() >= budget.deadline:
             return "timeout"
+        stage = ctx.notes.stage
+        # read per proposal: a strategy's first accepted config may be final in one stage
+        # (basic's single-op fallbacks) and a step on the way in the next (before its polish)
+        stops = budget.stop_on_first_accept and strategy.first_accept_is_final
         for trial in run_batch(len(history), fresh[:room], stops):
-            history.record(trial)
+            history.record(trial if trial.stage == stage else replace(trial, stage=stage))
             if trial.accepted and stops:
                 return "met"
         if len(fresh) > room:

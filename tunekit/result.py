@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from tunekit.adaptor import Adaptor
     from tunekit.config import TuneSpec
 
+#: What the summary and ``result.json`` say when the FP32 model is the result.
+FP32_KEPT = "FP32 kept: no candidate faster"
+
 STATUS_TEXT = {
     "met": "the accuracy goal is met",
     "strategy_done": "the strategy has nothing left to try",
@@ -48,10 +51,16 @@ class TuneResult:
     #: the adaptor that built the candidates (:meth:`save` writes through it; graph
     #: optimization's AMP adaptors are not the framework's registered one)
     adaptor: Adaptor | None = field(default=None, repr=False)
+    #: candidates met the goal but none was faster than FP32, so the result is the FP32 model
+    fp32_kept: bool = False
+    #: per-op sensitivity the strategy measured: source → op name → score (higher = more)
+    sensitivity: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
-        return self.best_trial is not None and self.best_trial.accepted
+        """Whether the returned model meets the goal: the best candidate, or the FP32 model when
+        no passing candidate was faster (:attr:`fp32_kept`; FP32 meets any accuracy goal)."""
+        return self.fp32_kept or (self.best_trial is not None and self.best_trial.accepted)
 
     @property
     def best_config(self) -> QuantConfig | None:
@@ -71,6 +80,9 @@ class TuneResult:
         lines = [(f"{'goal met' if self.met else 'goal NOT met'}: {status} "
                   f"after {len(self.trials)} trial(s), {self.evaluations} evaluation(s) "
                   f"incl. the baseline, {self.wall_s:.1f} s")]
+        if self.fp32_kept:
+            lines.append(f"{FP32_KEPT}: {sum(t.accepted for t in self.trials)} candidate(s) met "
+                         "the goal, none was faster than the FP32 model, which is the result")
         if self.best_trial is not None and self.best_trial.metric is not None:
             reference = self.space.default() if self.space else None
             lines.append(f"best: trial {self.best_trial.number}, metric {self.best_trial.metric:.4f} "
@@ -95,12 +107,17 @@ class TuneResult:
                              if c.precision != "int8"} if best else {},
             "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": objective_values(t),
                               "ops": t.config.to_list()} for t in self.pareto_front],
+            "fp32_kept": self.fp32_kept, "note": FP32_KEPT if self.fp32_kept else None,
+            "stages": stage_counts(self.trials),
+            "sensitivity": {source: dict(scores) for source, scores in self.sensitivity.items()},
         }
 
     def save(self, path: str | Path) -> None:
         """Write the best model (adaptor's safe format) and its recipe to another folder."""
         from tunekit import plugins
 
+        if self.fp32_kept:
+            raise ValueError(f"{FP32_KEPT}: there is no tuned model to save; use the FP32 model")
         if self.best_trial is None:
             raise ValueError("there is no model to save: every trial failed")
         adaptor = self.adaptor or plugins.create("tunekit.adaptors", self.framework)
@@ -108,6 +125,15 @@ class TuneResult:
         out.path.mkdir(parents=True, exist_ok=True)
         adaptor.save(self.best_model, self.best_trial.config, out.model_file(adaptor.model_suffix))
         out.write_json(RECIPE, recipe(self, adaptor, {}))
+
+
+def stage_counts(trials: tuple[Trial, ...]) -> dict[str, int]:
+    """Trials per strategy stage, in the order the stages first ran (unnamed stages left out)."""
+    counts: dict[str, int] = {}
+    for trial in trials:
+        if trial.stage is not None:
+            counts[trial.stage] = counts.get(trial.stage, 0) + 1
+    return counts
 
 
 #: Trial details that are bookkeeping (timings, early rejection), not objective values.
@@ -146,12 +172,12 @@ def write_outputs(result: TuneResult, workspace: Workspace, adaptor: Adaptor,
 def report(result: TuneResult) -> str:
     """``report.md``: the summary and one row per trial."""
     reference = result.space.default() if result.space else None
-    rows = ["| trial | config | metric | meets goal | objective (×FP32) | s |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| trial | stage | config | metric | meets goal | objective (×FP32) | s |",
+            "|---|---|---|---|---|---|---|"]
     for t in result.trials:
         metric = "failed: " + (t.error or "")[:80] if t.failed else f"{t.metric:.4f}"
         objective = f"{t.objective:.3f}" if t.objective is not None else ""
-        rows.append(f"| {t.number} | {t.config.summary(reference)} | {metric} | "
+        rows.append(f"| {t.number} | {t.stage or ''} | {t.config.summary(reference)} | {metric} | "
                     f"{'yes' if t.accepted else 'no'} | {objective} | {t.duration_s:.2f} |")
     return "# tunekit tuning report\n\n" + result.summary().replace("\n", "  \n") + \
         "\n\n" + "\n".join(rows) + "\n" + _pareto_section(result)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import random
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tunekit.criterion import AccuracyCriterion
 from tunekit.history import History, Trial
@@ -27,9 +27,21 @@ Sensitivity = Callable[[QuantConfig], Mapping[OpKey, float]]
 HessianTrace = Callable[[str | None], Mapping[OpKey, float]]
 
 
+@dataclass
+class Notes:
+    """What a strategy tells the tuner besides its configs, kept per run (never module-global):
+    the stage its next proposals belong to, and the per-op sensitivity scores it measured."""
+
+    stage: str | None = None
+    #: source (``"mse"``, ``"hessian"``, ``"fallback_impact"``...) → op name → score
+    sensitivity: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class TuneContext:
-    """Everything a strategy may read. Frozen; ``history`` is updated by the tuner only."""
+    """Everything a strategy may read. Frozen; ``history`` is updated by the tuner only.
+    ``notes`` is the one thing a strategy writes, through :meth:`enter_stage` and
+    :meth:`record_sensitivity`."""
 
     space: TuningSpace
     history: History
@@ -37,6 +49,18 @@ class TuneContext:
     rng: random.Random
     sensitivity: Sensitivity | None = None
     hessian: HessianTrace | None = None
+    notes: Notes = field(default_factory=Notes)
+
+    def enter_stage(self, name: str) -> None:
+        """Name the stage of the configs proposed from now on; each trial records it (history,
+        result and report), so a reader sees which part of the strategy spent each trial."""
+        self.notes.stage = name
+
+    def record_sensitivity(self, source: str, scores: Mapping[OpKey | str, float]) -> None:
+        """Publish per-op scores (higher = more sensitive) measured by ``source``; the tuner
+        keeps the latest per source and writes them to ``result.json["sensitivity"]``."""
+        self.notes.sensitivity[source] = {getattr(op, "name", op): float(score)
+                                          for op, score in scores.items()}
 
     def improves(self, trial: Trial, than: Trial | None) -> bool:
         """Whether ``trial`` has a better metric than ``than`` (a failed trial never improves)."""
@@ -86,7 +110,9 @@ class Strategy(abc.ABC):
         """Whether the tuner may stop at the first accepted config (``exit_policy.timeout: 0``).
 
         A strategy whose accepted configs grow more aggressive as it goes (basic with
-        ``order="conservative"``) returns False; the tuner then runs it until it returns."""
+        ``order="conservative"``, any strategy with a polish stage) returns False; the tuner
+        then runs it until it returns. Read before each proposal, like :attr:`metric_needed`,
+        so a strategy may say True only in a stage whose first accepted config is its answer."""
         return True
 
     @property

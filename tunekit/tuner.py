@@ -31,6 +31,7 @@ from tunekit.probes import hessian_probe, sensitivity_probe
 from tunekit.progress import progress
 from tunekit.result import TuneResult, write_outputs
 from tunekit.sanity import check_baseline
+from tunekit.selection import beats_fp32, preferred_passing
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.strategy import Strategy, TuneContext
 from tunekit.watchdog import raise_if_overrun, time_limit
@@ -322,17 +323,18 @@ class Tuner:
 
     def _is_better(self, trial: Trial) -> bool:
         best = self.best.trial
-        if trial.failed:
-            return False
+        if trial.failed or (trial.accepted and not beats_fp32(trial)):
+            return False  # a passing candidate no faster than FP32 is never the result
         if best is None:
             return True
         if trial.accepted != best.accepted:
             return trial.accepted
         if not trial.accepted and trial.details.get("early_rejected"):
             return False  # its metric is only a bound: it never displaces a model kept before
-        if trial.accepted and trial.objective is not None and best.objective is not None \
-                and trial.objective != best.objective:
-            return trial.objective < best.objective
+        if trial.accepted:
+            preferred = preferred_passing(trial, best)
+            if preferred is not None:
+                return preferred is trial
         return self.criterion.better(trial.metric or 0.0, best.metric or 0.0)
 
     def _keep_if_best(self, trial: Trial, candidate: Any, space: TuningSpace) -> None:
@@ -373,6 +375,7 @@ class Tuner:
         history = History(self.baseline["metric"])
         ctx = self.context(space, history, tuning.seed)
         status = self._loop(ctx, store, previous, space, started)
+        fp32_kept = self._keep_fp32_if_none_faster(history)
         result = TuneResult(best_model=self.best.candidate,
                             best_trial=self.best.trial, baseline=self.baseline,
                             trials=history.trials, status=status,
@@ -381,17 +384,31 @@ class Tuner:
                             framework=self.spec.model.framework, space=space,
                             objective_directions={name: objective.direction for name, objective, _
                                                   in self.parts.objectives},
-                            adaptor=self.parts.adaptor)
+                            adaptor=self.parts.adaptor, fp32_kept=fp32_kept,
+                            sensitivity=ctx.notes.sensitivity)
         write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
                       self.spec)
         return result
+
+    def _keep_fp32_if_none_faster(self, history: History) -> bool:
+        """Where candidates met the goal but none beat FP32 on the objectives, the result is the
+        FP32 model itself (a slower "tuned" model would break tunekit's one promise); the best
+        model file of an earlier, non-passing best is removed so the workspace holds none."""
+        if (self.best.trial is not None and self.best.trial.accepted) \
+                or not any(trial.accepted for trial in history):
+            return False
+        self.best = _Best(None, self.parts.model)
+        self.workspace.model_file(self.parts.adaptor.model_suffix).unlink(missing_ok=True)
+        log.info("FP32 kept: no candidate that meets the goal is faster than the FP32 model")
+        return True
 
     def _loop(self, ctx: TuneContext, store: Store, previous: dict[QuantConfig, Trial],
               space: TuningSpace, started: float) -> str:
         tuning = self.spec.tuning
 
         def run_trial(number: int, config: QuantConfig) -> Trial:
-            trial, candidate = self._next_trial(number, config, store, previous)
+            trial, candidate = self._next_trial(number, config, store, previous,
+                                                ctx.notes.stage)
             self._keep_if_best(trial, candidate, space)
             self._log_trial(trial, space, replayed=config in previous)
             return trial
@@ -443,11 +460,13 @@ class Tuner:
                 local.stop()
 
     def _next_trial(self, number: int, config: QuantConfig, store: Store,
-                    previous: dict[QuantConfig, Trial]) -> tuple[Trial, Any]:
+                    previous: dict[QuantConfig, Trial],
+                    stage: str | None = None) -> tuple[Trial, Any]:
         if config in previous:  # resume: answered from storage, not evaluated again
-            return replace(previous[config], number=number), None
+            return replace(previous[config], number=number, stage=stage), None
         store.begin(config)
         trial, candidate = self._run_trial(number, config)
+        trial = replace(trial, stage=stage)
         store.finish(trial)
         return trial, candidate
 

@@ -37,8 +37,9 @@ def changed(run: StrategyRun, config: QuantConfig) -> dict[str, str]:
 
 
 def final(run: StrategyRun) -> dict[str, str]:
-    assert run.status == "met", f"goal not met: {run.status}"
-    return changed(run, run.history.last.config)
+    """What the tuning returns: the accepted config a tuner keeps, as changes from default."""
+    assert run.result is not None, f"goal not met: {run.status}"
+    return changed(run, run.result.config)
 
 
 def test_default_config_accepted_takes_one_trial() -> None:
@@ -189,8 +190,10 @@ def test_conservative_starts_from_fp32_and_lowers_op_types() -> None:
         {"conv1": int8}, {"conv2": int8}, {"conv2": int8, "conv3": int8},  # op by op
         {"conv2": int8, "conv3": int8, "fc1": int8, "fc2": int8},  # Linear: kept
         {"conv1": "bf16", "conv2": int8, "conv3": int8, "fc1": int8, "fc2": int8},
+        {"conv1": int8, "conv2": int8, "conv3": int8, "fc1": int8, "fc2": int8},  # polish
     ]
-    assert [t.accepted for t in run.history] == [False, False, True, True, True, True]
+    assert [t.accepted for t in run.history] == [False, False, True, True, True, True, False]
+    assert [t.stage for t in run.history] == ["lower_int8"] * 5 + ["lower_bf16", "polish"]
 
 
 def test_conservative_never_proposes_the_fp32_model() -> None:
@@ -203,8 +206,11 @@ def test_conservative_never_proposes_the_fp32_model() -> None:
     assert len(run.proposals) == 2 * (4 + 3)
 
 
-def test_first_accept_is_final_only_for_the_impact_order() -> None:
-    assert BasicStrategy().first_accept_is_final
+def test_single_fallback_batch_stops_at_its_first_accepted_config() -> None:
+    # one op out of int8 is 1-minimal: the rest of the batch is not evaluated
+    run = tune(FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2}), tune_items="none")
+    assert [t.stage for t in run.history] == ["default", "fallback_single"]
+    assert not BasicStrategy().first_accept_is_final  # outside that stage
     assert not BasicStrategy(order="conservative").first_accept_is_final
 
 

@@ -53,11 +53,12 @@ def test_ranked_fallback_finds_the_culprit_in_two_trials(strategy: Strategy) -> 
     assert run.evaluations + 1 <= min(INC_EVALUATIONS["mse"], INC_EVALUATIONS["mse_v2"])
 
 
-def test_mse_without_a_probe_falls_back_top_down() -> None:
+def test_mse_without_a_probe_falls_back_top_down_then_polishes() -> None:
     adaptor = culprit("conv3")
     run = run_strategy(MSEStrategy(), adaptor.capabilities(None), adaptor.accuracy, EXACT)
     assert [float_ops(c) for c in run.proposals] == [set(), {"conv1"}, {"conv1", "conv2"},
-                                                      {"conv1", "conv2", "conv3"}]
+                                                      {"conv1", "conv2", "conv3"}, {"conv3"}]
+    assert run.result is not None and float_ops(run.result.config) == {"conv3"}
 
 
 def test_mse_v2_wins_back_ops_that_were_not_needed() -> None:

@@ -12,8 +12,15 @@ config that meets the goal:
    :class:`~tunekit.strategy.Batch` (distributed workers evaluate them at once); where a
    candidate fails to build or run, the op's next fallback in a second batch. Each result
    ranks the op;
-4. **accumulated fallback**: ops fall back cumulatively, the most helpful first; if the ops'
-   first fallback was bf16 and that fails, the accumulation is repeated with fp32.
+4. **accumulated fallback**: ops fall back cumulatively, the most helpful first (ops whose
+   single fallbacks tie are ordered by their output error, ``ctx.sensitivity``, where the tuner
+   offers it, never by position); if the ops' first fallback was bf16 and that fails, the
+   accumulation is repeated with fp32;
+5. **polish** (:mod:`tunekit.strategies.polish`): the fallen-back ops return to int8 in groups
+   while the goal holds, so the answer is 1-minimal (INC's basic stops at step 4 and may keep
+   every op it accumulated in float).
+
+The single-fallback gains of step 3 are published as the ``"fallback_impact"`` sensitivity.
 
 Differences from INC 2.6's basic, and why:
 
@@ -36,13 +43,15 @@ Differences from INC 2.6's basic, and why:
 evaluated again) and lower op types to int8 one by one, the type with the most ops first (INC
 uses a fixed list, conv, matmul, linear, and never lowers other types); a type is kept in int8
 only if the goal still holds. Unlike INC 2.6, a type that fails is retried op by op (otherwise one
-sensitive conv keeps every conv in FP32), and ops still in FP32 then get the same treatment with
-bf16, as INC's docstring describes but its code does not do. Every accepted config is a step on
+sensitive conv keeps every conv in FP32), ops still in FP32 then get the same treatment with
+bf16, as INC's docstring describes but its code does not do, and the polish stage ends it. Every accepted config is a step on
 the way, so this order asks the tuner not to stop at the first accepted config
 (:attr:`BasicStrategy.first_accept_is_final`); the tuner then keeps the fastest accepted one.
 
-The impact order returns after an accepted config, also when the tuner would go on
-(``exit_policy.timeout > 0``): every later proposal would run more ops in a slower precision.
+The impact order returns after the polish of its first accepted config, also when the tuner
+would go on (``exit_policy.timeout > 0``): every other proposal would run more ops in a slower
+precision. The polish makes accepted configs faster as it goes, so neither order lets the tuner
+stop at the first accepted config.
 """
 
 from __future__ import annotations
@@ -52,7 +61,8 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from tunekit.history import Trial
 from tunekit.space import INT8_ITEMS, OpConfig, OpKey, QuantConfig, TuningSpace
-from tunekit.strategies.walk import Walker
+from tunekit.strategies.polish import int8_targets, polish
+from tunekit.strategies.walk import Walker, probe
 from tunekit.strategy import Batch, Strategy, TuneContext
 
 ORDERS = ("impact", "conservative")
@@ -65,6 +75,10 @@ assert set(_ITEM_ORDER) == set(INT8_ITEMS), "every int8 tuning item needs a plac
 #: Per running strategy, what its next proposal needs of the metric (``metric_needed``); kept
 #: outside the instance, whose attributes are its constructor parameters only.
 _NEEDED: weakref.WeakKeyDictionary[BasicStrategy, str | float] = weakref.WeakKeyDictionary()
+
+#: Per running strategy, whether its next proposal's first accepted config is its answer
+#: (``first_accept_is_final``: only in the single-op fallback stage).
+_FINAL: weakref.WeakKeyDictionary[BasicStrategy, bool] = weakref.WeakKeyDictionary()
 
 #: ``(item, from, to)`` moves that cannot make the quantization grid finer (see module docstring).
 _COARSER = frozenset({("scheme", "asym", "sym"), ("granularity", "per_channel", "per_tensor")})
@@ -95,11 +109,10 @@ class BasicStrategy(Strategy):
 
     @property
     def first_accept_is_final(self) -> bool:
-        """Whether the tuner may stop at the first accepted config (``exit_policy.timeout: 0``).
-
-        False for the conservative order, whose accepted configs grow more aggressive.
-        """
-        return self.order != "conservative"
+        """True only while the single-op fallbacks run (one op out of int8 is 1-minimal, and
+        the rest of their batch need not run); elsewhere accepted configs grow faster (the
+        conservative order's lowering, the polish stage), so the tuner runs the strategy on."""
+        return _FINAL.get(self, False)
 
     @property
     def metric_needed(self) -> str | float:
@@ -110,16 +123,18 @@ class BasicStrategy(Strategy):
 
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig | Batch]:
         walker = Walker(ctx)
-        _NEEDED[self] = "exact"
+        _NEEDED[self], _FINAL[self] = "exact", False
         if self.order == "conservative":
-            _NEEDED[self] = "goal"  # _conservative and _lower read only trial.accepted
+            _NEEDED[self] = "goal"  # _conservative, _lower and polish read only trial.accepted
             yield from _conservative(walker)
             return
+        ctx.enter_stage("default")
         best = yield from walker.visit(ctx.space.default())
         if best.accepted:
             return
         if self.tune_items != "none":
-            best = yield from _tune_items(walker, best, every=self.tune_items == "all",
+            ctx.enter_stage("int8_items")
+            best = yield from tune_int8_items(walker, best, every=self.tune_items == "all",
                                           owner=self)
             if best.accepted:
                 return
@@ -127,7 +142,7 @@ class BasicStrategy(Strategy):
         yield from _fallback(walker, best.config, owner=self)
 
 
-def _tune_items(walker: Walker, best: Trial, every: bool,
+def tune_int8_items(walker: Walker, best: Trial, every: bool,
                 owner: BasicStrategy | None = None) -> Generator[QuantConfig, None, Trial]:
     """Stage 2: coordinate descent over the int8 items, all ops of one type switched together.
 
@@ -188,38 +203,62 @@ def _with_item(space: TuningSpace, op: OpKey, current: OpConfig, item: str,
 
 def _fallback(walker: Walker, base: QuantConfig,
               owner: BasicStrategy | None = None) -> Iterator[QuantConfig | Batch]:
-    """Stages 3 and 4: rank the int8 ops by their single fallback (exact metrics), then
-    accumulate (only the goal matters: ``owner``'s ``metric_needed``)."""
+    """Stages 3 to 5: rank the int8 ops by their single fallback (exact metrics), accumulate
+    (only the goal matters: ``owner``'s ``metric_needed``), polish."""
     ctx = walker.ctx
     ops = [op for op in ctx.space.ops if _fallbacks(ctx.space, base, op)]
-    first: dict[OpKey, OpConfig] = {}
-    results: dict[OpKey, Trial] = {}
-    # the single fallbacks do not depend on each other: one batch per round. A fallback that
-    # breaks the candidate (the trial failed) says nothing about the op's impact: the op's next
-    # fallback precision goes into the next round instead of ranking the op last
-    left = {op: list(_fallbacks(ctx.space, base, op)) for op in ops}
-    while left:
-        for op, options in left.items():
-            first[op] = options[0]
-        trials = yield from walker.visit_batch([base.with_op(op, first[op]) for op in left])
-        if any(trial.accepted for trial in trials):
-            return
-        results.update(zip(left, trials))
-        left = {op: options[1:] for (op, options), trial in zip(left.items(), trials)
-                if trial.failed and len(options) > 1}
-    ranked = sorted(ops, key=lambda op: _rank(ctx, results[op]))  # stable: ties in space order
+    ctx.enter_stage("fallback_single")
+    if owner is not None:
+        _FINAL[owner] = True
+    first, results = yield from _single_fallbacks(walker, base, ops)
+    if owner is not None:
+        _FINAL[owner] = False
+    if not results:
+        return  # a single fallback met the goal: one op out of int8 is 1-minimal
+    base_trial = walker.trials.get(base)
+    ctx.record_sensitivity("fallback_impact", {
+        op: -_rank(ctx, trial) + _rank(ctx, base_trial) for op, trial in results.items()
+        if base_trial is not None and not trial.failed and not base_trial.failed})
+    error = probe(ctx, "mse", lambda: ctx.sensitivity(base) if ctx.sensitivity else {})
+    ranked = sorted(ops, key=lambda op: (_rank(ctx, results[op]), -error.get(op, 0.0)))
     fp32 = {op: next((o for o in _fallbacks(ctx.space, base, op) if o.precision == "fp32"),
                      first[op])
             for op in ops}
     if owner is not None:
         _NEEDED[owner] = "goal"
+    ctx.enter_stage("fallback_accumulated")
     for targets in ([first, fp32] if fp32 != first else [first]):
         config = base
         for op in ranked:
             config = config.with_op(op, targets[op])
             trial = yield from walker.visit(config)
             if trial.accepted:
+                yield from polish(walker, config, int8_targets(base), error)
                 return
+
+
+def _single_fallbacks(walker: Walker, base: QuantConfig, ops: list[OpKey]
+                      ) -> Generator[Batch, None, tuple[dict[OpKey, OpConfig], dict[OpKey, Trial]]]:
+    """Stage 3: each op alone at its first fallback, one batch per round; the options tried and
+    the trials (none if one of them met the goal).
+
+    The single fallbacks do not depend on each other: one batch per round. A fallback that
+    breaks the candidate (the trial failed) says nothing about the op's impact: the op's next
+    fallback precision goes into the next round instead of ranking the op last."""
+    space = walker.ctx.space
+    first: dict[OpKey, OpConfig] = {}
+    results: dict[OpKey, Trial] = {}
+    left = {op: list(_fallbacks(space, base, op)) for op in ops}
+    while left:
+        for op, options in left.items():
+            first[op] = options[0]
+        trials = yield from walker.visit_batch([base.with_op(op, first[op]) for op in left])
+        if any(trial.accepted for trial in trials):
+            return first, {}
+        results.update(zip(left, trials))
+        left = {op: options[1:] for (op, options), trial in zip(left.items(), trials)
+                if trial.failed and len(options) > 1}
+    return first, results
 
 
 def _fallbacks(space: TuningSpace, base: QuantConfig, op: OpKey) -> list[OpConfig]:
@@ -237,16 +276,22 @@ def _rank(ctx: TuneContext, trial: Trial) -> float:
 
 
 def _conservative(walker: Walker) -> Iterator[QuantConfig]:
-    """FP32 first; lower op types to int8, then bf16, keeping what still meets the goal."""
+    """FP32 first; lower op types to int8, then bf16, keeping what still meets the goal; then
+    the polish returns what it can of the rest to int8."""
     space = walker.ctx.space
     config = space.uniform("fp32")
     for precision in ("int8", "bf16"):
+        walker.ctx.enter_stage(f"lower_{precision}")
         groups = {op_type: [op for op in ops if config.precision_of(op) == "fp32"
                             and precision in space.precisions(op)]
                   for op_type, ops in space.by_type().items()}
         for ops in sorted(groups.values(), key=len, reverse=True):  # stable: ties in space order
             targets = {op: space.option(op, precision) for op in ops}
             config = yield from _lower(walker, config, targets)
+    if config == space.uniform("fp32"):
+        return  # nothing could be lowered, each op alone included: nothing to win back
+    yield from polish(walker, config, {op: space.option(op, "int8") for op in space.ops
+                                       if "int8" in space.precisions(op)})
 
 
 def _lower(walker: Walker, config: QuantConfig,

@@ -33,12 +33,16 @@ class HAWQStrategy(Strategy):
             raise ValueError(f"loss must be a 'module:attr' reference, got {loss!r}")
         self.loss = loss
 
+    @property
+    def first_accept_is_final(self) -> bool:
+        return False  # the polish stage follows the first accepted config
+
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
         if ctx.hessian is None:
             raise NotSupportedError("the hawq strategy needs Hessian traces, which this tuning "
                                     "does not offer (a PyTorch model and calibration data)")
         hessian = ctx.hessian
-        yield from ranked_fallback(ctx, lambda default, ops: hessian(self.loss))
+        yield from ranked_fallback(ctx, lambda default, ops: hessian(self.loss), "hessian")
 
 
 __all__ = ["HAWQStrategy"]

@@ -22,9 +22,13 @@ from tunekit.strategy import Strategy, TuneContext
 class MSEStrategy(Strategy):
     """Default int8, then cumulative fallback in descending per-op MSE order. No parameters."""
 
+    @property
+    def first_accept_is_final(self) -> bool:
+        return False  # the polish stage follows the first accepted config
+
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
         yield from ranked_fallback(
-            ctx, lambda default, ops: isolated_sensitivity(ctx, default, ops))
+            ctx, lambda default, ops: isolated_sensitivity(ctx, default, ops), "mse")
 
 
 __all__ = ["MSEStrategy"]

@@ -3,8 +3,10 @@
 Phase 1 starts from default int8 and falls back one op per trial, each time the int8 op with the
 largest output MSE in the current config (re-measured after every step, so an op that only
 looked bad because of an upstream culprit is spared). Phase 2 takes the fallen-back ops, least
-harmful first (lowest MSE when they are quantized again), and returns each one to its default
-int8 option if the goal still holds: fewer float ops, a faster model.
+harmful first (lowest MSE when they are quantized again), and returns them to their default
+int8 option while the goal still holds: fewer float ops, a faster model. INC returns them one
+trial per op; here phase 2 is the shared polish stage (:mod:`tunekit.strategies.polish`), which
+returns them in groups and ends 1-minimal.
 
 As in Intel Neural Compressor's mse_v2; unlike it, a fallback that breaks the candidate moves on
 to the op's next fallback precision instead of counting as a failed step, and when every op has
@@ -20,6 +22,7 @@ from collections.abc import Generator, Iterator
 
 from tunekit.history import Trial
 from tunekit.space import OpKey, QuantConfig
+from tunekit.strategies.polish import int8_targets, polish
 from tunekit.strategies.walk import Walker, fallback_candidates, isolated_sensitivity, rank
 from tunekit.strategy import Strategy, TuneContext
 
@@ -36,6 +39,7 @@ class MSEv2Strategy(Strategy):
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig]:
         walker = Walker(ctx)
         default = ctx.space.default()
+        ctx.enter_stage("default")
         trial = yield from walker.visit(default)
         accepted = trial if trial.accepted else None
         for which in PRECISIONS:
@@ -50,8 +54,11 @@ def _phase_one(walker: Walker, default: QuantConfig,
                which: str) -> Generator[QuantConfig, None, Trial | None]:
     """Fall back the most sensitive int8 op, one per trial; the accepted trial or None."""
     ctx, config = walker.ctx, default
+    ctx.enter_stage(f"fallback_{which}")
     while ops := fallback_candidates(ctx.space, config):
-        op = rank(isolated_sensitivity(ctx, config, ops), ops)[0]
+        scores = isolated_sensitivity(ctx, config, ops)
+        ctx.record_sensitivity("mse", scores)
+        op = rank(scores, ops)[0]
         options = ctx.space.fallbacks(op)
         if which == "fp32":
             options = [o for o in options if o.precision == "fp32"] or options
@@ -67,19 +74,14 @@ def _phase_one(walker: Walker, default: QuantConfig,
 
 def _phase_two(walker: Walker, default: QuantConfig,
                config: QuantConfig) -> Iterator[QuantConfig]:
-    """Re-quantize fallen-back ops, least harmful first, keeping each that keeps the goal."""
+    """Re-quantize fallen-back ops, least harmful first, while the goal holds (polish)."""
     ctx = walker.ctx
-    fallen: list[OpKey] = [op for op in ctx.space.ops
-                           if config.ops[op] != default.ops[op]
-                           and default.precision_of(op) == "int8"]
+    targets = int8_targets(default)
+    fallen = [op for op in targets if config.ops[op] != targets[op]]
     if not fallen:
         return
-    requantized = config.with_ops({op: default.ops[op] for op in fallen})
-    scores = isolated_sensitivity(ctx, requantized, fallen)
-    for op in reversed(rank(scores, fallen)):
-        trial = yield from walker.visit(config.with_op(op, default.ops[op]))
-        if trial.accepted:
-            config = trial.config
+    requantized = config.with_ops({op: targets[op] for op in fallen})
+    yield from polish(walker, config, targets, isolated_sensitivity(ctx, requantized, fallen))
 
 
 __all__ = ["MSEv2Strategy"]

@@ -7,6 +7,7 @@ same way and differ only in how they rank ops, which is what a strategy comparis
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 
@@ -14,6 +15,8 @@ from tunekit.errors import TunekitError
 from tunekit.history import Trial
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
 from tunekit.strategy import Batch, TuneContext
+
+log = logging.getLogger("tunekit")
 
 #: Consecutive already-seen random draws after which :class:`FreshSampler` walks the space lazily.
 _MAX_REJECTIONS = 64
@@ -98,17 +101,41 @@ def accumulate(walker: Walker, base: QuantConfig,
 
 
 def ranked_fallback(ctx: TuneContext, scores: Callable[[QuantConfig, list[OpKey]],
-                                                         Mapping[OpKey, float]]
-                    ) -> Generator[QuantConfig, None, None]:
+                                                         Mapping[OpKey, float]],
+                    source: str) -> Generator[QuantConfig, None, None]:
     """Default int8; if it misses the goal, its fallback-able ops fall back cumulatively in
-    descending ``scores(default, ops)`` (the shape of the mse and hawq strategies)."""
+    descending ``scores(default, ops)`` (published as ``source``), then the polish stage wins
+    back what need not have fallen back (the shape of the mse and hawq strategies)."""
+    from tunekit.strategies.polish import int8_targets, polish  # polish builds on this module
+
     walker = Walker(ctx)
     default = ctx.space.default()
+    ctx.enter_stage("default")
     trial = yield from walker.visit(default)
     if trial.accepted:
         return
     ops = fallback_candidates(ctx.space, default)
-    yield from accumulate(walker, default, rank(scores(default, ops), ops))
+    measured = scores(default, ops)
+    ctx.record_sensitivity(source, measured)
+    ctx.enter_stage("fallback")
+    accepted = yield from accumulate(walker, default, rank(measured, ops))
+    if accepted is not None:
+        yield from polish(walker, accepted.config, int8_targets(default), measured)
+
+
+def probe(ctx: TuneContext, source: str, measure: Callable[[], Mapping[OpKey, float]]
+          ) -> Mapping[OpKey, float]:
+    """A sensitivity proxy's scores, published as ``source``; none (with a log line saying why)
+    where it cannot run: a proxy only orders a search, it never decides it."""
+    try:
+        scores = measure()
+    except Exception as exc:  # noqa: BLE001 - a user model may raise anything; ranking goes on
+        log.info("no %s sensitivity proxy (%s: %s); ranking without it", source,
+                 type(exc).__name__, exc)
+        return {}
+    if scores:
+        ctx.record_sensitivity(source, scores)
+    return scores
 
 
 def isolated_sensitivity(ctx: TuneContext, config: QuantConfig,
@@ -171,5 +198,5 @@ class FreshSampler:
         return config
 
 
-__all__ = ["FreshSampler", "Walker", "accumulate", "fallback_candidates", "random_config", "rank",
-           "ranked_fallback", "isolated_sensitivity"]
+__all__ = ["FreshSampler", "Walker", "accumulate", "fallback_candidates", "probe",
+           "random_config", "rank", "ranked_fallback", "isolated_sensitivity"]

@@ -17,6 +17,7 @@ from tunekit.criterion import AccuracyCriterion
 from tunekit.errors import TrialError
 from tunekit.history import History, Trial, TrialState
 from tunekit.loop import Budget, drive
+from tunekit.selection import best_passing
 from tunekit.space import OpConfig, QuantConfig, TuningSpace
 from tunekit.strategy import HessianTrace, Sensitivity, Strategy, TuneContext
 
@@ -44,6 +45,12 @@ class StrategyRun:
     @property
     def first_accepted(self) -> Trial | None:
         return next((t for t in self.history if t.accepted), None)
+
+    @property
+    def result(self) -> Trial | None:
+        """The accepted trial a tuning would return (:func:`tunekit.selection.best_passing`:
+        the fewest ops out of the lower precision where configs compare, objective otherwise)."""
+        return best_passing(self.history, self.context.criterion)
 
 
 def run_strategy(strategy: Strategy, space: TuningSpace, accuracy_fn: AccuracyFn,

@@ -1,0 +1,53 @@
+"""Which trial is the result: the rules the tuner keeps its best model by, also used by the
+strategy test driver so that strategy tests judge what a tuning would return."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tunekit.criterion import AccuracyCriterion
+from tunekit.history import Trial
+
+#: Relative objective difference within which two passing candidates count as equally fast
+#: (timing noise on a busy machine); the one with fewer ops in float is then kept.
+OBJECTIVE_NOISE = 0.05
+
+
+def beats_fp32(trial: Trial) -> bool:
+    """Whether a measured candidate is better than FP32 on the tuning's objectives (score < 1:
+    for speed, FP32 time / model time > 1); unmeasured candidates are not judged."""
+    return trial.objective is None or trial.objective < 1.0
+
+
+def preferred_passing(trial: Trial, best: Trial) -> Trial | None:
+    """Of two passing candidates, the one to keep; None: let the metric decide.
+
+    The objective decides, except that a candidate whose config only returns ops to a lower
+    precision than the other's (a polish step) wins unless it is measurably slower: more ops in
+    int8 is what the tuning is after, and a difference inside timing noise says nothing."""
+    for lower, higher in ((trial, best), (best, trial)):
+        if lower.config.lowers(higher.config) and (
+                lower.objective is None or higher.objective is None
+                or lower.objective <= higher.objective * (1 + OBJECTIVE_NOISE)):
+            return lower
+    if trial.objective is not None and best.objective is not None \
+            and trial.objective != best.objective:
+        return trial if trial.objective < best.objective else best
+    return None
+
+
+def best_passing(trials: Iterable[Trial], criterion: AccuracyCriterion) -> Trial | None:
+    """The passing trial a tuning returns, as the tuner keeps it: by :func:`preferred_passing`,
+    else by metric (the earlier on a tie); None if no trial passes faster than FP32."""
+    best: Trial | None = None
+    for trial in trials:
+        if not trial.accepted or not beats_fp32(trial):
+            continue
+        preferred = None if best is None else preferred_passing(trial, best)
+        if best is None or preferred is trial or (
+                preferred is None and criterion.better(trial.metric or 0.0, best.metric or 0.0)):
+            best = trial
+    return best
+
+
+__all__ = ["OBJECTIVE_NOISE", "beats_fp32", "best_passing", "preferred_passing"]
