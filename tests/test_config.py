@@ -27,7 +27,7 @@ def error(**sections) -> ConfigError:
 
 def test_defaults() -> None:
     spec = parse()
-    assert spec.tuning.strategy.name == "basic"
+    assert spec.tuning.strategy.name == "auto"
     assert spec.tuning.criterion.relative == 0.01 and spec.tuning.criterion.higher_is_better
     assert spec.tuning.timeout == 0 and spec.tuning.max_trials == 100
     assert spec.tuning.seed == 1978
