@@ -27,10 +27,18 @@ PROBE_BATCHES = 2
 
 def mse(expected: np.ndarray, got: np.ndarray) -> float:
     """Mean squared error between an op's FP32 and candidate outputs, relative to the FP32
-    output's mean square so that ops with large activations do not rank first for their scale."""
+    output's mean square so that ops with large activations do not rank first for their scale.
+
+    With a channel axis (axis 1: features of a Linear, channels of a conv) each channel is
+    relative to its own mean square and the channels are averaged: one channel of huge values
+    (an outlier) would otherwise hide that every other channel was rounded away."""
     expected, got = np.asarray(expected, np.float64), np.asarray(got, np.float64)
     scale = float(np.mean(expected ** 2)) or 1.0
-    return float(np.mean((expected - got) ** 2)) / scale
+    if expected.ndim < 2 or expected.shape != got.shape:
+        return float(np.mean((expected - got) ** 2)) / scale
+    axes = tuple(axis for axis in range(expected.ndim) if axis != 1)
+    power = np.maximum(np.mean(expected ** 2, axis=axes), scale * 1e-6)
+    return float(np.mean(np.mean((expected - got) ** 2, axis=axes) / power))
 
 
 def sensitivity_probe(adaptor: Adaptor, model: Any, calib: Sequence[Any],
