@@ -86,10 +86,13 @@ class Branches(nn.Module):
         return out
 
 
-def train(model: nn.Module, data: dict[str, np.ndarray], epochs: int = 40) -> nn.Module:
-    """Adam on the training split, seeded: the same weights in every run. One thread: on a
-    shared machine several threads over such small matrices only wait on each other."""
+def train(build: Callable[[], nn.Module], data: dict[str, np.ndarray],
+          epochs: int = 40) -> nn.Module:
+    """``build()`` trained by Adam on the training split, seeded before the model is built: the
+    same weights in every run. One thread: on a shared machine several threads over such small
+    matrices only wait on each other."""
     torch.manual_seed(0)
+    model = build()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     x, y = torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
@@ -159,11 +162,11 @@ class Workload:
 def _mlp(widths: list[int], culprits: list[tuple[str, Callable, int]]
          ) -> Callable[[dict[str, np.ndarray]], nn.Module]:
     """Train an MLP, then give op ``fc{index}`` (and ``fc{index-1}`` for a pair) its culprit."""
-    return lambda data: _mlp_surgery(train(MLP(widths), data), culprits).eval()
+    return lambda data: _mlp_surgery(train(lambda: MLP(widths), data), culprits).eval()
 
 
 def _branches(data: dict[str, np.ndarray]) -> nn.Module:
-    model = train(Branches(), data, epochs=25)
+    model = train(Branches, data, epochs=25)
     for index in MAIN_BRANCHES:
         branch = model.branches[index]
         branch[2], branch[4] = activation_pair(branch[2], branch[4])
