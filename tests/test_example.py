@@ -52,6 +52,6 @@ def test_fallback_config_finds_conv1_in_fewer_evaluations_than_inc(tmp_path: Pat
     assert set(result["fallback_ops"]) == {"conv1"}
     assert result["evaluations"] < INC_BASIC_EVALUATIONS
     trials = (workspace / "report.md").read_text()
-    assert "| 0 | int8×5 |" in trials  # default int8 was tried first and missed the goal
+    assert "| 0 | default | int8×5 |" in trials  # default int8 was tried first, missed the goal
     reloaded = tunekit.load(workspace)
     assert accuracy(reloaded) == pytest.approx(result["best_metric"], abs=0)

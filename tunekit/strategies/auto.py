@@ -8,8 +8,8 @@ testing, then polish to a 1-minimal answer.
 3. **rank**: the int8 ops by per-op sensitivity proxies measured in one pass each and cached by
    the tuner: the relative output error of each op against FP32 in the current config
    (``ctx.sensitivity``, the adaptor's ``inspect``), ties broken by the Hessian trace where the
-   adaptor offers one (``ctx.hessian``). Both are published (``"mse"``, ``"hessian"``). No
-   trial is spent on ranking;
+   adaptor offers one (``ctx.hessian``, computed only when the error leaves ties). Both are
+   published (``"mse"``, ``"hessian"``). No trial is spent on ranking;
 4. **group fallback**: the top 1, 2, 4, 8... ranked ops fall back together (their first
    fallback precision, bf16 where allowed, then, if even all of them miss the goal, fp32) until
    a prefix meets the goal. A culprit ranked ``r`` costs about ``log2(r) + 1`` trials; ops that
@@ -78,10 +78,14 @@ class AutoStrategy(Strategy):
 
 def proxies(ctx: TuneContext, base: QuantConfig,
             ops: Sequence[OpKey]) -> dict[OpKey, tuple[float, float]]:
-    """Per op, ``(output error, Hessian trace)`` (0 where not offered), each measured once
-    (the tuner caches the probes) and published through ``ctx.record_sensitivity``."""
+    """Per op, ``(output error, Hessian trace)``, each measured once (the tuner caches the
+    probes) and published through ``ctx.record_sensitivity``. The trace, which needs gradients,
+    is only computed where the error leaves ties (0 where not offered or not needed)."""
     error = probe(ctx, "mse", lambda: ctx.sensitivity(base) if ctx.sensitivity else {})
-    trace = probe(ctx, "hessian", lambda: ctx.hessian(None) if ctx.hessian else {})
+    values = [error.get(op, 0.0) for op in ops]
+    trace: Mapping[OpKey, float] = {}
+    if len(set(values)) < len(values):
+        trace = probe(ctx, "hessian", lambda: ctx.hessian(None) if ctx.hessian else {})
     return {op: (error.get(op, 0.0), trace.get(op, 0.0)) for op in ops}
 
 
