@@ -94,7 +94,9 @@ def run(project: Path, *args: str) -> int:
 
 
 def test_tune_meets_goal_and_writes_workspace(project: Path, capsys) -> None:
-    assert run(project) == cli.EXIT_MET
+    # size, not latency: int8 may be slower than FP32 on a model this small (and on a busy
+    # machine), and then FP32 is kept and no tuned model written (test_result_selection.py)
+    assert run(project, "--set", "tuning.objective=size") == cli.EXIT_MET
     out = capsys.readouterr()
     assert "goal met" in out.out
     assert "trial   0" in out.err and "target ≥" in out.err

@@ -25,7 +25,9 @@ DATA = fake_data(200, 100)
 
 class SlowInt8(ModelledLatency):
     """int8 ops cost twice an fp32 op (a backend without int8 kernels): every candidate with an
-    int8 op is slower than the FP32 model."""
+    int8 op is slower than the FP32 model. In seconds: a time objective, as latency."""
+
+    unit = "s"
 
     def measure(self, adaptor: Any, model: Any, data: Any) -> float:
         config = model.config
@@ -62,6 +64,15 @@ def test_a_faster_candidate_is_returned_as_usual(tmp_path: Path) -> None:
     result = run(tmp_path, adaptor, AutoStrategy())
     assert result.met and not result.fp32_kept
     assert result.best_trial is not None and result.best_trial.objective < 1.0
+
+
+def test_only_a_time_objective_keeps_fp32(tmp_path: Path) -> None:
+    # the same slower-than-FP32 figures in a unit that is not time (size, memory) do not
+    objective = SlowInt8()
+    objective.unit = " units"
+    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+    result = run(tmp_path, adaptor, AutoStrategy(), objective)
+    assert result.met and not result.fp32_kept and result.best_trial is not None
 
 
 def test_stages_and_sensitivity_reach_history_result_and_report(tmp_path: Path) -> None:

@@ -212,11 +212,28 @@ def _journal_storage(path: str) -> Any:
 
     from tunekit.journal_lock import lock_for
 
+    class TrialSyncedBackend(JournalFileBackend):  # type: ignore[misc]
+        """optuna's journal file, synced to disk once per finished trial (:meth:`sync`) rather
+        than after each of the dozen records a trial writes (measured here: ~7 ms per fsync,
+        ~75 ms a trial, as long as a small model's whole evaluation). Records are still written
+        and flushed at once, under the lock: a killed process loses none (the kernel holds
+        them); only a machine crash can lose the last trial's, which resume runs again."""
+
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+            with lock, open(path, "ab") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+
+        def sync(self) -> None:
+            with lock, open(path, "ab") as f:
+                os.fsync(f.fileno())
+
     lock = lock_for(path)
     with lock:
         repair_journal(path)
         check_journal(path)
-    return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=lock))
+    return optuna.storages.JournalStorage(TrialSyncedBackend(path, lock_obj=lock))
 
 
 def check_journal(path: str) -> None:
@@ -365,3 +382,6 @@ class Store:
             self.study.tell(running, state=TS.FAIL)
         else:
             self.study.tell(running, trial.metric)
+        sync = getattr(getattr(self.study._storage, "_backend", None), "sync", None)
+        if sync is not None:  # the journal: one fsync per trial (see _journal_storage)
+            sync()

@@ -13,12 +13,6 @@ from tunekit.history import Trial
 OBJECTIVE_NOISE = 0.05
 
 
-def beats_fp32(trial: Trial) -> bool:
-    """Whether a measured candidate is better than FP32 on the tuning's objectives (score < 1:
-    for speed, FP32 time / model time > 1); unmeasured candidates are not judged."""
-    return trial.objective is None or trial.objective < 1.0
-
-
 def preferred_passing(trial: Trial, best: Trial) -> Trial | None:
     """Of two passing candidates, the one to keep; None: let the metric decide.
 
@@ -37,11 +31,11 @@ def preferred_passing(trial: Trial, best: Trial) -> Trial | None:
 
 
 def best_passing(trials: Iterable[Trial], criterion: AccuracyCriterion) -> Trial | None:
-    """The passing trial a tuning returns, as the tuner keeps it: by :func:`preferred_passing`,
-    else by metric (the earlier on a tie); None if no trial passes faster than FP32."""
+    """The passing trial a tuning returns, as the tuner keeps it among those no slower than FP32:
+    by :func:`preferred_passing`, else by metric (the earlier on a tie); None if none passes."""
     best: Trial | None = None
     for trial in trials:
-        if not trial.accepted or not beats_fp32(trial):
+        if not trial.accepted:
             continue
         preferred = None if best is None else preferred_passing(trial, best)
         if best is None or preferred is trial or (
@@ -50,4 +44,4 @@ def best_passing(trials: Iterable[Trial], criterion: AccuracyCriterion) -> Trial
     return best
 
 
-__all__ = ["OBJECTIVE_NOISE", "beats_fp32", "best_passing", "preferred_passing"]
+__all__ = ["OBJECTIVE_NOISE", "best_passing", "preferred_passing"]

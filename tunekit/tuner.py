@@ -31,7 +31,7 @@ from tunekit.probes import hessian_probe, sensitivity_probe
 from tunekit.progress import progress
 from tunekit.result import TuneResult, write_outputs
 from tunekit.sanity import check_baseline
-from tunekit.selection import beats_fp32, preferred_passing
+from tunekit.selection import preferred_passing
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.strategy import Strategy, TuneContext
 from tunekit.watchdog import raise_if_overrun, time_limit
@@ -323,7 +323,7 @@ class Tuner:
 
     def _is_better(self, trial: Trial) -> bool:
         best = self.best.trial
-        if trial.failed or (trial.accepted and not beats_fp32(trial)):
+        if trial.failed or (trial.accepted and self._not_faster(trial)):
             return False  # a passing candidate no faster than FP32 is never the result
         if best is None:
             return True
@@ -336,6 +336,13 @@ class Tuner:
             if preferred is not None:
                 return preferred is trial
         return self.criterion.better(trial.metric or 0.0, best.metric or 0.0)
+
+    def _not_faster(self, trial: Trial) -> bool:
+        """Whether a measured candidate is no faster than FP32 on a time objective (unit ``s``,
+        e.g. latency: speedup = FP32 time / model time ≤ 1)."""
+        return any(objective.unit == "s" and name in trial.details
+                   and trial.details[name] >= self._reference(name, trial.details)
+                   for name, objective, _ in self.parts.objectives)
 
     def _keep_if_best(self, trial: Trial, candidate: Any, space: TuningSpace) -> None:
         if candidate is None and not trial.failed:
