@@ -12,7 +12,7 @@ from tunekit.criterion import AccuracyCriterion
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
 from tunekit.space import QuantConfig, TuningSpace
-from tunekit.workspace import RECIPE, REPORT, RESULT, Workspace
+from tunekit.workspace import RECIPE, REPORT, REPORT_HTML, RESULT, Workspace
 
 if TYPE_CHECKING:
     from tunekit.adaptor import Adaptor
@@ -48,6 +48,8 @@ class TuneResult:
     #: the adaptor that built the candidates (:meth:`save` writes through it; graph
     #: optimization's AMP adaptors are not the framework's registered one)
     adaptor: Adaptor | None = field(default=None, repr=False)
+    #: objective name → its unit (``s``, `` B``): how report.html labels its axes
+    objective_units: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -95,6 +97,21 @@ class TuneResult:
                              if c.precision != "int8"} if best else {},
             "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": objective_values(t),
                               "ops": t.config.to_list()} for t in self.pareto_front],
+            **self._report_inputs(),
+        }
+
+    def _report_inputs(self) -> dict[str, Any]:
+        """What report.html is drawn from, so ``tunekit report --html`` needs only this file:
+        every trial (its ops as changes from the default config), the default and best ops."""
+        default = self.space.default() if self.space else None
+        return {
+            "framework": self.framework, "higher_is_better": self.criterion.higher_is_better,
+            "objectives": {name: {"direction": direction,
+                                  "unit": self.objective_units.get(name, "")}
+                           for name, direction in self.objective_directions.items()},
+            "default_ops": default.to_list() if default else [],
+            "best_ops": self.best_trial.config.to_list() if self.best_trial else [],
+            "history": [trial_record(t, default) for t in self.trials],
         }
 
     def save(self, path: str | Path) -> None:
@@ -119,6 +136,17 @@ def objective_values(trial: Trial) -> dict[str, float]:
     return {k: v for k, v in trial.details.items() if not k.startswith(_BOOKKEEPING)}
 
 
+def trial_record(trial: Trial, default: QuantConfig | None) -> dict[str, Any]:
+    """One trial for result.json: its outcome, full error, details and the ops that differ
+    from ``default`` (all of them when there is no default)."""
+    changed = [op for op, c in trial.config.ops.items()
+               if default is None or default.ops.get(op) != c]
+    return {"trial": trial.number, "metric": trial.metric, "objective": trial.objective,
+            "accepted": trial.accepted, "failed": trial.failed, "error": trial.error,
+            "duration_s": round(trial.duration_s, 4), "details": dict(trial.details),
+            "changes": QuantConfig({op: trial.config.ops[op] for op in changed}).to_list()}
+
+
 def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> dict[str, Any]:
     """``best_config.json``: enough to rebuild the tuned model from the FP32 one, no tuning."""
     best = result.best_trial
@@ -137,10 +165,20 @@ def class_path(cls: type) -> str:
 
 def write_outputs(result: TuneResult, workspace: Workspace, adaptor: Adaptor,
                   model_ref: dict[str, str], spec: TuneSpec) -> None:
+    from tunekit.htmlreport import render
+
     if result.best_trial is not None:
         workspace.write_json(RECIPE, recipe(result, adaptor, model_ref))
-    workspace.write_json(RESULT, result.to_dict())
+    data = {"model": model_label(model_ref), "strategy": spec.tuning.strategy.name,
+            **result.to_dict()}
+    workspace.write_json(RESULT, data)
     workspace.write_text(REPORT, report(result))
+    workspace.write_text(REPORT_HTML, render(data))
+
+
+def model_label(model_ref: Mapping[str, str]) -> str:
+    """How the report names the model: its file or factory, as the config gave it."""
+    return model_ref.get("path") or model_ref.get("factory") or "a model passed from Python"
 
 
 def report(result: TuneResult) -> str:

@@ -1,0 +1,201 @@
+"""What report.html shows, derived from ``result.json`` alone.
+
+The page is drawn from the file, not from live objects, so the report written at the end of a
+tuning and the one ``tunekit report --html`` writes later are the same page. Nothing here imports
+a framework or matplotlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tunekit.errors import ConfigError
+from tunekit.space import OpConfig, OpKey, QuantConfig
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """One trial as the report shows it; ``label`` is its config as changes from the default."""
+
+    number: int
+    metric: float | None
+    accepted: bool
+    failed: bool
+    error: str | None
+    duration_s: float
+    details: Mapping[str, float]
+    config: QuantConfig
+    label: str
+    changes: Mapping[OpKey, OpConfig]  # the ops that differ from the default config
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A measured single-op fallback: trial ``trial`` equals trial ``reference`` except that
+    ``op`` runs in ``precision`` instead of int8; ``metric_change`` is what that one op cost
+    in int8 (metric of ``trial`` minus metric of ``reference``)."""
+
+    op: OpKey
+    precision: str
+    trial: int
+    reference: int
+    metrics: tuple[float, float]  # the reference's metric, the trial's
+    metric_change: float
+    speedup: float | None
+
+
+@dataclass(frozen=True)
+class OpRow:
+    """One op of the best model: its config, and the default's (int8, where the space allows)."""
+
+    op: OpKey
+    config: OpConfig
+    default: OpConfig | None
+
+    @property
+    def fell_back(self) -> bool:
+        return self.default is not None and self.config.precision != self.default.precision
+
+
+class ReportView:
+    """A finished tuning as read from its ``result.json`` (see :meth:`TuneResult.to_dict`)."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        if "history" not in data:
+            raise ConfigError("result.json", "has no trial history (written by a tunekit older "
+                                             "than report.html); tune again to get one")
+        self.data = data
+        self.higher_is_better = bool(data.get("higher_is_better", True))
+        self.objectives: dict[str, Mapping[str, str]] = dict(data.get("objectives") or {})
+        self.default = QuantConfig.from_list(data.get("default_ops") or [])
+        self.trials = [self._trial(record) for record in data["history"]]
+        self.baseline: float = data["baseline"]
+        self.target: float = data["target"]
+
+    def _trial(self, record: Mapping[str, Any]) -> TrialView:
+        changes = QuantConfig.from_list(record.get("changes") or [])
+        config = self.default.with_ops(changes.ops) if self.default.ops else changes
+        label = config.summary(self.default if self.default.ops else None)
+        return TrialView(number=record["trial"], metric=record.get("metric"),
+                         accepted=bool(record.get("accepted")), failed=bool(record.get("failed")),
+                         error=record.get("error"), duration_s=record.get("duration_s") or 0.0,
+                         details=record.get("details") or {}, config=config, label=label,
+                         changes=changes.ops)
+
+    # ------------------------------------------------------------------ speed
+
+    @property
+    def speed_objective(self) -> str | None:
+        """The objective the speed figures use: the first one with a unit of time, else the
+        first one."""
+        timed = [n for n, o in self.objectives.items() if o.get("unit", "").strip() == "s"]
+        return (timed or list(self.objectives) or [None])[0]
+
+    @property
+    def timed(self) -> bool:
+        """Whether the speed objective is a time (then :meth:`speedup` is a speed-up)."""
+        name = self.speed_objective or ""
+        return self.objectives.get(name, {}).get("unit", "").strip() == "s"
+
+    @property
+    def speed_label(self) -> str:
+        """What :meth:`speedup` means, for axes."""
+        if self.timed:
+            return "speed-up over FP32 (FP32 time / model time, > 1 faster)"
+        return f"{self.speed_objective} gain over FP32 (> 1 better)"
+
+    @property
+    def speed_column(self) -> str:
+        """:meth:`speedup`'s short column head."""
+        return "speed-up (> 1 faster)" if self.timed else "× FP32 (> 1 better)"
+
+    def fp32_value(self, details: Mapping[str, float] | None = None) -> float | None:
+        """The FP32 model's value of the speed objective: measured beside the trial when the
+        objective drifts (``<name>.fp32``), else the baseline's."""
+        name = self.speed_objective
+        if name is None:
+            return None
+        beside = (details or {}).get(f"{name}.fp32")
+        return beside if beside is not None else \
+            (self.data.get("baseline_objectives") or {}).get(name)
+
+    def speedup(self, details: Mapping[str, float]) -> float | None:
+        """``FP32 value / model value`` for a time (> 1: faster); the inverse for an objective
+        to maximize, so > 1 always means better than FP32."""
+        name = self.speed_objective
+        value, fp32 = details.get(name or ""), self.fp32_value(details)
+        if value is None or fp32 is None or value <= 0 or fp32 <= 0:
+            return None
+        maximize = self.objectives[name or ""].get("direction") == "maximize"
+        return value / fp32 if maximize else fp32 / value
+
+    @property
+    def best(self) -> TrialView | None:
+        number = self.data.get("best_trial")
+        return next((t for t in self.trials if t.number == number), None)
+
+    @property
+    def pareto_numbers(self) -> list[int]:
+        return [entry["trial"] for entry in self.data.get("pareto_front") or []]
+
+    # ------------------------------------------------------------------ per-op views
+
+    def final_ops(self) -> list[OpRow]:
+        best = QuantConfig.from_list(self.data.get("best_ops") or [])
+        return [OpRow(op, config, self.default.ops.get(op)) for op, config in best.ops.items()]
+
+    def fallbacks(self) -> list[Fallback]:
+        """Every trial that moved exactly one op from int8 to a float precision relative to an
+        evaluated trial (the default int8 config where that pair exists), largest metric gain
+        first: the measured cost of each op in int8."""
+        scored = [t for t in self.trials if not t.failed and t.metric is not None]
+        found: list[Fallback] = []
+        for trial in scored:
+            pairs = [(ref, op) for ref in scored if (op := _single_fallback(ref, trial))]
+            if not pairs:
+                continue
+            ref, op = min(pairs, key=lambda p: (p[0].config != self.default, p[0].number))
+            gain = (trial.metric or 0.0) - (ref.metric or 0.0)
+            found.append(Fallback(op, trial.config.ops[op].precision, trial.number, ref.number,
+                                  (ref.metric or 0.0, trial.metric or 0.0), gain if self.higher_is_better else -gain,
+                                  self.speedup(trial.details)))
+        return sorted(found, key=lambda f: (-f.metric_change, f.trial))
+
+    def sensitivity(self) -> dict[str, dict[str, float]]:
+        """The strategies' proxy scores, ``{source: {op: score}}`` (higher: more sensitive)."""
+        raw = self.data.get("sensitivity") or {}
+        return {str(source): {str(op): float(score) for op, score in scores.items()}
+                for source, scores in raw.items() if scores}
+
+    def failures(self) -> list[TrialView]:
+        return [t for t in self.trials if t.failed]
+
+
+def _single_fallback(reference: TrialView, trial: TrialView) -> OpKey | None:
+    """The op, if ``trial`` differs from ``reference`` in that op alone, int8 → float."""
+    a, b = reference.config.ops, trial.config.ops
+    if a.keys() != b.keys():
+        return None
+    # only ops changed from the default can differ: a cheap test on models of many ops
+    differing = [op for op in reference.changes.keys() | trial.changes.keys() if a[op] != b[op]]
+    if len(differing) != 1:
+        return None
+    op = differing[0]
+    return op if a[op].precision == "int8" and b[op].precision != "int8" else None
+
+
+def scale(unit: str, values: Sequence[float]) -> tuple[float, str]:
+    """A factor and unit label that make ``values`` readable: seconds as ms or µs, bytes as
+    KiB or MiB."""
+    unit = unit.strip()
+    top = max((abs(v) for v in values), default=0.0)
+    if unit == "s":
+        return (1e3, "ms") if top >= 1e-3 else (1e6, "µs")
+    if unit == "B":
+        return (2.0 ** -20, "MiB") if top >= 2 ** 20 else (2.0 ** -10, "KiB")
+    return 1.0, unit
+
+
+__all__ = ["Fallback", "OpRow", "ReportView", "TrialView", "scale"]
