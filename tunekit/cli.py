@@ -149,7 +149,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from tunekit import config
     from tunekit.compare import EvaluationCache, compare, summarize
-    from tunekit.compare.output import plot, table, write_raw
+    from tunekit.compare.figure import plot
+    from tunekit.compare.output import table, write_raw
 
     overrides = list(args.overrides)
     if args.max_trials is not None:
@@ -168,7 +169,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     seeds = [spec.tuning.seed + i for i in range(args.seeds)]
     comparison = compare(spec, names, seeds, EvaluationCache(args.cache))
     rows = summarize(comparison)
-    paths = write_raw(comparison, rows, args.out) + [plot(comparison, args.out / "compare.png")]
+    paths = [*write_raw(comparison, rows, args.out), plot(comparison, rows,
+                                                          args.out / "compare.png")]
     print(table(rows))
     print(f"{comparison.evaluations} configs evaluated for {len(comparison.runs)} runs; wrote "
           + ", ".join(str(p) for p in paths))

@@ -102,7 +102,8 @@ def _header(view: ReportView) -> str:
                f'{_e(STATUS_TEXT.get(data.get("status", ""), data.get("status", "")))}')
     best_text = "none (every trial failed)" if best is None else \
         f"trial {best.number}: metric {_num(best.metric)}, {best.label}"
-    rows = [("model", _e(data.get("model", "—"))), ("framework", _e(data.get("framework", "—"))),
+    rows = [("model", _e(data.get("model", "—"))),
+            ("framework", _e(data.get("framework", "—"))),
             ("strategy", _e(data.get("strategy", "—"))), ("outcome", outcome),
             ("FP32 baseline metric", _e(_num(view.baseline))),
             ("target", _e(("≥ " if view.higher_is_better else "≤ ") + _num(view.target))),

@@ -157,10 +157,10 @@ class ReportView:
             if not pairs:
                 continue
             ref, op = min(pairs, key=lambda p: (p[0].config != self.default, p[0].number))
-            gain = (trial.metric or 0.0) - (ref.metric or 0.0)
+            before, after = ref.metric or 0.0, trial.metric or 0.0
+            gain = after - before if self.higher_is_better else before - after
             found.append(Fallback(op, trial.config.ops[op].precision, trial.number, ref.number,
-                                  (ref.metric or 0.0, trial.metric or 0.0), gain if self.higher_is_better else -gain,
-                                  self.speedup(trial.details)))
+                                  (before, after), gain, self.speedup(trial.details)))
         return sorted(found, key=lambda f: (-f.metric_change, f.trial))
 
     def sensitivity(self) -> dict[str, dict[str, float]]:
