@@ -145,8 +145,8 @@ def _trials(view: ReportView) -> str:
 def _sensitivity(view: ReportView) -> str:
     fallbacks, proxies = view.fallbacks(), view.sensitivity()
     how = ("Measured: each trial that differs from another evaluated trial in one op only, "
-           "moved from int8 to a float precision; the metric it won back is what that op costs "
-           "in int8 (largest first). Proxy: the per-op scores the strategy computed before "
+           "moved to a wider precision (int8 → bf16/fp32, bf16 → fp32); the metric it won back "
+           "is what that op costs in the narrower one (largest first). Proxy: the per-op scores the strategy computed before "
            "evaluating (higher: more sensitive), by source" +
            ("." if view.sensitivity() else "; this strategy recorded none."))
     if not fallbacks and not proxies:

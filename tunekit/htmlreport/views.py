@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunekit.errors import ConfigError
-from tunekit.space import OpConfig, OpKey, QuantConfig
+from tunekit.space import PRECISIONS, OpConfig, OpKey, QuantConfig
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ class TrialView:
 @dataclass(frozen=True)
 class Fallback:
     """A measured single-op fallback: trial ``trial`` equals trial ``reference`` except that
-    ``op`` runs in ``precision`` instead of int8; ``metric_change`` is what that one op cost
-    in int8 (metric of ``trial`` minus metric of ``reference``)."""
+    ``op`` runs in the wider ``precision``; ``metric_change`` is what that one op cost in the
+    narrower one (the metric ``trial`` gained over ``reference``)."""
 
     op: OpKey
     precision: str
@@ -147,9 +147,9 @@ class ReportView:
         return [OpRow(op, config, self.default.ops.get(op)) for op, config in best.ops.items()]
 
     def fallbacks(self) -> list[Fallback]:
-        """Every trial that moved exactly one op from int8 to a float precision relative to an
-        evaluated trial (the default int8 config where that pair exists), largest metric gain
-        first: the measured cost of each op in int8."""
+        """Every trial that moved exactly one op to a wider precision relative to an evaluated
+        trial (the default config where that pair exists), largest metric gain first: the
+        measured cost of each op in the narrower precision."""
         scored = [t for t in self.trials if not t.failed and t.metric is not None]
         found: list[Fallback] = []
         for trial in scored:
@@ -174,7 +174,9 @@ class ReportView:
 
 
 def _single_fallback(reference: TrialView, trial: TrialView) -> OpKey | None:
-    """The op, if ``trial`` differs from ``reference`` in that op alone, int8 → float."""
+    """The op, if ``trial`` differs from ``reference`` in that op alone, which it runs in a
+    wider precision (int8 → bf16 or fp32, bf16 → fp32: graph optimization's AMP tunings
+    fall back from bf16)."""
     a, b = reference.config.ops, trial.config.ops
     if a.keys() != b.keys():
         return None
@@ -183,7 +185,7 @@ def _single_fallback(reference: TrialView, trial: TrialView) -> OpKey | None:
     if len(differing) != 1:
         return None
     op = differing[0]
-    return op if a[op].precision == "int8" and b[op].precision != "int8" else None
+    return op if PRECISIONS.index(b[op].precision) > PRECISIONS.index(a[op].precision) else None
 
 
 def scale(unit: str, values: Sequence[float]) -> tuple[float, str]:
