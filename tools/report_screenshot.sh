@@ -2,12 +2,13 @@
 # Render a tuning's report.html in headless Chromium and save a screenshot of the whole page,
 # to check by eye that the report reads well in a real browser.
 #
-#   tools/report_screenshot.sh [WORKSPACE] [OUT.png]
+#   tools/report_screenshot.sh [WORKSPACE] [OUT.png] [TUNE OPTIONS...]
 #
 # WORKSPACE: a tuning's folder (default: ./tunekit_workspace_report). When it holds no
 #   report.html yet, the digits example (examples/digits_pytorch/fallback.yaml) is tuned into it
 #   first, with a time budget so that the strategy goes on past the first passing model.
 # OUT.png: where the screenshot goes (default: WORKSPACE/report.png).
+# TUNE OPTIONS: passed on to that `tunekit tune`, e.g. --max-trials 7.
 # Needs Chromium (Debian/Ubuntu: apt-get install chromium) and, to tune, tunekit with torch.
 # Chromium runs with every host name unresolvable, so anything the page tried to fetch from
 # the network would be missing from the screenshot: the report must carry all it shows.
@@ -18,6 +19,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 workspace="${1:-tunekit_workspace_report}"
 shot="${2:-$workspace/report.png}"
+shift $(( $# < 2 ? $# : 2 ))
 python="${TUNEKIT_PYTHON:-python3}"
 browser="$(command -v chromium || command -v chromium-browser || true)"
 if [ -z "$browser" ]; then
@@ -27,7 +29,7 @@ fi
 if [ ! -f "$workspace/report.html" ]; then
     status=0
     "$python" -m tunekit.cli tune "$root/examples/digits_pytorch/fallback.yaml" \
-        --workspace "$workspace" --set tuning.exit_policy.timeout=300 -q || status=$?
+        --workspace "$workspace" --set tuning.exit_policy.timeout=300 -q "$@" || status=$?
     if [ "$status" -ne 0 ] && [ "$status" -ne 3 ]; then  # 3: goal not met, report written
         exit "$status"
     fi
