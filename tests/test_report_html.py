@@ -122,9 +122,28 @@ def test_cli_report_html_refuses_an_old_or_broken_result(tmp_path: Path,
     (tmp_path / "result.json").write_text('{"met": true, "baseline": 1.0, "target": 1.0}')
     assert cli.main(["report", str(tmp_path), "--html"]) == cli.EXIT_USAGE
     assert "no trial history" in capsys.readouterr().err
+    (tmp_path / "result.json").write_text('{"baseline": 1.0, "target": 1.0, "history": [{}]}')
+    assert cli.main(["report", str(tmp_path), "--html"]) == cli.EXIT_USAGE
+    assert "result.json: is damaged" in capsys.readouterr().err
     (tmp_path / "result.json").write_text("{not json")
     assert cli.main(["report", str(tmp_path), "--html"]) == cli.EXIT_USAGE
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_a_tuning_where_every_trial_failed_still_has_a_page(tmp_path: Path) -> None:
+    raw = {"model": {"framework": "pytorch", "factory": "m:f"},
+           "tuning": {"accuracy_criterion": {"relative": 0.01},
+                      "exit_policy": {"max_trials": 3},
+                      "workspace": {"path": str(tmp_path / "ws")}}}
+    spec = config.parse(raw, check_plugins=False)
+    adaptor = FakeAdaptor(DIGITS_OPS, fails=lambda config: True)
+    parts = Parts(spec, adaptor, FakeModel(), DATA, Evaluator(adaptor, DATA, TopK(), None),
+                  BasicStrategy(), [])  # no objective: no speed figures
+    Tuner(parts).run()
+    page = (tmp_path / "ws" / "report.html").read_text(encoding="utf-8")
+    assert "none (every trial failed)" in page and "Failures (3)" in page
+    assert "No trial's speed was measured" in page
+    assert page.count('<img src="data:image/png;base64,') == 1  # the metric per trial only
 
 
 @pytest.mark.slow

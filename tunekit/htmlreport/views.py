@@ -69,10 +69,14 @@ class ReportView:
         self.data = data
         self.higher_is_better = bool(data.get("higher_is_better", True))
         self.objectives: dict[str, Mapping[str, str]] = dict(data.get("objectives") or {})
-        self.default = QuantConfig.from_list(data.get("default_ops") or [])
-        self.trials = [self._trial(record) for record in data["history"]]
-        self.baseline: float = data["baseline"]
-        self.target: float = data["target"]
+        try:
+            self.default = QuantConfig.from_list(data.get("default_ops") or [])
+            self.trials = [self._trial(record) for record in data["history"]]
+            self.baseline: float = float(data["baseline"])
+            self.target: float = float(data["target"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError("result.json", f"is damaged or not tunekit's ({type(exc).__name__}: "
+                                             f"{exc}); tune again to rewrite it") from None
 
     def _trial(self, record: Mapping[str, Any]) -> TrialView:
         changes = QuantConfig.from_list(record.get("changes") or [])
