@@ -192,7 +192,8 @@ def report(result: TuneResult) -> str:
         rows.append(f"| {t.number} | {t.config.summary(reference)} | {metric} | "
                     f"{'yes' if t.accepted else 'no'} | {objective} | {t.duration_s:.2f} |")
     return "# tunekit tuning report\n\n" + result.summary().replace("\n", "  \n") + \
-        "\n\n" + "\n".join(rows) + "\n" + _pareto_section(result)
+        f"\n\nFigures, per-op sensitivity and every failure in full: `{REPORT_HTML}`.\n\n" + \
+        "\n".join(rows) + "\n" + _pareto_section(result)
 
 
 def _pareto_section(result: TuneResult) -> str:
