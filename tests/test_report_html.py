@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from tunekit.evaluate import Evaluator
 from tunekit.htmlreport import render
 from tunekit.htmlreport.views import ReportView
 from tunekit.metrics.topk import TopK
+from tunekit.space import OpConfig, OpKey, QuantConfig
 from tunekit.strategies.basic import BasicStrategy
 from tunekit.testing import DIGITS_OPS, FakeAdaptor, FakeModel, ModelledLatency, fake_data
 from tunekit.tuner import Parts, Tuner
@@ -91,6 +93,29 @@ def test_per_op_views(workspace: Path) -> None:
     assert re.search(r'<tr class="fallback"><td>conv1</td>', page)
     speedup = view.speedup(view.best.details)  # type: ignore[union-attr]
     assert speedup is not None and speedup > 1  # ModelledLatency: int8 ops are faster
+
+
+def test_single_op_pairs_need_every_other_op_equal() -> None:
+    """Two ops swapping configs is no single-op pair; an op left at a bf16 default (AMP) is
+    the wider side of its pair."""
+    x, y = OpKey("x", "Linear"), OpKey("y", "Linear")
+    hist = OpConfig("int8", "static", "asym", "per_channel", "histogram")
+
+    def record(number: int, metric: float, **changes: OpConfig) -> dict[str, Any]:
+        ops = {OpKey(n, "Linear"): c for n, c in changes.items()}
+        return {"trial": number, "metric": metric, "accepted": False, "failed": False,
+                "changes": QuantConfig(ops).to_list()}
+
+    data = {"baseline": 1.0, "target": 0.99, "best_trial": None,
+            "default_ops": QuantConfig({x: OpConfig("int8", "static", "asym", "per_channel",
+                                                    "minmax"), y: OpConfig("bf16")}).to_list(),
+            "history": [record(0, 0.5, x=hist, y=OpConfig("fp32")),
+                        record(1, 0.6, x=OpConfig("fp32"), y=hist),
+                        record(2, 0.7, y=OpConfig("int8", "static", "asym", "per_channel",
+                                                  "minmax")),
+                        record(3, 0.9)]}
+    found = [(f.op.name, f.precision, f.trial, f.reference) for f in ReportView(data).fallbacks()]
+    assert found == [("y", "bf16", 3, 2)]
 
 
 def test_proxy_scores_are_shown_when_the_strategy_recorded_them(workspace: Path) -> None:

@@ -146,9 +146,9 @@ def _sensitivity(view: ReportView) -> str:
     fallbacks, proxies = view.fallbacks(), view.sensitivity()
     how = ("Measured: each trial that differs from another evaluated trial in one op only, "
            "moved to a wider precision (int8 → bf16/fp32, bf16 → fp32); the metric it won back "
-           "is what that op costs in the narrower one (largest first). Proxy: the per-op scores the strategy computed before "
-           "evaluating (higher: more sensitive), by source" +
-           ("." if view.sensitivity() else "; this strategy recorded none."))
+           "is what that op costs in the narrower one (largest first). Proxy: the per-op "
+           "scores the strategy computed before evaluating (higher: more sensitive), by source"
+           + ("." if proxies else "; this strategy recorded none."))
     if not fallbacks and not proxies:
         return _section("sensitivity", "Per-op sensitivity", how,
                         "<p>No single-op fallback was evaluated and the strategy recorded no "

@@ -80,7 +80,10 @@ class ReportView:
 
     def _trial(self, record: Mapping[str, Any]) -> TrialView:
         changes = QuantConfig.from_list(record.get("changes") or [])
-        config = self.default.with_ops(changes.ops) if self.default.ops else changes
+        if self.default.ops and not changes.ops.keys() <= self.default.ops.keys():
+            raise ValueError(f"trial {record['trial']} changes ops the default config lacks")
+        # one merge, not with_ops: that copies the whole config once per changed op
+        config = QuantConfig({**self.default.ops, **changes.ops})
         label = config.summary(self.default if self.default.ops else None)
         return TrialView(number=record["trial"], metric=record.get("metric"),
                          accepted=bool(record.get("accepted")), failed=bool(record.get("failed")),
@@ -154,12 +157,8 @@ class ReportView:
         """Every trial that moved exactly one op to a wider precision relative to an evaluated
         trial (the default config where that pair exists), largest metric gain first: the
         measured cost of each op in the narrower precision."""
-        scored = [t for t in self.trials if not t.failed and t.metric is not None]
         found: list[Fallback] = []
-        for trial in scored:
-            pairs = [(ref, op) for ref in scored if (op := _single_fallback(ref, trial))]
-            if not pairs:
-                continue
+        for trial, pairs in _single_op_pairs(self.trials):
             ref, op = min(pairs, key=lambda p: (p[0].config != self.default, p[0].number))
             before, after = ref.metric or 0.0, trial.metric or 0.0
             gain = after - before if self.higher_is_better else before - after
@@ -177,19 +176,66 @@ class ReportView:
         return [t for t in self.trials if t.failed]
 
 
-def _single_fallback(reference: TrialView, trial: TrialView) -> OpKey | None:
-    """The op, if ``trial`` differs from ``reference`` in that op alone, which it runs in a
-    wider precision (int8 → bf16 or fp32, bf16 → fp32: graph optimization's AMP tunings
-    fall back from bf16)."""
-    a, b = reference.config.ops, trial.config.ops
-    if a.keys() != b.keys():
-        return None
-    # only ops changed from the default can differ: a cheap test on models of many ops
-    differing = [op for op in reference.changes.keys() | trial.changes.keys() if a[op] != b[op]]
-    if len(differing) != 1:
-        return None
-    op = differing[0]
-    return op if PRECISIONS.index(b[op].precision) > PRECISIONS.index(a[op].precision) else None
+def _single_op_pairs(trials: Sequence[TrialView]
+                     ) -> list[tuple[TrialView, list[tuple[TrialView, OpKey]]]]:
+    """Each trial with the (reference, op) pairs where it equals the reference but for that op,
+    which it runs in a wider precision (int8 → bf16 or fp32; bf16 → fp32, as graph
+    optimization's AMP tunings fall back).
+
+    Trials are indexed by a sum of their changes' hashes, with and without each op, so finding
+    the pairs costs a few lookups per changed op: comparing every pair of trials op by op took
+    18 s for 300 trials of a 300-op model, for a page written at the end of every tuning.
+    """
+    unique: dict[frozenset[Any], TrialView] = {}  # a config evaluated twice: its first trial
+    for t in trials:
+        if not t.failed and t.metric is not None:
+            unique.setdefault(frozenset(t.changes.items()), t)
+    scored = list(unique.values())
+    whole: dict[int, list[TrialView]] = {}  # sum over all of a trial's changes
+    but_one: dict[tuple[OpKey, int], list[TrialView]] = {}  # ... over all but one op's
+    hashes = [{op: _mix(hash((op, c))) for op, c in t.changes.items()} for t in scored]
+    for t, h in zip(scored, hashes):
+        total = sum(h.values())
+        whole.setdefault(total, []).append(t)
+        for op, value in h.items():
+            but_one.setdefault((op, total - value), []).append(t)
+    pairs: dict[int, dict[tuple[int, OpKey], TrialView]] = {}  # by the wider trial's number
+    for t, h in zip(scored, hashes):
+        total = sum(h.values())
+        for op, value in h.items():
+            # the other trial differs in op alone: changed otherwise (it finds t in its own
+            # turn), or left at the default, so either may be the wider one
+            for other in but_one.get((op, total - value), []) + whole.get(total - value, []):
+                low, high = (other, t) if _rank(other.config.ops[op]) < _rank(t.changes[op]) \
+                    else (t, other)
+                if _rank(low.config.ops[op]) < _rank(high.config.ops[op]) \
+                        and _same_but(op, low, high):
+                    pairs.setdefault(high.number, {})[(low.number, op)] = low
+    by_number = {t.number: t for t in scored}
+    return [(by_number[number], [(low, op) for (_, op), low in found.items()])
+            for number, found in sorted(pairs.items())]
+
+
+def _mix(value: int) -> int:
+    """splitmix64's finalizer. Python's tuple hash is close enough to additive that sums of raw
+    hashes collide (``{a: x, b: y}`` and ``{a: y, b: x}`` summed alike); mixed, they do not."""
+    z = (value + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+_MASK = (1 << 64) - 1
+
+
+def _same_but(op: OpKey, a: TrialView, b: TrialView) -> bool:
+    """Whether two trials' changes agree on every op but ``op`` (hash sums can collide)."""
+    return {k: v for k, v in a.changes.items() if k != op} == \
+        {k: v for k, v in b.changes.items() if k != op}
+
+
+def _rank(config: OpConfig) -> int:
+    return PRECISIONS.index(config.precision)
 
 
 def scale(unit: str, values: Sequence[float]) -> tuple[float, str]:
