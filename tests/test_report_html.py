@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tunekit import cli, config
+from tunekit.changes import encode
 from tunekit.errors import TrialError
 from tunekit.evaluate import Evaluator
 from tunekit.htmlreport import render
@@ -104,9 +105,10 @@ def test_single_op_pairs_need_every_other_op_equal() -> None:
     def record(number: int, metric: float, **changes: OpConfig) -> dict[str, Any]:
         ops = {OpKey(n, "Linear"): c for n, c in changes.items()}
         return {"trial": number, "metric": metric, "accepted": False, "failed": False,
-                "changes": QuantConfig(ops).to_list()}
+                "changes": encode(QuantConfig(ops), None)}
 
     data = {"baseline": 1.0, "target": 0.99, "best_trial": None,
+            "op_types": {"x": "Linear", "y": "Linear"},
             "default_ops": QuantConfig({x: OpConfig("int8", "static", "asym", "per_channel",
                                                     "minmax"), y: OpConfig("bf16")}).to_list(),
             "history": [record(0, 0.5, x=hist, y=OpConfig("fp32")),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunekit import __version__
+from tunekit import __version__, changes
 from tunekit.criterion import AccuracyCriterion
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
@@ -111,6 +111,8 @@ class TuneResult:
                            for name, direction in self.objective_directions.items()},
             "default_ops": default.to_list() if default else [],
             "best_ops": self.best_trial.config.to_list() if self.best_trial else [],
+            "op_types": changes.op_types([default] if default else
+                                         [t.config for t in self.trials]),
             "history": [trial_record(t, default) for t in self.trials],
         }
 
@@ -138,13 +140,11 @@ def objective_values(trial: Trial) -> dict[str, float]:
 
 def trial_record(trial: Trial, default: QuantConfig | None) -> dict[str, Any]:
     """One trial for result.json: its outcome, full error, details and the ops that differ
-    from ``default`` (all of them when there is no default)."""
-    changed = [op for op, c in trial.config.ops.items()
-               if default is None or default.ops.get(op) != c]
+    from ``default`` (:mod:`tunekit.changes`)."""
     return {"trial": trial.number, "metric": trial.metric, "objective": trial.objective,
             "accepted": trial.accepted, "failed": trial.failed, "error": trial.error,
             "duration_s": round(trial.duration_s, 4), "details": dict(trial.details),
-            "changes": QuantConfig({op: trial.config.ops[op] for op in changed}).to_list()}
+            "changes": changes.encode(trial.config, default)}
 
 
 def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> dict[str, Any]:

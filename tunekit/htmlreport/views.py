@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tunekit.changes import decode
 from tunekit.errors import ConfigError
 from tunekit.space import PRECISIONS, OpConfig, OpKey, QuantConfig
 
@@ -79,7 +80,7 @@ class ReportView:
                                              f"{exc}); tune again to rewrite it") from None
 
     def _trial(self, record: Mapping[str, Any]) -> TrialView:
-        changes = QuantConfig.from_list(record.get("changes") or [])
+        changes = decode(record.get("changes") or {}, self.data.get("op_types") or {})
         if self.default.ops and not changes.ops.keys() <= self.default.ops.keys():
             raise ValueError(f"trial {record['trial']} changes ops the default config lacks")
         # one merge, not with_ops: that copies the whole config once per changed op
