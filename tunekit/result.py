@@ -12,7 +12,7 @@ from tunekit.criterion import AccuracyCriterion
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
 from tunekit.space import QuantConfig, TuningSpace
-from tunekit.workspace import RECIPE, REPORT, REPORT_HTML, RESULT, Workspace
+from tunekit.workspace import RECIPE, REPORT, HTML_REPORT, RESULT, Workspace
 
 if TYPE_CHECKING:
     from tunekit.adaptor import Adaptor
@@ -173,7 +173,7 @@ def write_outputs(result: TuneResult, workspace: Workspace, adaptor: Adaptor,
             **result.to_dict()}
     workspace.write_json(RESULT, data)
     workspace.write_text(REPORT, report(result))
-    workspace.write_text(REPORT_HTML, render(data))
+    workspace.write_text(HTML_REPORT, render(data))
 
 
 def model_label(model_ref: Mapping[str, str]) -> str:
@@ -192,7 +192,7 @@ def report(result: TuneResult) -> str:
         rows.append(f"| {t.number} | {t.config.summary(reference)} | {metric} | "
                     f"{'yes' if t.accepted else 'no'} | {objective} | {t.duration_s:.2f} |")
     return "# tunekit tuning report\n\n" + result.summary().replace("\n", "  \n") + \
-        f"\n\nFigures, per-op sensitivity and every failure in full: `{REPORT_HTML}`.\n\n" + \
+        f"\n\nFigures, per-op sensitivity and every failure in full: `{HTML_REPORT}`.\n\n" + \
         "\n".join(rows) + "\n" + _pareto_section(result)
 
 

@@ -25,7 +25,7 @@ HISTORY_DB = "history.db"
 RECIPE = "best_config.json"
 RESULT = "result.json"
 REPORT = "report.md"
-REPORT_HTML = "report.html"
+HTML_REPORT = "report.html"
 SPACE = "space.json"
 BEST_MODEL = "best_model"
 
@@ -52,7 +52,7 @@ class Workspace:
     def _drop_partials(self) -> None:
         """Remove what a killed process was writing (``<output>….tmp``): the finished file
         beside it is whole, since every output is written aside and then swapped in."""
-        outputs = (BEST_MODEL, RECIPE, RESULT, REPORT, REPORT_HTML, SPACE)
+        outputs = (BEST_MODEL, RECIPE, RESULT, REPORT, HTML_REPORT, SPACE)
         for item in self.path.glob("*.tmp"):
             if item.is_dir() and item.name.startswith(outputs):
                 shutil.rmtree(item)

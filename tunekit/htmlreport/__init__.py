@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tunekit.errors import ConfigError
 from tunekit.htmlreport.page import render
-from tunekit.workspace import REPORT_HTML, RESULT, Workspace
+from tunekit.workspace import HTML_REPORT, RESULT, Workspace
 
 
 def write_html(workspace: Path, out: Path | None = None, force: bool = False) -> Path:
@@ -22,13 +22,13 @@ def write_html(workspace: Path, out: Path | None = None, force: bool = False) ->
                                    "choose another file")
     if out is not None and out.is_dir():
         raise ConfigError("--out", f"{str(out)!r} is a folder; give a file name such as "
-                                   f"{str(out / REPORT_HTML)!r}")
+                                   f"{str(out / HTML_REPORT)!r}")
     try:
         data = Workspace(workspace).read_json(RESULT)
     except ValueError as exc:  # JSONDecodeError
         raise ConfigError("workspace", f"{str(workspace / RESULT)!r} is not valid JSON "
                                        f"({exc}); tune again to rewrite it") from None
-    target = out if out is not None else workspace / REPORT_HTML
+    target = out if out is not None else workspace / HTML_REPORT
     page = render(data)
     target.parent.mkdir(parents=True, exist_ok=True)
     Workspace(target.parent).write_text(target.name, page)
