@@ -185,7 +185,7 @@ def test_chromium_renders_the_report_of_a_digits_tuning(
     script = ROOT / "tools" / "report_screenshot.sh"
     run = subprocess.run(["bash", str(script), str(tmp_path / "ws"), str(shot), "--max-trials",
                           "7"], env={**example_env, "TUNEKIT_PYTHON": sys.executable},
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     with image.open(shot) as picture:
         width, height = picture.size

@@ -12,7 +12,7 @@ from tunekit.criterion import AccuracyCriterion
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
 from tunekit.space import QuantConfig, TuningSpace
-from tunekit.workspace import RECIPE, REPORT, HTML_REPORT, RESULT, Workspace
+from tunekit.workspace import HTML_REPORT, RECIPE, REPORT, RESULT, Workspace
 
 if TYPE_CHECKING:
     from tunekit.adaptor import Adaptor

@@ -90,7 +90,7 @@ def test_the_figure_keeps_identical_paths_apart(tmp_path: Path) -> None:
     rows = summarize(comparison)
     figure = draw(comparison, rows)
     try:
-        metric, objective, evaluations, seconds = figure.axes
+        metric, _objective, evaluations, seconds = figure.axes
         paths = {line.get_label(): line for line in metric.get_lines()}
         basic, exhaustive = paths["basic"], paths["exhaustive"]
         assert basic.get_xdata()[0] != exhaustive.get_xdata()[0]  # shifted apart
