@@ -83,7 +83,7 @@ def test_a_failure_message_is_whole_and_escaped(workspace: Path) -> None:
 
 def test_per_op_views(workspace: Path) -> None:
     view = ReportView(json.loads((workspace / "result.json").read_text()))
-    measured = view.fallbacks()
+    measured = view.fallbacks
     assert (measured[0].op.name, measured[0].trial, measured[0].reference) == ("conv1", 5, 0)
     assert measured[0].metric_change == pytest.approx(0.2, abs=0.01)  # costliest op first
     conv2 = [(f.precision, f.metric_change) for f in measured if f.op.name == "conv2"]
@@ -91,7 +91,8 @@ def test_per_op_views(workspace: Path) -> None:
     fell = [row.op.name for row in view.final_ops() if row.fell_back]
     assert fell == [n for n, p in view.data["fallback_ops"].items()] and "conv1" in fell
     page = (workspace / "report.html").read_text(encoding="utf-8")
-    assert re.search(r'<tr class="fallback"><td>conv1</td>', page)
+    row = re.search(r'<tr class="fallback"><td>conv1</td>.*?</tr>', page)
+    assert row and "+0.2000 (trial 5 vs 0)" in row.group(0)  # what conv1's fallback won back
     speedup = view.speedup(view.best.details)  # type: ignore[union-attr]
     assert speedup is not None and speedup > 1  # ModelledLatency: int8 ops are faster
 
@@ -116,7 +117,7 @@ def test_single_op_pairs_need_every_other_op_equal() -> None:
                         record(2, 0.7, y=OpConfig("int8", "static", "asym", "per_channel",
                                                   "minmax")),
                         record(3, 0.9)]}
-    found = [(f.op.name, f.precision, f.trial, f.reference) for f in ReportView(data).fallbacks()]
+    found = [(f.op.name, f.precision, f.trial, f.reference) for f in ReportView(data).fallbacks]
     assert found == [("y", "bf16", 3, 2)]
 
 

@@ -143,7 +143,7 @@ def _trials(view: ReportView) -> str:
 
 
 def _sensitivity(view: ReportView) -> str:
-    fallbacks, proxies = view.fallbacks(), view.sensitivity()
+    fallbacks, proxies = view.fallbacks, view.sensitivity()
     how = ("Measured: each trial that differs from another evaluated trial in one op only, "
            "moved to a wider precision (int8 → bf16/fp32, bf16 → fp32); the metric it won back "
            "is what that op costs in the narrower one (largest first). Proxy: the per-op "
@@ -175,20 +175,28 @@ def _sensitivity(view: ReportView) -> str:
 def _final_ops(view: ReportView) -> str:
     ops = view.final_ops()
     how = ("The precision of every tunable op in the returned model; highlighted rows are ops "
-           "that fell back from the default precision. int8 parameters: approach, scheme, "
-           "granularity, calibration algorithm.")
+           "that fell back from the default precision, with what the fallback was measured to "
+           "win back where a single-op pair of trials measured it (see Per-op sensitivity). "
+           "int8 parameters: approach, scheme, granularity, calibration algorithm.")
     if not ops:
         return _section("precisions", "Final precision of every op", how,
                         "<p>No model was returned: every trial failed.</p>")
     counts = ", ".join(f"{p}×{n}" for p, n in sorted((view.data.get("precisions") or {}).items()))
+    measured: dict[str, str] = {}  # op → the largest measured gain of its fallback
+    for f in view.fallbacks:
+        measured.setdefault(f.op.name, f"{f.metric_change:+.4f} (trial {f.trial} vs "
+                                       f"{f.reference})")
     rows = [("fallback" if row.fell_back else "", [
         _cell(row.op.name), _cell(row.op.type), _cell(row.config.precision),
         _cell(", ".join(row.config.items().values()) or "—"),
-        _cell(row.default.precision if row.default else "—")]) for row in ops]
+        _cell(row.default.precision if row.default else "—"),
+        _cell(measured.get(row.op.name, "not measured") if row.fell_back else "")])
+        for row in ops]
     fell = sum(row.fell_back for row in ops)
     return _section("precisions", "Final precision of every op", how,
                     f"<p>{_e(counts)}; {fell} op(s) fell back.</p>" + _table(
-                        ["op", "type", "precision", "int8 parameters", "default"], rows))
+                        ["op", "type", "precision", "int8 parameters", "default",
+                         "fallback won back (metric)"], rows))
 
 
 def _tradeoff(view: ReportView) -> str:

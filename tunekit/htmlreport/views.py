@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tunekit.changes import decode
@@ -154,6 +155,7 @@ class ReportView:
         best = QuantConfig.from_list(self.data.get("best_ops") or [])
         return [OpRow(op, config, self.default.ops.get(op)) for op, config in best.ops.items()]
 
+    @cached_property
     def fallbacks(self) -> list[Fallback]:
         """Every trial that moved exactly one op to a wider precision relative to an evaluated
         trial (the default config where that pair exists), largest metric gain first: the
