@@ -76,7 +76,7 @@ class ReportView:
             self.trials = [self._trial(record) for record in data["history"]]
             self.baseline: float = float(data["baseline"])
             self.target: float = float(data["target"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError("result.json", f"is damaged or not tunekit's ({type(exc).__name__}: "
                                              f"{exc}); tune again to rewrite it") from None
 
