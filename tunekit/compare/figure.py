@@ -81,7 +81,7 @@ def draw(comparison: Comparison, rows: Sequence[Summary]) -> Any:
     _bars(figure.add_subplot(grid[0, 1]), rows, strategies, "evaluations to goal (incl. FP32)",
           [None if r.trials_to_goal is None else r.trials_to_goal + 1 for r in rows], "g")
     _bars(figure.add_subplot(grid[1, 1]), rows, strategies, "wall time to goal (s)",
-          [r.time_to_goal_s for r in rows], ".1f")
+          [r.time_to_goal_s for r in rows], ".3g")
     figure.tight_layout()
     return figure
 
@@ -113,12 +113,14 @@ def _reference_lines(ax: Any, comparison: Comparison) -> None:
 
 def _bars(ax: Any, rows: Sequence[Summary], strategies: list[str], title: str,
           values: Sequence[float | None], pattern: str) -> None:
-    """Horizontal bars per strategy; a strategy that never met the goal says so instead."""
+    """Horizontal bars per strategy; a strategy that never met the goal (or raised in every
+    run) says so instead."""
     positions = range(len(rows))
     ax.barh(positions, [v or 0.0 for v in values],
             color=[_style(strategies.index(r.strategy))["color"] for r in rows])
     for y, row, value in zip(positions, rows, values):
-        text = (f" {format(value, pattern)}" if value is not None else " goal not met") + \
+        missed = " strategy failed" if row.errors and not row.met else " goal not met"
+        text = (f" {format(value, pattern)}" if value is not None else missed) + \
             (f" ({row.met}/{row.seeds} seeds)" if row.seeds > 1 else "")
         ax.text(value or 0.0, y, text, va="center", fontsize="small")
     ax.set_yticks(list(positions), [r.strategy for r in rows])
