@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tunekit.adaptors.tensorflow.keraslike import feed
 from tunekit.errors import ModelError
 
 SIGNATURE = "serving_default"
@@ -52,32 +53,6 @@ class FloatModel:
         """The chosen output of one call on ``inputs``, as numpy."""
         outputs = self.function(**{k: tf.constant(v) for k, v in self.feed(inputs).items()})
         return _pick(outputs, self.output, self.output_names)
-
-
-def feed(inputs: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Map a batch's inputs (array, tuple/list in input order, or dict by name) to names."""
-    if isinstance(inputs, Mapping):
-        unknown = sorted(set(inputs) - set(names))
-        if unknown:
-            raise ModelError(f"the batch has inputs {unknown} the model does not have; its "
-                             f"inputs are: {', '.join(names)}")
-        values = [inputs[n] for n in names]
-    elif isinstance(inputs, (tuple, list)):
-        values = list(inputs)
-    else:
-        values = [inputs]
-    if len(values) != len(names):
-        raise ModelError(f"the batch gives {len(values)} input(s), the model takes {len(names)}: "
-                         f"{', '.join(names)}")
-    return {n: np.asarray(v, dtype=np.float32) if _is_float(v) else np.asarray(v)
-            for n, v in zip(names, values)}
-
-
-def _is_float(value: Any) -> bool:
-    dtype = getattr(value, "dtype", None)
-    if dtype is None:
-        return True
-    return bool(np.issubdtype(np.dtype(getattr(dtype, "as_numpy_dtype", dtype)), np.floating))
 
 
 def _pick(outputs: Any, name: str, names: Sequence[str]) -> np.ndarray:
@@ -124,8 +99,8 @@ def _is_keras(model: Any) -> bool:
 def _build(model: Any, inputs: Sequence[str] | None, output: str | None,
            signature: str) -> FloatModel:
     if _is_keras(model):
-        function, in_names, out_names = keras_function(model)
-        keras = model
+        keras = model if hasattr(model, "inputs") else functional(model)
+        function, in_names, out_names = keras_function(keras)
     else:
         if signature not in model.signatures:
             raise ModelError(f"the SavedModel has no signature {signature!r}; it has: "
@@ -145,6 +120,33 @@ def _build(model: Any, inputs: Sequence[str] | None, output: str | None,
     return FloatModel(model, keras, function, in_names, out_names, output or out_names[0])
 
 
+def functional(model: Any) -> Any:
+    """A Functional model around a subclassed one: TFLite conversion, layer naming and the
+    input names of dict batches all need symbolic inputs, which a subclassed model gains only
+    through the shapes of its first call (one tensor, a list of them, or a dict by name)."""
+    import keras
+
+    try:
+        from keras.src.export.export_utils import get_input_signature
+
+        (signature,) = get_input_signature(model)
+    except (ImportError, ValueError, TypeError) as exc:
+        raise ModelError(f"{type(model).__name__} is a subclassed Keras model that was never "
+                         "called, so its input shapes are unknown; call it once on a batch "
+                         f"(model(x)) before tuning ({exc})") from exc
+
+    def placeholder(spec: Any, name: str | None) -> Any:
+        return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=name)
+
+    if isinstance(signature, Mapping):
+        inputs: Any = {name: placeholder(spec, name) for name, spec in signature.items()}
+    elif isinstance(signature, (list, tuple)):
+        inputs = [placeholder(spec, None) for spec in signature]
+    else:
+        inputs = placeholder(signature, None)
+    return keras.Model(inputs, model(inputs), name=model.name)
+
+
 def _check_names(kind: str, given: Sequence[str], real: Sequence[str]) -> None:
     wrong = [n for n in given if n not in real]
     if wrong:
@@ -160,10 +162,19 @@ def keras_function(model: Any) -> tuple[Any, list[str], list[str]]:
     specs = {n: tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=n)
              for n, t in zip(in_names, model.inputs)}
 
+    structure = getattr(model, "input", None)
+    by_key = ({key: _tensor_name(t) for key, t in structure.items()}
+              if isinstance(structure, Mapping) else None)  # built from a dict of inputs
+
     @tf.function(input_signature=[specs])
     def call(kwargs: dict[str, Any]) -> dict[str, Any]:
         values = [kwargs[n] for n in in_names]
-        result = model(values[0] if len(values) == 1 else values, training=False)
+        args = ({key: kwargs[name] for key, name in by_key.items()} if by_key
+                else values[0] if len(values) == 1 else values)
+        result = model(args, training=False)
+        if isinstance(result, Mapping):
+            result = [result[n] for n in out_names] if set(out_names) <= set(result) \
+                else list(result.values())
         result = result if isinstance(result, (list, tuple)) else [result]
         return dict(zip(out_names, result))
 
