@@ -99,7 +99,7 @@ def _is_keras(model: Any) -> bool:
 def _build(model: Any, inputs: Sequence[str] | None, output: str | None,
            signature: str) -> FloatModel:
     if _is_keras(model):
-        keras = model if hasattr(model, "inputs") else functional(model)
+        keras = model if hasattr(model, "inputs") and not _dict_inputs(model) else functional(model)
         function, in_names, out_names = keras_function(keras)
     else:
         if signature not in model.signatures:
@@ -121,11 +121,36 @@ def _build(model: Any, inputs: Sequence[str] | None, output: str | None,
 
 
 def functional(model: Any) -> Any:
-    """A Functional model around a subclassed one: TFLite conversion, layer naming and the
-    input names of dict batches all need symbolic inputs, which a subclassed model gains only
-    through the shapes of its first call (one tensor, a list of them, or a dict by name)."""
+    """A Functional model with a list of named inputs around ``model``, a subclassed model or one
+    built from a dict of inputs: TFLite's converter, layer naming and dict batches all need
+    symbolic inputs in a list. A subclassed model has them only through the shapes of its first
+    call (one tensor, a list of them, or a dict by name)."""
     import keras
 
+    signature = model.input if hasattr(model, "inputs") else _first_call(model)
+
+    def placeholder(spec: Any, name: str | None) -> Any:
+        return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=name)
+
+    if isinstance(signature, Mapping):
+        inputs = [placeholder(spec, name) for name, spec in signature.items()]
+        args: Any = dict(zip(signature, inputs))
+    elif isinstance(signature, (list, tuple)):
+        inputs = args = [placeholder(spec, None) for spec in signature]
+    else:
+        inputs = args = placeholder(signature, None)
+    return keras.Model(inputs, model(args), name=model.name)
+
+
+def _dict_inputs(model: Any) -> bool:
+    try:
+        return isinstance(model.input, Mapping)
+    except AttributeError:  # a Sequential that was built but never called
+        return False
+
+
+def _first_call(model: Any) -> Any:
+    """The input structure a subclassed model was first called with (Keras records it)."""
     try:
         from keras.src.export.export_utils import get_input_signature
 
@@ -134,17 +159,7 @@ def functional(model: Any) -> Any:
         raise ModelError(f"{type(model).__name__} is a subclassed Keras model that was never "
                          "called, so its input shapes are unknown; call it once on a batch "
                          f"(model(x)) before tuning ({exc})") from exc
-
-    def placeholder(spec: Any, name: str | None) -> Any:
-        return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=name)
-
-    if isinstance(signature, Mapping):
-        inputs: Any = {name: placeholder(spec, name) for name, spec in signature.items()}
-    elif isinstance(signature, (list, tuple)):
-        inputs = [placeholder(spec, None) for spec in signature]
-    else:
-        inputs = placeholder(signature, None)
-    return keras.Model(inputs, model(inputs), name=model.name)
+    return signature
 
 
 def _check_names(kind: str, given: Sequence[str], real: Sequence[str]) -> None:
@@ -162,16 +177,10 @@ def keras_function(model: Any) -> tuple[Any, list[str], list[str]]:
     specs = {n: tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=n)
              for n, t in zip(in_names, model.inputs)}
 
-    structure = getattr(model, "input", None)
-    by_key = ({key: _tensor_name(t) for key, t in structure.items()}
-              if isinstance(structure, Mapping) else None)  # built from a dict of inputs
-
     @tf.function(input_signature=[specs])
     def call(kwargs: dict[str, Any]) -> dict[str, Any]:
         values = [kwargs[n] for n in in_names]
-        args = ({key: kwargs[name] for key, name in by_key.items()} if by_key
-                else values[0] if len(values) == 1 else values)
-        result = model(args, training=False)
+        result = model(values[0] if len(values) == 1 else values, training=False)
         if isinstance(result, Mapping):
             result = [result[n] for n in out_names] if set(out_names) <= set(result) \
                 else list(result.values())
