@@ -37,12 +37,17 @@ def three_heads() -> Any:
 
 
 def fp32_candidate(model: Any, adaptor: TensorFlowAdaptor | None = None) -> Any:
+    return fp32_candidate_of(model, {"zeta": ZETA, "alpha": ALPHA}, adaptor)
+
+
+def fp32_candidate_of(model: Any, batch: Any, adaptor: TensorFlowAdaptor | None = None) -> Any:
+    """The candidate of ``model`` with every op in fp32 (a TFLite flatbuffer)."""
     adaptor = adaptor or TensorFlowAdaptor()
     space = adaptor.capabilities(model)
     config = space.default()
     for op in space.ops:
         config = config.with_op(op, space.option(op, "fp32"))
-    return adaptor.quantize(model, config, [{"zeta": ZETA, "alpha": ALPHA}])
+    return adaptor.quantize(model, config, [batch])
 
 
 def assert_outputs(got: Any, expected: Any) -> None:
@@ -158,6 +163,14 @@ def test_the_adaptor_claims_keras_and_tensorflow_models(three_heads: Any, tmp_pa
     three_heads.export(str(tmp_path / "saved"), verbose=False)
     assert claims(tmp_path / "saved") and claims(tf.saved_model.load(str(tmp_path / "saved")))
     assert not claims(tmp_path)
+
+
+def test_tf_keras_models_tune_too() -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    model = tf_keras.Sequential([tf_keras.layers.Input((4,)), tf_keras.layers.Dense(2)])
+    assert TensorFlowAdaptor.handles(model)
+    candidate = fp32_candidate_of(model, ZETA)
+    np.testing.assert_allclose(candidate.predict(ZETA), model(ZETA), rtol=1e-4, atol=1e-5)
 
 
 def test_handles_does_not_import_tensorflow() -> None:

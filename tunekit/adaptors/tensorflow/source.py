@@ -8,6 +8,7 @@ which kind it has.
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -93,13 +94,17 @@ def check_kind(model: Any) -> None:
 
 
 def _is_keras(model: Any) -> bool:
-    return isinstance(model, tf.keras.Model)
+    """A Keras 3 model, or a Keras 2 one when the program imported ``tf_keras``."""
+    legacy = sys.modules.get("tf_keras")
+    return isinstance(model, tf.keras.Model) or (
+        legacy is not None and isinstance(model, legacy.Model))
 
 
 def _build(model: Any, inputs: Sequence[str] | None, output: str | None,
            signature: str) -> FloatModel:
     if _is_keras(model):
-        keras = model if hasattr(model, "inputs") and not _dict_inputs(model) else functional(model)
+        listed = getattr(model, "inputs", None) and not _dict_inputs(model)
+        keras = model if listed else functional(model)
         function, in_names, out_names = keras_function(keras)
     else:
         if signature not in model.signatures:
@@ -125,9 +130,13 @@ def functional(model: Any) -> Any:
     built from a dict of inputs: TFLite's converter, layer naming and dict batches all need
     symbolic inputs in a list. A subclassed model has them only through the shapes of its first
     call (one tensor, a list of them, or a dict by name)."""
+    if type(model).__module__.startswith("tf_keras"):
+        raise ModelError(f"{type(model).__name__} is a tf_keras model without a list of symbolic "
+                         "inputs (subclassed, or built from a dict): tunekit wraps those for Keras "
+                         "3 models only; build it from a list of tf_keras.Input, or in Keras 3")
     import keras
 
-    signature = model.input if hasattr(model, "inputs") else _first_call(model)
+    signature = model.input if getattr(model, "inputs", None) else _first_call(model)
 
     def placeholder(spec: Any, name: str | None) -> Any:
         return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=name)
