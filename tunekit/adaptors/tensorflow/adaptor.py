@@ -5,7 +5,9 @@ are imported on first use, so ``tunekit plugins`` and configs naming another fra
 
 Candidates: int8/fp32 mixes are TFLite flatbuffers (:class:`runtime.TFLiteModel`) quantized from
 one calibration; bf16/fp32 mixes of Keras models are Keras clones with per-layer bf16 policies
-(:class:`bf16.KerasBF16Model`). docs/tensorflow-backend.md has the measurements behind both.
+(:class:`bf16.KerasBF16Model`); both are called and ``predict``-ed like the Keras model they
+replace (:class:`keraslike.KerasLike`), so an eval_func written for Keras scores them too.
+docs/tensorflow-backend.md has the measurements behind both.
 """
 
 from __future__ import annotations
