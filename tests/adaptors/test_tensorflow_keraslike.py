@@ -155,6 +155,17 @@ def test_bf16_space_of_a_layer_that_becomes_two_ops() -> None:
     assert layer not in bf16 and model.layers[-1].name in bf16
 
 
+def test_a_model_tflite_cannot_convert_stops_with_one_line() -> None:
+    model = keras.Sequential([keras.Input((12,), dtype="int32"), keras.layers.Embedding(100, 8),
+                              keras.layers.GRU(8), keras.layers.Dense(2)])
+    with pytest.raises(ModelError) as caught:
+        TensorFlowAdaptor().capabilities(model)
+    message = str(caught.value)
+    assert "\n" not in message and "note:" not in message
+    assert message.startswith("TFLite cannot convert Sequential: 'tf.TensorListReserve' op")
+    assert "/gru" in message
+
+
 def test_the_adaptor_claims_keras_and_tensorflow_models(three_heads: Any, tmp_path: Any) -> None:
     claims = TensorFlowAdaptor.handles
     assert claims(three_heads) and claims(Residual()) and claims(keras.Sequential())

@@ -95,7 +95,7 @@ class TensorFlowAdaptor(Adaptor):
     # -- the FP32 model ------------------------------------------------------------------------
     def _state(self, model: Any) -> _ModelState:
         from tunekit.adaptors.tensorflow import source
-        from tunekit.adaptors.tensorflow.runtime import quiet
+        from tunekit.adaptors.tensorflow.runtime import conversion_error, quiet
 
         states = self.__dict__.setdefault("_states", weakref.WeakKeyDictionary())
         source.check_kind(model)
@@ -105,8 +105,8 @@ class TensorFlowAdaptor(Adaptor):
                 with quiet():
                     blob = float_model.converter().convert()
             except Exception as exc:
-                raise ModelError(f"TFLite cannot convert {type(model).__name__} "
-                                 f"({type(exc).__name__}: {exc})") from exc
+                raise ModelError(f"TFLite cannot convert {type(model).__name__}: "
+                                 f"{conversion_error(exc)}") from exc
             states[model] = _ModelState(float_model, blob, _find_ops(float_model, blob))
         return states[model]
 

@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -172,6 +173,19 @@ def quiet() -> Iterator[None]:
         os.dup2(saved[1], 2)
         for fd in saved:
             os.close(fd)
+
+
+_MLIR_ERROR = re.compile(r'error: (?:loc\(.*?fused\["[^"]*", "(?P<where>[^"@]*)[^)]*\)+: )?(?P<what>.*)')
+
+
+def conversion_error(exc: Exception) -> str:
+    """The first error of a TFLite conversion failure in one line, with the graph path it is
+    at: the converter reports MLIR diagnostics, many lines of locations per error."""
+    match = _MLIR_ERROR.search(str(exc))
+    if match is None:
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    where = f" (at {match['where']})" if match["where"] else ""
+    return f"{match['what'].strip()}{where}"
 
 
 def input_order(blob: bytes, names: Sequence[str]) -> list[str]:
