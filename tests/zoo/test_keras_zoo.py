@@ -115,6 +115,10 @@ def test_raw_features_that_xnnpack_refuses_tune_with_predict(tmp_path: Path) -> 
     with pytest.raises(RuntimeError, match="XNNPACK"):  # the case this test is about
         new_interpreter(default.blob, [calib[0].shape], kernels=XNNPACK)
     assert default.kernels == BUILTIN and default(calib[0]).shape == (32, 3)
+    adaptor.save(default, default.config, tmp_path / "default")
+    reloaded = adaptor.load(model, default.config, tmp_path / "default")
+    assert reloaded.kernels == BUILTIN  # saved with the kernels it runs on
+    np.testing.assert_array_equal(reloaded(calib[0]), default(calib[0]))
 
     result = tune(model, calib, tmp_path / "ws", eval_func=eval_func)
     check_met(result, baseline)
