@@ -16,7 +16,7 @@ keras = tf.keras
 
 from tunekit.adaptors.tensorflow import TensorFlowAdaptor
 from tunekit.adaptors.tensorflow.bf16 import supported as bf16_supported
-from tunekit.errors import ModelError
+from tunekit.errors import ModelError, NotSupportedError
 from tunekit.space import OpKey
 
 RNG = np.random.default_rng(0)
@@ -75,6 +75,8 @@ def test_predict_cuts_batches_and_reads_datasets(three_heads: Any) -> None:
     assert_outputs(candidate.predict(labelled), expected)
     assert_outputs(candidate.predict(labelled, steps=1), [e[:4] for e in expected])
     assert_outputs(candidate.predict({"zeta": ZETA, "alpha": ALPHA}), expected)
+    with pytest.raises(NotSupportedError, match=r"score model.predict\(x\)"):
+        candidate.evaluate([ZETA, ALPHA], np.zeros(10))
 
 
 def test_the_configured_output_is_the_one_the_metric_sees(three_heads: Any) -> None:

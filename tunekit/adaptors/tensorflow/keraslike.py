@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tunekit.errors import ModelError
+from tunekit.errors import ModelError, NotSupportedError
 
 #: Keras' default ``predict`` batch size.
 DEFAULT_BATCH = 32
@@ -52,6 +52,14 @@ class KerasLike(abc.ABC):
         if not chunks:
             raise ValueError("predict got no data (an empty dataset or zero samples)")
         return _unwrap([np.concatenate(parts) for parts in zip(*chunks)])
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused with the way out: ``keras_model.evaluate`` reads the loss and metrics
+        ``compile`` gave the FP32 model, which a tuned model does not carry."""
+        raise NotSupportedError(
+            f"{type(self).__name__} has no evaluate(): a tuned model carries no compiled loss "
+            "or metrics; score model.predict(x) in the eval_func (e.g. np.argmax(model.predict"
+            "(x), 1) == y), or give evaluation.metric with evaluation.data")
 
 
 def _unwrap(outputs: list[np.ndarray]) -> Any:
