@@ -176,6 +176,9 @@ def test_the_adaptor_claims_keras_and_tensorflow_models(three_heads: Any, tmp_pa
     three_heads.export(str(tmp_path / "saved"), verbose=False)
     assert claims(tmp_path / "saved") and claims(tf.saved_model.load(str(tmp_path / "saved")))
     assert not claims(tmp_path)
+    assert claims(tf.Module())
+    with pytest.raises(ModelError, match="tf.Module without serving signatures"):
+        TensorFlowAdaptor().capabilities(tf.Module())
 
 
 def test_tf_keras_models_tune_too() -> None:

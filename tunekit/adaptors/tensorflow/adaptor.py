@@ -76,8 +76,8 @@ class TensorFlowAdaptor(Adaptor):
     @classmethod
     def handles(cls, model: Any) -> bool:
         """Claims Keras models (``keras.Model`` of any kind, Keras 3 or tf_keras), SavedModels
-        loaded with ``tf.saved_model.load``, and paths to a ``.keras``/``.h5`` file or a
-        SavedModel folder. TensorFlow is not imported to answer: a Keras model cannot exist
+        loaded with ``tf.saved_model.load``, other ``tf.Module`` objects (to say what they
+        lack), and paths to a ``.keras``/``.h5`` file or a SavedModel folder. TensorFlow is not imported to answer: a Keras model cannot exist
         unless its package is already imported."""
         if isinstance(model, (str, os.PathLike)):
             path = Path(model)
@@ -86,8 +86,9 @@ class TensorFlowAdaptor(Adaptor):
             module = sys.modules.get(package)
             if module is not None and isinstance(model, getattr(module, "Model", ())):
                 return True
-        return ("tensorflow" in sys.modules and hasattr(model, "signatures")
-                and type(model).__module__.startswith("tensorflow."))
+        tf = sys.modules.get("tensorflow")
+        return tf is not None and (isinstance(model, tf.Module) or (
+            hasattr(model, "signatures") and type(model).__module__.startswith("tensorflow.")))
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
