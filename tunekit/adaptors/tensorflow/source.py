@@ -88,13 +88,14 @@ def check_kind(model: Any) -> None:
     if isinstance(model, (str, Path)):
         raise ModelError(f"got the path {str(model)!r}; load it with the adaptor's load_model "
                          "(model.path in the YAML) or pass the loaded model")
-    if isinstance(model, tf.Module) and not hasattr(model, "signatures"):
+    if _is_keras(model) or hasattr(model, "signatures"):
+        return
+    if isinstance(model, tf.Module):
         raise ModelError(f"{type(model).__name__} is a tf.Module without serving signatures; "
                          "save it with tf.saved_model.save(module, folder, signatures=...) and "
                          "give the folder (or its tf.saved_model.load), or give a keras.Model")
-    if not (_is_keras(model) or hasattr(model, "signatures")):
-        raise ModelError(f"{type(model).__name__} is not a TensorFlow model; give a keras.Model, "
-                         "a .keras file or a SavedModel directory")
+    raise ModelError(f"{type(model).__name__} is not a TensorFlow model; give a keras.Model, "
+                     "a .keras file or a SavedModel directory")
 
 
 def _is_keras(model: Any) -> bool:
