@@ -79,10 +79,16 @@ def test_predict_cuts_batches_and_reads_datasets(three_heads: Any) -> None:
         candidate.evaluate([ZETA, ALPHA], np.zeros(10))
 
 
-def test_the_configured_output_is_the_one_the_metric_sees(three_heads: Any) -> None:
-    adaptor = TensorFlowAdaptor(output="aa_head")
-    candidate = fp32_candidate(three_heads, adaptor)
-    [(outputs, _)] = adaptor.predict(candidate, [((ZETA, ALPHA), None)])
+@pytest.mark.parametrize("kind, output", [("keras", "aa_head"), ("savedmodel", "output_1")])
+def test_the_configured_output_is_the_one_the_metric_sees(three_heads: Any, tmp_path: Any,
+                                                          kind: str, output: str) -> None:
+    model = three_heads
+    if kind == "savedmodel":  # outputs named output_0..2 in the Keras order, read sorted
+        three_heads.export(str(tmp_path / "saved"), verbose=False)
+        model = tf.saved_model.load(str(tmp_path / "saved"))
+    adaptor = TensorFlowAdaptor(output=output)
+    candidate = fp32_candidate(model, adaptor)
+    [(outputs, _)] = adaptor.predict(candidate, [({"zeta": ZETA, "alpha": ALPHA}, None)])
     np.testing.assert_allclose(outputs, three_heads([ZETA, ALPHA])[1], rtol=1e-4, atol=1e-5)
 
 
