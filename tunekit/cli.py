@@ -1,6 +1,6 @@
 """The ``tunekit`` command line.
 
-Exit codes (DESIGN §3): 0 goal met, 3 goal not met (best-so-far saved), 2 configuration or usage
+Exit codes (README, "From the command line"): 0 goal met, 3 goal not met (best-so-far saved), 2 configuration or usage
 error, 1 anything else. Errors tunekit raises on purpose print as one message, no traceback
 (``TUNEKIT_DEBUG=1`` shows it).
 """

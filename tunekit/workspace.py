@@ -1,6 +1,6 @@
 """The workspace folder: where a tuning keeps its history, best model, recipe and report.
 
-Layout (DESIGN §3): ``history.log`` (optuna journal; or an external ``--storage``),
+Layout: ``history.log`` (optuna journal; or an external ``--storage``),
 ``best_model<suffix>`` (framework-native, safe format), ``best_config.json`` (the recipe),
 ``result.json`` (machine-readable summary), ``report.md``. A new tuning in a workspace that holds
 an earlier one moves the old files to ``previous/<timestamp>/`` instead of deleting them: only
