@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Run Intel Neural Compressor 2.6 (basic strategy, absolute 0.0 loss) on a workload module of
-``benchmarks/workloads`` and print one JSON line (``inc_digits.py`` does the same for the digits example).
+``benchmarks/workloads`` (``digits_half``, ``resnet_digits``) and print one JSON line.
 
 Runs in the peer environment (``~/.cache/tunekit-peers/venv-inc2``), started by ``vs_inc.py``:
     venv-inc2/bin/python benchmarks/inc_workload.py resnet_digits

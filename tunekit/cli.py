@@ -1,8 +1,8 @@
 """The ``tunekit`` command line.
 
-Exit codes (README, "From the command line"): 0 goal met, 3 goal not met (best-so-far saved), 2 configuration or usage
-error, 1 anything else. Errors tunekit raises on purpose print as one message, no traceback
-(``TUNEKIT_DEBUG=1`` shows it).
+Exit codes (README, "From the command line"): 0 goal met, 3 goal not met (best-so-far saved),
+2 configuration or usage error, 1 anything else. Every error prints as one line, no traceback
+(``TUNEKIT_DEBUG=1`` shows it); an unexpected one says so.
 """
 
 from __future__ import annotations

@@ -113,9 +113,9 @@ class TuneResult:
             "precisions": best.config.counts() if best else {},
             "fallback_ops": {op.name: c.precision for op, c in best.config.ops.items()
                              if c.precision != "int8"} if best else {},
-            "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": objective_values(t),
-                              "speed": self._speed_dicts(t), "ops": t.config.to_list()}
-                             for t in self.pareto_front],
+            "pareto_front": [{"trial": t.number, "metric": t.metric,
+                              "objectives": objective_values(t), "speed": self._speed_dicts(t),
+                              "ops": t.config.to_list()} for t in self.pareto_front],
         }
 
     def save(self, path: str | Path) -> None:

@@ -78,8 +78,9 @@ def from_details(details: Mapping[str, float], name: str,
 
 
 def runtimes(adaptor: Adaptor, model: Any, fp32: Any) -> str | None:
-    """``TFLite vs FP32 in TensorFlow (Keras)`` when ``model`` and its FP32 ``fp32`` run in different
-    runtimes (part of such a speedup is the runtime's, not the precision's), else None."""
+    """``TFLite vs FP32 in TensorFlow (Keras)`` when ``model`` and its FP32 ``fp32`` run in
+    different runtimes (part of such a speedup is the runtime's, not the precision's), else
+    None."""
     mine, theirs = adaptor.runtime(model), adaptor.runtime(fp32)
     return f"{mine} vs FP32 in {theirs}" if mine and theirs and mine != theirs else None
 

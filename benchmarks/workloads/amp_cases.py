@@ -6,8 +6,8 @@ results with the same loop (:func:`timing.interleaved`):
 
 - ``resnet_digits``: the trained ResNet-like CNN of :mod:`resnet_digits` (convolutions carry
   the time); metric top-1 on its 597 held-out images, batch 32 timed;
-- ``bert_like``: :func:`refmodels.build_r3` (4 encoder layers, hidden 256, seq 128, random init; Linear
-  layers carry the time); metric the mean cosine similarity of its logits to FP32's on 32 fixed
+- ``bert_like``: :func:`refmodels.build_r3` (4 encoder layers, hidden 256, seq 128, random init;
+  Linear layers carry the time); metric the mean cosine similarity of its logits to FP32's on 32 fixed
   random sequences, batch 8 timed.
 """
 

@@ -49,7 +49,8 @@ def build_r2(num_classes=1000):
             self.relu2 = nn.ReLU()
             self.down = None
             if stride != 1 or inp != out:
-                self.down = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+                self.down = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out))
 
         def forward(self, x):
             idt = x if self.down is None else self.down(x)
@@ -148,12 +149,15 @@ def r3_input(bs, seed=SEED):
 
 def build_keras_r1():
     """Keras twin of R1. Mirrors PyTorch defaults so that it trains "the same way":
-    weights ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (= torch kaiming_uniform(a=sqrt(5))), same for biases,
+    weights ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (= torch kaiming_uniform(a=sqrt(5))), same for
+    biases,
     BatchNorm momentum 0.9 / epsilon 1e-5 (= torch momentum 0.1, eps 1e-5).
-    (With Keras' default BN momentum 0.99 the moving statistics lag after 285 steps: eval top-1 0.856.)"""
+    (With Keras' default BN momentum 0.99 the moving statistics lag after 285 steps: eval top-1
+    0.856.)"""
     import tensorflow as tf
     L = tf.keras.layers
-    init = tf.keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=SEED)
+    init = tf.keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in",
+                                                 distribution="uniform", seed=SEED)
 
     def binit(fan_in, k):
         b = 1.0 / np.sqrt(fan_in)
@@ -171,7 +175,8 @@ def build_keras_r1():
             x = L.MaxPooling2D(2, name=f"pool{i+1}")(x)
         cin = ch
     x = L.Flatten(name="flatten")(x)
-    x = L.Dense(128, activation="relu", name="fc1", kernel_initializer=init, bias_initializer=binit(1024, 10))(x)
+    x = L.Dense(128, activation="relu", name="fc1", kernel_initializer=init,
+                bias_initializer=binit(1024, 10))(x)
     out = L.Dense(10, name="fc2", kernel_initializer=init, bias_initializer=binit(128, 11))(x)
     return tf.keras.Model(inp, out, name="digits_cnn")
 
@@ -179,8 +184,8 @@ def build_keras_r1():
 class ContentionMeter:
     """Fraction of total machine CPU used by OTHER processes between start() and stop().
 
-    foreign = (busy CPU time of the whole box - CPU time of this process incl. threads) / (wall * ncpu).
-    Values above ~0.05 mean another process competed with the benchmark (this box has only 2 cores).
+    foreign = (busy CPU time of the whole box - CPU time of this process incl. threads)
+    / (wall * ncpu). Values above ~0.05 mean another process competed with the benchmark.
     """
 
     def _read(self):
@@ -200,5 +205,6 @@ class ContentionMeter:
         b0, o0, w0 = self.s
         ncpu = os.cpu_count() or 1
         wall = max(w1 - w0, 1e-9)
-        return {"wall_s": round(wall, 1), "foreign_cpu_frac": round(max(0.0, (b1 - b0) - (o1 - o0)) / (wall * ncpu), 3),
+        foreign = max(0.0, (b1 - b0) - (o1 - o0)) / (wall * ncpu)
+        return {"wall_s": round(wall, 1), "foreign_cpu_frac": round(foreign, 3),
                 "own_cpu_frac": round((o1 - o0) / (wall * ncpu), 3)}
