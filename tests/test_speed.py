@@ -33,6 +33,9 @@ def test_a_speed_reads_one_way_and_flags_noise() -> None:
     assert noisy.text() == ("0.50× the speed of (slower than) FP32 (2.000 vs 1.000 ms, batch 1, "
                             "±25%, noisy, TFLite vs FP32 in TensorFlow (Keras))")
     assert noisy.cell() == "0.50× ±25% noisy"
+    busy = Speed(model_ms=1.0, fp32_ms=2.0, spread=0.01, foreign_cpu=0.8)
+    assert busy.busy and busy.cell() == "2.00× busy"
+    assert "busy machine: other processes used 80% of the CPU" in busy.text()
     details = {"performance": 0.002, "performance.fp32": 0.004, "performance.batch_size": 8.0,
                "performance.spread": 0.01}
     assert from_details(details, "performance") == Speed(2.0, 4.0, 8, 0.01)

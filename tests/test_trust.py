@@ -117,11 +117,14 @@ def test_compare_out_and_a_broken_cache_fail_before_any_evaluation(
 
 def test_benchmark_out_is_checked_before_timing(project: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert tune(project) in (cli.EXIT_MET, cli.EXIT_NOT_MET)
     (project / "taken.json").write_text("{}")
-    code = cli.main(["benchmark", str(project / "config.yaml"), "--model", str(project / "nope"),
+    code = cli.main(["benchmark", str(project / "config.yaml"), "--model", str(project / "ws"),
                      "--out", str(project / "taken.json")])
     assert code == cli.EXIT_USAGE
     assert "taken.json already exists" in capsys.readouterr().err
+    code = cli.main(["benchmark", str(project / "config.yaml"), "--model", str(project / "no")])
+    assert code == cli.EXIT_USAGE and not (project / "no").exists()  # nothing created
 
 
 # ------------------------------------------------------------------ one line per error

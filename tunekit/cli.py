@@ -199,6 +199,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
     spec = config.load(args.config, args.overrides)  # fails on a bad config before any work
     model = args.model if args.model is not None else spec.tuning.workspace
+    benchmark.workspace_of(model)  # a wrong --model fails first, creating nothing
     out = args.out or (model.parent if model.is_file() else model) / "benchmark.json"
     check_out(out, "--out", args.force)  # a taken or unwritable --out fails before the timing
     report = benchmark.run(args.config, args.overrides, model)

@@ -109,9 +109,13 @@ class Dispatcher:
         them: the history's trials, and also the configs past a batch's first accepted one that
         a worker had finished before the batch was cut (speculative work, not in the history)."""
         prefix = f"{self.job.run}:"
+        complete = self.store._optuna.trial.TrialState.COMPLETE
+        # a cancelled trial whose worker finished first is COMPLETE (the worker's tell won over
+        # the cancel, which marks it discarded first): that worker evaluated it too
         return sum(1 for frozen in self.store.study.get_trials(deepcopy=False)
                    if str(frozen.user_attrs.get(TASK, "")).startswith(prefix)
-                   and "state" in frozen.user_attrs and not frozen.user_attrs.get(DISCARDED))
+                   and "state" in frozen.user_attrs
+                   and (not frozen.user_attrs.get(DISCARDED) or frozen.state == complete))
 
     def run_batch(self, first: int, configs: Sequence[QuantConfig], stop_at_accept: bool,
                   known: Mapping[QuantConfig, Trial]) -> list[Trial]:

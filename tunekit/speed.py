@@ -5,7 +5,8 @@ the same way, with what it is made of: the batch size and both times in millisec
 spread of the ratio over the interleaved rounds it was timed in (see
 :meth:`tunekit.objectives.performance.Performance.measure_beside`). A spread above
 :data:`NOISY` is flagged: the machine's load moved the figure more than the figure can be
-trusted to say.
+trusted to say; so is a machine that other processes kept busy (:data:`BUSY`) while timing,
+which can leave the ratio steady and still distort it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 #: a ratio whose spread (half the interquartile range over rounds, relative) is above this is
 #: flagged "noisy"
 NOISY = 0.10
+#: other processes using more than this share of the CPU while timing flag the figure "busy"
+BUSY = 0.25
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Speed:
     spread: float | None = None
     #: the runtimes each side ran in, when they differ (``TFLite vs FP32 in TensorFlow``)
     runtimes: str | None = None
+    #: the share of the CPU other processes used while timing (None: unknown)
+    foreign_cpu: float | None = None
 
     @property
     def speedup(self) -> float:
@@ -42,9 +47,14 @@ class Speed:
     def noisy(self) -> bool:
         return self.spread is not None and self.spread > NOISY
 
+    @property
+    def busy(self) -> bool:
+        return self.foreign_cpu is not None and self.foreign_cpu > BUSY
+
     def cell(self) -> str:
-        """``3.58×`` (``3.58× ±23% noisy`` when disturbed): for tables."""
-        return f"{self.speedup:.2f}×" + (f" ±{self.spread:.0%} noisy" if self.noisy else "")
+        """``3.58×`` (``3.58× ±23% noisy``, ``3.58× busy`` when disturbed): for tables."""
+        return f"{self.speedup:.2f}×" + (f" ±{self.spread:.0%} noisy" if self.noisy else "") \
+            + (" busy" if self.busy else "")
 
     def text(self) -> str:
         """``3.58× faster than FP32 (0.950 vs 3.400 ms, batch 32, ±4%)``: for a line."""
@@ -54,6 +64,8 @@ class Speed:
             parts.append(f"batch {self.batch_size}")
         if self.spread is not None:
             parts.append(f"±{self.spread:.0%}" + (", noisy" if self.noisy else ""))
+        if self.busy:
+            parts.append(f"busy machine: other processes used {self.foreign_cpu:.0%} of the CPU")
         if self.runtimes:
             parts.append(self.runtimes)
         return f"{self.speedup:.2f}× {verdict} FP32 ({', '.join(parts)})"
@@ -62,7 +74,9 @@ class Speed:
         return {"speedup": round(self.speedup, 4), "model_ms": round(self.model_ms, 4),
                 "fp32_ms": round(self.fp32_ms, 4), "batch_size": self.batch_size,
                 "spread": None if self.spread is None else round(self.spread, 4),
-                "noisy": self.noisy, "runtimes": self.runtimes}
+                "noisy": self.noisy, "runtimes": self.runtimes,
+                "foreign_cpu": None if self.foreign_cpu is None else round(self.foreign_cpu, 3),
+                "busy": self.busy}
 
 
 def from_details(details: Mapping[str, float], name: str,
@@ -74,7 +88,7 @@ def from_details(details: Mapping[str, float], name: str,
         return None
     batch = details.get(f"{name}.batch_size")
     return Speed(value * 1e3, fp32 * 1e3, int(batch) if batch else None,
-                 details.get(f"{name}.spread"), runtimes)
+                 details.get(f"{name}.spread"), runtimes, details.get(f"{name}.foreign_cpu"))
 
 
 def runtimes(adaptor: Adaptor, model: Any, fp32: Any) -> str | None:

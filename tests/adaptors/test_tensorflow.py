@@ -87,6 +87,18 @@ def test_int8_ops_run_int8_kernels_with_float_io(adaptor: TensorFlowAdaptor, ker
     assert op_input_types(fallback)[:2] == [("CONV_2D", "float32"), ("QUANTIZE", "float32")]
 
 
+def test_a_speedup_names_the_runtimes_it_compares(adaptor: TensorFlowAdaptor, keras_digits: Any,
+                                                  keras_calib: list) -> None:
+    """TFLite int8 against FP32 in TensorFlow: the runtime switch is part of the speedup."""
+    from tunekit.speed import runtimes
+
+    candidate = adaptor.quantize(keras_digits, adaptor.capabilities(keras_digits).default(),
+                                 keras_calib)
+    assert adaptor.runtime(candidate) == "TFLite"
+    assert runtimes(adaptor, candidate, keras_digits) == "TFLite vs FP32 in TensorFlow (Keras)"
+    assert runtimes(adaptor, keras_digits, keras_digits) is None
+
+
 def test_per_tensor_shares_one_weight_scale(adaptor: TensorFlowAdaptor, keras_digits: Any,
                                             keras_calib: list, keras_eval: list) -> None:
     space = adaptor.capabilities(keras_digits)

@@ -42,6 +42,9 @@ class Performance(Objective):
     MIN_WARMUP = 2
     #: rounds of :meth:`measure_beside`: enough for a spread, few enough to keep rounds long
     ROUNDS = 5
+    #: the machine's load is read from /proc/stat in 10 ms ticks: over a shorter timing than
+    #: this it says nothing, so no ``foreign_cpu`` is recorded
+    LOAD_WINDOW_S = 0.5
 
     direction = "minimize"
     costly = True
@@ -87,12 +90,17 @@ class Performance(Objective):
         """Both models timed in alternating rounds (which goes first alternates too), so a
         change in the machine's load hits both alike; ``speedup`` (reference / model) and its
         ``spread`` (half the interquartile range of the rounds' own ratios, relative to their
-        median) join :meth:`details`, so a figure the machine disturbed says so."""
+        median) join :meth:`details`, so a figure the machine disturbed says so; and
+        ``foreign_cpu``, the share of the CPU other processes used meanwhile (a machine loaded
+        throughout can keep the ratio steady and still distort it)."""
+        from tunekit.benchmark.load import CpuShare  # not at the top: the package imports us
+
         inputs = batch_inputs(data, self.iterations, self.batch_size, "performance.batch_size")
         mine: list[float] = []
         theirs: list[float] = []
         ratios: list[float] = []
-        with adaptor.threads(self.threads) as threads:
+        started = time.perf_counter()
+        with adaptor.threads(self.threads) as threads, CpuShare().measure() as share:
             slowest = max(self._warm(adaptor, model, inputs),
                           self._warm(adaptor, reference, inputs))
             per_round = max(1, min(self.iterations // self.ROUNDS,
@@ -108,6 +116,8 @@ class Performance(Objective):
         self._record(inputs, latency, threads)
         self._details.update(speedup=fp32 / latency if latency > 0 else 0.0,
                              spread=spread(ratios))
+        if share.foreign is not None and time.perf_counter() - started >= self.LOAD_WINDOW_S:
+            self._details["foreign_cpu"] = min(1.0, share.foreign)
         return latency, fp32
 
     def details(self) -> Mapping[str, float]:
