@@ -57,6 +57,9 @@ def timed_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         os.chdir(cwd)
     assert code == cli.EXIT_MET
+    if json.loads((root / "ws" / "result.json").read_text())["fp32_kept"]:
+        pytest.skip("the tiny model's int8 timed slower than FP32 on this machine, so FP32 is "
+                    "kept and there is no tuned model's speed to show (test_result_selection)")
     return root
 
 
