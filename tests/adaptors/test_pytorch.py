@@ -206,9 +206,10 @@ class Glue(nn.Module):
 
 @pytest.mark.filterwarnings("error:All inputs of this cat operator")
 def test_glue_between_int8_ops() -> None:
-    """An int8 concat of differently scaled inputs would be inaccurate: it stays float. The mul of
-    two int8 convs and the add of an int8 conv to the (float) stream run in int8; the add that
-    reads the model input does not."""
+    """A concat fed by a conv that is called three times stays float: that conv's one int8
+    module has one output scale, which cannot also be the concat's. The mul of two int8 convs
+    and the add of an int8 conv to the (float) stream run in int8; the add that reads the model
+    input does not."""
     torch.manual_seed(0)
     model, x = Glue().eval(), torch.randn(4, 3, 8, 8)
     adaptor = PyTorchAdaptor()
