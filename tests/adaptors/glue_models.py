@@ -8,7 +8,9 @@ Each class takes a ``width`` multiplier; ``ARCHITECTURES`` names them with their
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -226,3 +228,29 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
                 module.weight.copy_(torch.rand(size, generator=generator) + 0.5)
                 module.bias.copy_(torch.rand(size, generator=generator) * 0.2 - 0.1)
     return model.eval()
+
+
+def qdq_counts(model: Any) -> tuple[int, int]:
+    """(quantize nodes, dequantize nodes) of a converted FX GraphModule: the float islands an
+    int8 model pays for, plus its input's quantize and its output's dequantize."""
+    nodes = list(model.graph.nodes)
+    quantize = sum(n.op == "call_function" and n.target is torch.quantize_per_tensor
+                   for n in nodes)
+    dequantize = sum(n.op == "call_method" and n.target == "dequantize" for n in nodes)
+    return quantize, dequantize
+
+
+def torch_default_int8(model: nn.Module, inputs: Iterable[Any]) -> Any:
+    """torch.ao's own default int8: the x86 default qconfig mapping, ``prepare_fx``, one pass
+    over the calibration inputs, ``convert_fx`` (x86 engine)."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = "x86"
+    inputs = list(inputs)
+    prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"),
+                          example_inputs=(inputs[0],))
+    with torch.no_grad():
+        for x in inputs:
+            prepared(x)
+    return convert_fx(prepared)

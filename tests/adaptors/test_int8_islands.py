@@ -4,42 +4,24 @@ architectures, and is as accurate."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from glue_models import ARCHITECTURES, MobileNetV3Small, randomize_batchnorm
+import glue_models
+from glue_models import ARCHITECTURES, qdq_counts, randomize_batchnorm
 from torch import nn
-from torch.ao.quantization import get_default_qconfig_mapping
-from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 from tunekit.adaptors.pytorch import PyTorchAdaptor
-from tunekit.adaptors.pytorch.runtime import quiet_torch_ao, use_x86_engine
+from tunekit.adaptors.pytorch.runtime import quiet_torch_ao
 from tunekit.space import QuantConfig, TuningSpace
 
 
-def qdq_counts(model: Any) -> tuple[int, int]:
-    """(quantize nodes, dequantize nodes) of a converted GraphModule."""
-    nodes = list(model.graph.nodes)
-    quantize = sum(n.op == "call_function" and n.target is torch.quantize_per_tensor
-                   for n in nodes)
-    dequantize = sum(n.op == "call_method" and n.target == "dequantize" for n in nodes)
-    return quantize, dequantize
-
-
 def torch_default_int8(model: nn.Module, batches: list[Any]) -> Any:
-    """torch.ao's own default: the x86 default qconfig mapping, prepare_fx, calibrate, convert."""
-    use_x86_engine()
     with quiet_torch_ao():
-        prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"),
-                              example_inputs=(batches[0][0],))
-        with torch.no_grad():
-            for inputs, _ in batches:
-                prepared(inputs)
-        return convert_fx(prepared)
+        return glue_models.torch_default_int8(model, [inputs for inputs, _ in batches])
 
 
 def tunekit_int8(model: nn.Module, batches: list[Any],

@@ -43,6 +43,8 @@ from torch import nn
 from torch.ao.quantization import QConfig, QConfigMapping
 from torch.fx import GraphModule, Node
 
+from tunekit.adaptors.pytorch.capabilities import TUNABLE_TYPES
+
 #: Modules that do not change values on an int8 tensor and that FX lowering runs on int8 even
 #: with no qconfig of their own (not in the backend table): looked through when tracing sources.
 LOOK_THROUGH_MODULES: tuple[type[nn.Module], ...] = (nn.Flatten, nn.Unflatten)
@@ -191,7 +193,6 @@ class _Plan:
         self.int8[node.name] = qconfig
         return qconfig
 
-
     def _scales_can_be_shared(self, node: Node) -> bool:
         """Whether a concat's inputs can all be given its scale: not when one comes (through
         shape ops) from a module called elsewhere too, whose one int8 module has one scale."""
@@ -254,8 +255,6 @@ def _before_fallback(fused: GraphModule, plan: _Plan) -> set[str]:
 
 
 def _is_tunable(node: Node, plan: _Plan) -> bool:
-    from tunekit.adaptors.pytorch.capabilities import TUNABLE_TYPES
-
     return type(plan.modules.get(str(node.target))) in TUNABLE_TYPES
 
 
