@@ -14,7 +14,8 @@ process:
   ``prepare_fx``, calibration, ``convert_fx``, then ``torch.jit.trace`` + ``torch.jit.freeze``;
   the same model before tracing is timed too (FX eager), so runtime and graph effects separate;
 - tunekit's default int8 as tunekit deploys it: ``PyTorchAdaptor`` (FX backend), calibrated once,
-  the space's default config, the converted ``GraphModule`` run as returned.
+  the space's default config, the converted ``GraphModule`` run as returned; and the same model
+  traced and frozen like torch's, so the graph and the runtime effects separate.
 
 Latency is the median of interleaved rounds (the machine is shared, so all variants see the same
 load). Reported per model: quantize/dequantize node counts, speed-up over FP32, tunekit's speed
@@ -57,9 +58,9 @@ QUICK_SIZES: dict[str, tuple[int, tuple[int, ...]]] = {
     "transformer": (2, (32, 16)),
 }
 SPEED_FLOOR = 0.95
-FP32, AO_EAGER, AO_JIT, TUNEKIT = ("FP32 eager", "torch.ao default int8 (FX eager)",
-                                   "torch.ao default int8 (FX + jit freeze)",
-                                   "tunekit default int8")
+FP32, AO_EAGER, AO_JIT, TUNEKIT, TUNEKIT_JIT = (
+    "FP32 eager", "torch.ao default int8 (FX eager)", "torch.ao default int8 (FX + jit freeze)",
+    "tunekit default int8", "tunekit default int8 + jit freeze")
 
 
 def qdq(model: Any) -> str:
@@ -112,8 +113,9 @@ def measure(name: str, width: int, shape: tuple[int, ...], batch: int, rounds: i
     held_out = torch.randn(4 * batch, *shape)
     x = torch.randn(batch, *shape)
     ao = glue_models.torch_default_int8(model, calib)
-    variants = {FP32: model, AO_EAGER: ao, AO_JIT: jit_frozen(ao, x),
-                TUNEKIT: tunekit_default(model, calib)}
+    tunekit = tunekit_default(model, calib)
+    variants = {FP32: model, AO_EAGER: ao, AO_JIT: jit_frozen(ao, x), TUNEKIT: tunekit,
+                TUNEKIT_JIT: jit_frozen(tunekit, x)}
     times = timed({k: (lambda m=m: m(x)) for k, m in variants.items()}, rounds,
                   calls=max(2, 16 // max(1, batch // 8)))
     return {"times": times, "qdq": {AO_EAGER: qdq(ao), TUNEKIT: qdq(variants[TUNEKIT])},
@@ -132,17 +134,19 @@ def verdict(result: dict[str, Any]) -> tuple[bool, float]:
 def report(results: dict[str, dict[str, Any]], batch: int) -> bool:
     print(f"\nbatch {batch}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"engine {torch.backends.quantized.engine}\n")
-    print("| model | FP32 ms | torch.ao FX eager | torch.ao FX + jit | tunekit | tunekit / "
-          "torch.ao jit | Q/DQ torch.ao | Q/DQ tunekit | top-1 agree ao / tunekit | "
-          "max err ao / tunekit | check |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | FP32 ms | torch.ao FX eager | torch.ao FX + jit | tunekit | tunekit + jit | "
+          "tunekit / torch.ao jit | tunekit / torch.ao FX eager | Q/DQ torch.ao | Q/DQ tunekit | "
+          "top-1 agree ao / tunekit | max err ao / tunekit | check |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     passed = True
     for name, result in results.items():
         t, agree = result["times"], result["agree"]
         ok, fraction = verdict(result)
         passed &= ok
         print(f"| {name} | {1e3 * t[FP32]:.2f} | {t[FP32] / t[AO_EAGER]:.2f}× | "
-              f"{t[FP32] / t[AO_JIT]:.2f}× | {t[FP32] / t[TUNEKIT]:.2f}× | {fraction:.2f} | "
+              f"{t[FP32] / t[AO_JIT]:.2f}× | {t[FP32] / t[TUNEKIT]:.2f}× | "
+              f"{t[FP32] / t[TUNEKIT_JIT]:.2f}× | {fraction:.2f} | "
+              f"{t[AO_EAGER] / t[TUNEKIT]:.2f} | "
               f"{result['qdq'][AO_EAGER]} | {result['qdq'][TUNEKIT]} | "
               f"{agree[AO_JIT][0]:.3f} / {agree[TUNEKIT][0]:.3f} | "
               f"{agree[AO_JIT][1]:.3f} / {agree[TUNEKIT][1]:.3f} | "
