@@ -130,3 +130,19 @@ def test_default_int8_is_as_accurate_as_torch_default_on_trained_digits(
     theirs = top1(torch_default_int8(trained_digits, calib))
     ours = top1(tunekit_int8(trained_digits, calib)[0])
     assert ours >= theirs - 1.0 / 597, (ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "concat"])
+def test_saved_glue_reloads_exactly(name: str, tmp_path: Any) -> None:
+    """int8 glue (fixed-scale gates, shared concat scales) is rebuilt by ``load`` from the recipe
+    and its saved tensors: outputs equal the saved candidate's."""
+    model, batches = built(name)
+    adaptor = PyTorchAdaptor(backend="fx")
+    config = adaptor.capabilities(model).default()
+    candidate = adaptor.quantize(model, config, batches)
+    path = tmp_path / f"best_model{adaptor.model_suffix}"
+    adaptor.save(candidate, config, path)
+    loaded = adaptor.load(model, config, path)
+    x = batches[1][0]
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), candidate(x))

@@ -53,8 +53,9 @@ class PyTorchAdaptor(Adaptor):
         calibration_batches: use at most this many calibration batches (``None``: all).
         allow_pickle: let :meth:`load_model` unpickle a whole ``nn.Module`` (runs code from the
             file; off by default).
-        int8_followers: run adds/muls/concats fed only by int8 ops in int8 as well (FX backend;
-            see :mod:`tunekit.adaptors.pytorch.followers`).
+        int8_followers: run the glue between int8 ops (activations, gates, pooling, adds,
+            multiplies, concats) in int8 as well, so an int8 model has no float islands (FX
+            backend; see :mod:`tunekit.adaptors.pytorch.followers`).
     """
 
     model_suffix: ClassVar[str] = ".pt"

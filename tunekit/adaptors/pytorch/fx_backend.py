@@ -93,8 +93,7 @@ def build(fused: GraphModule, config: QuantConfig, calib_batches: Iterable[Any],
     """A candidate: prepare a copy of ``fused``, calibrate, convert (dequantizes sunk past
     int8-exact ops, see :mod:`.sink_dequantize`), then wrap the bf16 ops.
 
-    ``followers`` also runs in int8 the adds/muls/concats fed only by int8 ops (see
-    :mod:`.followers`). With a ``store`` (see :mod:`.calibration`) the observers come calibrated
+    ``followers`` also runs in int8 the glue between int8 ops (see :mod:`.followers`). With a ``store`` (see :mod:`.calibration`) the observers come calibrated
     from it and the batches are not run. With ``packed`` (see :mod:`.prepack`), weights packed
     for an earlier candidate are reused. With no calibration batches the observers keep their
     defaults; loading a saved candidate relies on that to rebuild the structure before restoring
