@@ -14,7 +14,7 @@ import glue_models
 from glue_models import ARCHITECTURES, qdq_counts, randomize_batchnorm
 from torch import nn
 
-from tunekit.adaptors.pytorch import PyTorchAdaptor
+from tunekit.adaptors.pytorch import PyTorchAdaptor, fx_backend
 from tunekit.adaptors.pytorch.runtime import quiet_torch_ao
 from tunekit.space import QuantConfig, TuningSpace
 
@@ -103,20 +103,27 @@ def test_glue_follows_a_fallen_back_op() -> None:
 
 
 @pytest.mark.parametrize("name", ["concat", "mobilenet_v3_small"])
-def test_calibrating_once_still_gives_identical_candidates(name: str) -> None:
+def test_calibrating_once_still_gives_identical_candidates(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Concats and pooling share one observer in FX; the calibrate-once store keeps one per
-    tensor and rebuilds the sharing, so both paths give bit-identical candidates."""
+    tensor and rebuilds the sharing, so both paths give bit-identical candidates, and the
+    fixed-scale gates need no statistics: no trial runs the calibration data again."""
     model, batches = built(name)
     once, per_trial = PyTorchAdaptor(backend="fx"), PyTorchAdaptor(backend="fx")
     space = once.capabilities(model)
     once.calibrate(model, space, batches)
-    histogram = space.default().with_ops(
-        {op: space.option(op, "int8", algorithm="histogram") for op in space.ops})
+    minmax = space.default().with_ops(
+        {op: space.option(op, "int8", algorithm="minmax") for op in space.ops})
     x = batches[0][0]
-    for config in (space.default(), histogram):
+    for config in (space.default(), minmax):
+        expected = per_trial.quantize(model, config, batches)
+        calls: list[int] = []
+        monkeypatch.setattr(fx_backend, "calibrate", lambda *args: calls.append(1))
+        candidate = once.quantize(model, config, batches)
+        monkeypatch.undo()
+        assert not calls, f"{config.summary()} ran the calibration data again"
         with torch.inference_mode():
-            assert torch.equal(once.quantize(model, config, batches)(x),
-                               per_trial.quantize(model, config, batches)(x))
+            assert torch.equal(candidate(x), expected(x))
 
 
 def test_default_int8_is_as_accurate_as_torch_default_on_trained_digits(
