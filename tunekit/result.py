@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunekit import __version__
 from tunekit.criterion import AccuracyCriterion
+from tunekit.failures import failures
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
 from tunekit.space import QuantConfig, TuningSpace
@@ -24,6 +25,7 @@ STATUS_TEXT = {
     "max_trials": "the trial budget (exit_policy.max_trials) is spent",
     "timeout": "the time budget (exit_policy.timeout) is spent",
     "strategy_stuck": "the strategy kept proposing configs that were already evaluated",
+    "failing": "the candidates kept failing (tuning.exit_policy.failure_share)",
 }
 
 
@@ -68,7 +70,9 @@ class TuneResult:
         """A few lines for the end of a CLI run."""
         base = self.baseline["metric"]
         status = STATUS_TEXT.get(self.status, self.status)
-        lines = [(f"{'goal met' if self.met else 'goal NOT met'}: {status} "
+        verdict = "goal met" if self.met else "goal NOT met" if self.best_trial is not None \
+            else "no model"
+        lines = [(f"{verdict}: {status} "
                   f"after {len(self.trials)} trial(s), {self.evaluations} evaluation(s) "
                   f"incl. the baseline, {self.wall_s:.1f} s")]
         if self.best_trial is not None and self.best_trial.metric is not None:
@@ -95,6 +99,7 @@ class TuneResult:
                              if c.precision != "int8"} if best else {},
             "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": objective_values(t),
                               "ops": t.config.to_list()} for t in self.pareto_front],
+            "failures": failures(self.trials),
         }
 
     def save(self, path: str | Path) -> None:
@@ -149,12 +154,17 @@ def report(result: TuneResult) -> str:
     rows = ["| trial | config | metric | meets goal | objective (×FP32) | s |",
             "|---|---|---|---|---|---|"]
     for t in result.trials:
-        metric = "failed: " + (t.error or "")[:80] if t.failed else f"{t.metric:.4f}"
+        metric = "failed: " + table_cell(t.error or "") if t.failed else f"{t.metric:.4f}"
         objective = f"{t.objective:.3f}" if t.objective is not None else ""
         rows.append(f"| {t.number} | {t.config.summary(reference)} | {metric} | "
                     f"{'yes' if t.accepted else 'no'} | {objective} | {t.duration_s:.2f} |")
     return "# tunekit tuning report\n\n" + result.summary().replace("\n", "  \n") + \
         "\n\n" + "\n".join(rows) + "\n" + _pareto_section(result)
+
+
+def table_cell(text: str) -> str:
+    """``text`` whole inside a Markdown table cell: pipes escaped, line breaks as ``<br>``."""
+    return text.replace("|", "\\|").replace("\r\n", "\n").replace("\n", "<br>")
 
 
 def _pareto_section(result: TuneResult) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -59,6 +60,22 @@ class TensorFlowAdaptor(Adaptor):
     """
 
     model_suffix: ClassVar[str] = ""  # a folder: the TensorFlow file plus the recipe
+
+    @classmethod
+    def handles(cls, model: Any) -> bool:
+        """Keras models, trackable TensorFlow objects (``tf.Module``, a loaded SavedModel), ``.keras``/``.h5`` files and
+        SavedModel folders; TensorFlow is never imported to answer."""
+        if isinstance(model, (str, os.PathLike)):
+            path = Path(model)
+            return (path.suffix in (".keras", ".h5") and path.is_file()) or \
+                (path / "saved_model.pb").is_file()
+        tf = sys.modules.get("tensorflow")
+        keras = sys.modules.get("keras")
+        tracking = getattr(getattr(tf, "__internal__", None), "tracking", None)
+        kinds = tuple(kind for kind in (getattr(keras, "Model", None),
+                                        getattr(tracking, "AutoTrackable", None))
+                      if isinstance(kind, type))
+        return bool(kinds) and isinstance(model, kinds)
 
     def __init__(self, *, inputs: Sequence[str] | None = None, output: str | None = None,
                  signature: str = "serving_default", bf16: bool = False,
