@@ -19,7 +19,8 @@ import numpy as np
 from tunekit.errors import NotSupportedError
 from tunekit.space import OpKey, QuantConfig, TuningSpace
 
-#: A batch as a dataloader yields it: ``(inputs, labels)``; inputs may be a tensor, tuple or dict.
+#: A batch: ``(inputs, labels)``; inputs may be a tensor, tuple or dict. Adaptors receive the
+#: canonical pairs of the data contract (:mod:`tunekit.batches`), labels None when absent.
 Batch = Any
 
 

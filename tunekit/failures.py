@@ -32,6 +32,8 @@ class FailureWatch:
         self.trials: list[Trial] = []
         #: per failed trial number, the exception it raised (absent for a worker's trials)
         self.causes: dict[int, BaseException] = {}
+        #: the error :meth:`check` raised, if it stopped the tuning
+        self.stopped: TunekitError | None = None
 
     def record(self, trial: Trial, cause: BaseException | None = None) -> None:
         self.trials.append(trial)
@@ -59,9 +61,9 @@ class FailureWatch:
 
     def error(self, reason: str, trial: Trial) -> TunekitError:
         message = f"{reason}, so the tuning stopped with no model: {trial.error}"
-        if isinstance(self.causes.get(trial.number), DataError):
-            return DataError(message)
-        return TuningFailed(message)
+        kind = DataError if isinstance(self.causes.get(trial.number), DataError) else TuningFailed
+        self.stopped = kind(message)
+        return self.stopped
 
 
 def failures(trials: Sequence[Trial]) -> list[dict[str, object]]:

@@ -22,8 +22,8 @@ from tunekit.adaptor import Adaptor
 from tunekit.batches import feed
 from tunekit.config import TuneSpec
 from tunekit.distributed import Dispatcher, Job, LocalWorkers
-from tunekit.errors import (ConfigError, DataError, ModelError, NotSupportedError, TrialError, TunekitError,
-                            TunekitWarning, TuningFailed, UserCodeError)
+from tunekit.errors import (ConfigError, ModelError, NotSupportedError, TrialError, TunekitError,
+                            TunekitWarning, UserCodeError)
 from tunekit.evaluate import Evaluator
 from tunekit.failures import FailureWatch
 from tunekit.history import History, Store, Trial, TrialState
@@ -394,8 +394,10 @@ class Tuner:
         stop: TunekitError | None = None
         try:
             status = self._loop(ctx, store, previous, space, started)
-        except (TuningFailed, DataError) as exc:  # the FailureWatch's: keep the report, stop
-            status, stop = "failing", exc
+        except TunekitError as exc:
+            if exc is not self.watch.stopped:
+                raise
+            status, stop = "failing", exc  # the report and result keep every failure, then stop
         result = TuneResult(best_model=self.best.candidate,
                             best_trial=self.best.trial, baseline=self.baseline,
                             trials=history.trials, status=status,

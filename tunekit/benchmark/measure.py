@@ -18,6 +18,7 @@ from typing import Any
 
 from tunekit import plugins
 from tunekit.adaptor import Adaptor
+from tunekit.batches import feed
 from tunekit.benchmark.load import CpuShare, quiet_rounds
 from tunekit.config import BenchmarkSpec, TuneSpec
 from tunekit.errors import ConfigError
@@ -74,7 +75,9 @@ def load(spec: TuneSpec, tuned_path: Path) -> tuple[Adaptor, dict[str, Any], Ite
     with warnings.catch_warnings():  # frameworks' deprecation notices about stored int8 tensors
         warnings.simplefilter("ignore", UserWarning)
         tuned = load_tuned(workspace, fp32)
-    return adaptor, {"fp32": fp32, "tuned": tuned}, _data(spec)
+    # the batches read as the tuning read them (tunekit.batches), checked on the FP32 model
+    return adaptor, {"fp32": fp32, "tuned": tuned}, feed(adaptor, fp32, None, _data(spec),
+                                                         spec.data)[1]
 
 
 def _data(spec: TuneSpec) -> Iterable[Any]:
