@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import copy
 import logging
-from os import PathLike
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,9 @@ def guess_framework(model: Any) -> str:
     torch. An adaptor that fails to load claims nothing (it could not tune the model either).
     """
     values = {p.name: p.value for p in plugins.installed("tunekit.adaptors")}
-    packages = {cls.__module__.split(".")[0] for cls in type(model).__mro__} - {"builtins"}
+    # "tunekit" is in every built-in entry point: a tunekit class tells nothing
+    packages = {cls.__module__.split(".")[0] for cls in type(model).__mro__} - {"builtins",
+                                                                                 "tunekit"}
     likely = [name for name, value in values.items() if any(p in value for p in packages)]
     for group in (likely, [name for name in values if name not in likely]):
         claims = [name for name in group if _claims(name, model)]
