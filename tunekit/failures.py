@@ -46,7 +46,9 @@ class FailureWatch:
         first = self.trials[:2]
         if len(first) == 2 and all(t.failed for t in first) and first[0].error == first[1].error:
             raise self.error(f"the first 2 candidates (trials {first[0].number} and "
-                             f"{first[1].number}) failed with the same error", first[1])
+                             f"{first[1].number}) failed with the same error", first[1],
+                             " (when only some configs fail so, keep the op it names out of "
+                             "int8 with quantization.op_rules)")
         if len(self.trials) >= MIN_TRIALS and failed and \
                 len(failed) >= self.share * len(self.trials):
             raise self.error(f"{len(failed)} of {len(self.trials)} candidates failed "
@@ -59,8 +61,8 @@ class FailureWatch:
         if failed and len(failed) == len(self.trials):
             raise self.error(f"every candidate failed ({len(failed)} trial(s))", failed[-1])
 
-    def error(self, reason: str, trial: Trial) -> TunekitError:
-        message = f"{reason}, so the tuning stopped with no model: {trial.error}"
+    def error(self, reason: str, trial: Trial, hint: str = "") -> TunekitError:
+        message = f"{reason}, so the tuning stopped with no model: {trial.error}{hint}"
         kind = DataError if isinstance(self.causes.get(trial.number), DataError) else TuningFailed
         self.stopped = kind(message)
         return self.stopped
