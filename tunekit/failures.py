@@ -41,7 +41,8 @@ class FailureWatch:
             self.causes[trial.number] = cause
 
     def check(self) -> None:
-        """Raise the tuning's stop error when the failures so far call for it."""
+        """Raise the tuning's stop error when the failures so far call for it (the tuner asks
+        before each new trial, once the history holds the ones before)."""
         failed = [t for t in self.trials if t.failed]
         first = self.trials[:2]
         if len(first) == 2 and all(t.failed for t in first) and first[0].error == first[1].error:

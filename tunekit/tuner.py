@@ -421,11 +421,11 @@ class Tuner:
         tuning = self.spec.tuning
 
         def run_trial(number: int, config: QuantConfig) -> Trial:
+            self.watch.check()  # here, not after a trial: the history has recorded them all
             trial, candidate = self._next_trial(number, config, store, previous)
             self._keep_if_best(trial, candidate, space)
             self._log_trial(trial, space, replayed=config in previous)
             self.watch.record(trial)
-            self.watch.check()
             return trial
 
         budget = Budget(max_trials=tuning.max_trials, stop_on_first_accept=tuning.timeout == 0,
@@ -459,12 +459,12 @@ class Tuner:
                  storage_label(self.storage()), tuning.workers, store.study.study_name)
 
         def run_batch(first: int, configs: Sequence[QuantConfig], stop: bool) -> list[Trial]:
+            self.watch.check()
             trials = dispatcher.run_batch(first, configs, stop, previous)
             for trial in trials:
                 self._keep_if_best(trial, None, space)
                 self._log_trial(trial, space, replayed=trial.config in previous)
                 self.watch.record(trial)
-                self.watch.check()
             self.evaluations += sum(trial.config not in previous for trial in trials)
             return trials
 

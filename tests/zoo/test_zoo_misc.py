@@ -141,7 +141,8 @@ def test_tune_prints_trial_lines_unless_quiet_or_logging_is_set_up(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     model = DictOutput().eval()
-    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a plain script
+    for name in ("", "tunekit"):  # as in a plain script (the CLI's tests leave handlers)
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
     tunekit.tune(model, _features(1), eval_func=lambda m: 1.0, workspace=str(tmp_path / "a"),
                  max_trials=1, objective="size")
     assert "trial   0 │" in capsys.readouterr().err
