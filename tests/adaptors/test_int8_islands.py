@@ -153,3 +153,31 @@ def test_saved_glue_reloads_exactly(name: str, tmp_path: Any) -> None:
     x = batches[1][0]
     with torch.inference_mode():
         assert torch.equal(loaded(x), candidate(x))
+
+
+class SharedReLUBlock(nn.Module):
+    """torchvision's BasicBlock: one ``nn.ReLU`` module called after ``bn1`` and after the add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Any) -> Any:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + x)
+
+
+def test_a_module_called_twice_still_builds_in_fx() -> None:
+    """Fusing the first call of a shared ReLU into conv1 used to break conversion of the second
+    call (KeyError 'layers.0.conv1.1') and every config was rebuilt eagerly; now the FX build
+    succeeds and carries no more quantize/dequantize nodes than torch.ao's default."""
+    torch.manual_seed(0)
+    model = randomize_batchnorm(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1),
+                                              SharedReLUBlock(), SharedReLUBlock()).eval())
+    batches = [(torch.randn(4, 3, 16, 16), None) for _ in range(2)]
+    candidate, _ = tunekit_int8(model, batches)
+    assert isinstance(candidate, torch.fx.GraphModule)
+    assert qdq_counts(candidate) <= qdq_counts(torch_default_int8(model, batches))
+    assert error(candidate, model, batches[0][0]) < 0.05

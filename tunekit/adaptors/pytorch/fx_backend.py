@@ -68,7 +68,7 @@ class FusedGraphCache:
         entry = self._entries.get(model)
         if entry is None or entry[0] != fingerprint:
             try:
-                result: Any = fuse_fx(copy.deepcopy(model).eval())
+                result: Any = fuse_fx(unshare_stateless(copy.deepcopy(model).eval()))
                 methods_as_functions(result)
             except Exception as exc:  # torch.fx raises many types; all mean "not traceable"
                 result = exc.with_traceback(None)  # keep no frames (and model copies) alive
@@ -77,6 +77,37 @@ class FusedGraphCache:
         if isinstance(entry[1], Exception):
             raise entry[1]
         return entry[1]
+
+
+def unshare_stateless(model: nn.Module) -> nn.Module:
+    """``model`` traced, with each extra call of a parameter-free module (one ``nn.ReLU`` called
+    after ``bn1`` and again after the residual add, as torchvision's ResNet does) given its own
+    copy.
+
+    Fusion folds the first call's module into the conv before it; the second call then points
+    into the fused module and conversion fails (``KeyError: 'layer1.0.conv1.1'``). A copy per call
+    costs nothing (no state) and keeps every call fusable on its own. Returns ``model`` unchanged
+    when it shares nothing (or cannot be traced: fusion then reports that itself).
+    """
+    try:
+        traced = torch.fx.symbolic_trace(model)
+    except Exception:  # torch.fx raises many types; fuse_fx's own trace reports it
+        return model
+    seen: dict[str, int] = {}
+    for node in traced.graph.nodes:
+        if node.op != "call_module":
+            continue
+        uses = seen[node.target] = seen.get(node.target, 0) + 1
+        module = traced.get_submodule(node.target)
+        if uses == 1 or any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
+            continue
+        name = f"{node.target}_call{uses}"
+        traced.add_submodule(name, copy.deepcopy(module))
+        node.target = name
+    if all(uses == 1 for uses in seen.values()):
+        return model
+    traced.recompile()
+    return traced
 
 
 def qconfig_mapping(config: QuantConfig) -> QConfigMapping:
