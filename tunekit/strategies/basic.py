@@ -59,7 +59,7 @@ ORDERS = ("impact", "conservative")
 TUNE_ITEMS = ("accuracy", "all", "none")
 
 #: Stage-2 item order: items that move activation ranges first, grid refinements last.
-_ITEM_ORDER = ("approach", "algorithm", "scheme", "granularity")
+_ITEM_ORDER = ("approach", "algorithm", "scheme", "activation", "granularity")
 assert set(_ITEM_ORDER) == set(INT8_ITEMS), "every int8 tuning item needs a place in the order"
 
 #: Per running strategy, what its next proposal needs of the metric (``metric_needed``); kept

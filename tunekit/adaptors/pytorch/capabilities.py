@@ -32,6 +32,8 @@ from tunekit.errors import ConfigError, NotSupportedError
 from tunekit.space import INT8_ITEMS, OpConfig, OpKey, TuningSpace, int8_options
 
 APPROACHES = ("static", "dynamic", "auto")
+#: The calibration algorithms torch.ao observers implement here (``entropy`` is ONNX Runtime's).
+ALGORITHMS = ("minmax", "histogram", "percentile")
 STATIC_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 DYNAMIC_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.LSTM, nn.GRU)
 TUNABLE_TYPES: tuple[type[nn.Module], ...] = STATIC_TYPES + (nn.LSTM, nn.GRU)
@@ -66,7 +68,7 @@ def find_ops(model: nn.Module) -> dict[OpKey, nn.Module]:
 def op_options(module: nn.Module, approach: str, bf16: bool) -> tuple[OpConfig, ...]:
     """The options of one op, most aggressive first, fp32 last."""
     schemes, granularities = INT8_ITEMS["scheme"], INT8_ITEMS["granularity"]
-    algorithms = INT8_ITEMS["algorithm"]
+    algorithms = ALGORITHMS
     approaches = _approaches(type(module), approach)
     if getattr(module, "padding_mode", "zeros") != "zeros":
         approaches = []  # int8 convs pad with zeros only ("circular is not supported")
