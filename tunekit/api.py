@@ -241,11 +241,16 @@ def load(workspace: str | Path, model: Any = None) -> Any:
     """Rebuild a tuned model from a workspace (its recipe and saved weights), without tuning.
 
     ``model`` is the FP32 model; when omitted, the model reference recorded by the CLI run
-    (factory or file) is used.
+    (factory or file) is used. The adaptor is made with the options the recipe kept
+    (``model.options`` of the tuning), so the model is rebuilt as it was tuned.
     """
     workspace = Path(workspace)
     data = load_recipe(workspace)
-    adaptor = plugins.create("tunekit.adaptors", data["framework"])
+    try:  # the options the model was tuned with (older recipes have none)
+        adaptor = plugins.create("tunekit.adaptors", data["framework"], data.get("options") or {})
+    except Exception as exc:
+        raise ConfigError("workspace", f"{str(workspace)!r}: best_config.json's adaptor "
+                                       f"options no longer fit the installed adaptor: {exc}") from exc
     built_by = data.get("adaptor")
     if built_by not in (None, class_path(type(adaptor))):
         raise ConfigError("workspace", f"{str(workspace)!r} holds models built by {built_by} "

@@ -48,6 +48,9 @@ class TuneResult:
     #: the adaptor that built the candidates (:meth:`save` writes through it; graph
     #: optimization's AMP adaptors are not the framework's registered one)
     adaptor: Adaptor | None = field(default=None, repr=False)
+    #: the adaptor's options (``model.options``): the recipe keeps them so that
+    #: :func:`tunekit.load` rebuilds the model with the same adaptor settings
+    adaptor_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -124,7 +127,7 @@ def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> d
     best = result.best_trial
     assert best is not None
     return {"tunekit_version": __version__, "framework": result.framework, "model": model_ref,
-            "adaptor": class_path(type(adaptor)),
+            "adaptor": class_path(type(adaptor)), "options": dict(result.adaptor_options),
             "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
             "trial": best.number, "metric": best.metric, "baseline": result.baseline["metric"],
             "objectives": objective_values(best), "ops": best.config.to_list()}

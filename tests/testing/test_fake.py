@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tunekit.errors import NotSupportedError, TrialError
+from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError
 from tunekit.metrics.topk import TopK
 from tunekit.space import OpConfig, OpKey, TuningSpace
 from tunekit.testing import (DIGITS_OPS, LATENCIES, FakeAdaptor, FakeModel, ModelledLatency,
@@ -107,7 +107,7 @@ def test_quantize_counts_calls_fails_on_request_and_checks_ops() -> None:
     with pytest.raises(TrialError, match="fake quantization of .* failed"):
         adaptor.quantize(FakeModel(), space.uniform("fp32"), [])
     other = TuningSpace({OpKey("x", "Linear"): (OpConfig("fp32"),)})
-    with pytest.raises(ValueError, match="are not the adaptor's ops"):
+    with pytest.raises(ModelError, match="are not the adaptor's ops"):
         adaptor.quantize(FakeModel(), other.default(), [])
     assert adaptor.quantize_calls == 3
 
@@ -121,7 +121,7 @@ def test_capabilities_per_approach_or_a_given_space() -> None:
     assert {o.approach for o in auto.options[CONV1]} == {"static", "dynamic", None}
     assert static.fallbacks(CONV1) == [OpConfig("bf16"), OpConfig("fp32")]
     assert len(adaptor.capabilities(None, "dynamic").options[FC1]) == 2 + 2
-    with pytest.raises(ValueError, match="approach must be one of"):
+    with pytest.raises(ConfigError, match="approach: must be one of"):
         adaptor.capabilities(None, "qat")
     given = static.restrict([])
     assert FakeAdaptor(ops=given).capabilities(None, "auto") is given
