@@ -51,13 +51,13 @@ class GraphResult:
         return self.tuning is None or self.tuning.met
 
     def save(self, path: str | Path) -> None:
-        """The model in a safe native form: TensorFlow, a GraphDef for a ``.pb`` path, else a
+        """The model in a safe native form: ONNX, a ``.onnx`` file; TensorFlow, a GraphDef for a ``.pb`` path, else a
         SavedModel folder (see :meth:`FrozenGraph.save`); PyTorch, a TorchScript
         archive (a PyTorch result lowered to TorchScript; read it with
         :func:`tunekit.graph.pytorch.torchscript.load`), or the tensors of a ``state_dict`` (an
         FX result; rebuild with :func:`tunekit.optimize_graph` and load them)."""
         path = prepare_out(path, self.framework)
-        if self.framework == "tensorflow":
+        if self.framework != "pytorch":  # FrozenGraph, OrtModel (ONNX): they save themselves
             self.model.save(path)
             return
         import torch

@@ -148,11 +148,12 @@ class OnnxRuntimeAdaptor(Adaptor):
 
     def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[Batch],
                   cache_dir: Path | None = None) -> None:
-        """Collect the ranges of every algorithm ``space`` offers, once (see
-        :mod:`.calibration`); with ``cache_dir`` they are kept there for a resumed tuning."""
+        """Collect the ranges the default config needs (see :mod:`.calibration`); another
+        algorithm's are collected the first time a trial asks for it, once per tuning. With
+        ``cache_dir`` they are kept there for a resumed tuning."""
         prepared = self._prepare(model)
         prepared.cache_dir = cache_dir
-        configs = [c for options in space.options.values() for c in options]
+        configs = list(space.default().ops.values())
         if any(c.approach == "static" for c in configs):
             self._ranges(prepared, calibration.algorithms_of(configs), calib_data)
 
@@ -234,6 +235,13 @@ class OnnxRuntimeAdaptor(Adaptor):
         fp32 = _intermediates(prepared.proto, list(fp32_names.values()), batches, self.settings)
         quantized = _intermediates(proto, list(names.values()), batches, self.settings)
         return {op: (fp32[fp32_names[op]], quantized[names[op]]) for op in ops}
+
+    def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
+                       example_batch: Batch | None, tune: Any) -> Any:
+        """ONNX Runtime's optimization levels as passes (see :mod:`.passes`)."""
+        from tunekit.adaptors.onnxrt.passes import optimize
+
+        return optimize(self._prepare(model).proto, self.settings, precisions, passes)
 
     # -- saving and loading --------------------------------------------------------------------
     def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:

@@ -92,12 +92,13 @@ def collect(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]], a
 
 def _extra(algorithm: str) -> dict[str, Any]:
     """Calibrator settings. Percentile keeps 99.999 % of the values (ONNX Runtime's default).
-    Entropy searches 2,048 bins for the 128-bin window that loses the least information
-    (TensorRT's setting); ONNX Runtime's default of 128 bins for both leaves nothing to search,
-    so its "entropy" ranges equal MinMax's."""
+    Entropy searches 512 bins for the 128-bin window that loses the least information. ONNX
+    Runtime's default of 128 bins for both leaves nothing to search (its "entropy" ranges equal
+    MinMax's); TensorRT's 2,048 bins cost ONNX Runtime's Python search 21 s on the digits CNN
+    here, 512 bins about 2 s."""
     if algorithm == "percentile":
         return {"percentile": 99.999, "symmetric": False}
-    return {"num_bins": 2048, "num_quantized_bins": 128} if algorithm == "entropy" else {}
+    return {"num_bins": 512, "num_quantized_bins": 128} if algorithm == "entropy" else {}
 
 
 def write_ranges(ranges: Mapping[str, Ranges], owners: Mapping[str, OpConfig],
