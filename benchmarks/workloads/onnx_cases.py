@@ -10,10 +10,11 @@ encoder also ``mask_*``; see :mod:`onnx_eval`) and a maximum absolute top-1 drop
 - ``bert``: a BERT-like encoder (``transformers``' ``BertForSequenceClassification`` from a
   config: 4 layers, hidden 256, sequence 64, random init), labelled by its own FP32 predictions,
   1 point;
-- ``culprit-middle``: the digits CNN with one output channel of conv2 scaled up 64× and conv3's
-  matching input weights scaled down (the FP32 function is unchanged, up to rounding): the tensor
-  between them has one huge channel, so its int8 grid is too coarse for the rest and the ops in
-  the middle of the network must return to float; no loss allowed.
+- ``culprit-middle``: the digits CNN with conv2's output channel 0 dead (ReLU of a value below
+  -1) and conv3's weights on that channel set to 1000: the FP32 function is unchanged, but
+  conv3's int8 weight grid (per output channel) is stretched by them and rounds every real
+  weight to zero. The ops in the middle of the network (conv2, conv3 of conv1..fc2) must return
+  to float; no loss allowed.
 """
 
 from __future__ import annotations
@@ -104,10 +105,10 @@ def culprit_middle(folder: Path) -> Case:
     data = digits_example.digits_data()
     model = digits_example.load_model()
     conv2 = torch.nn.utils.fusion.fuse_conv_bn_eval(model.conv2, model.bn2)
-    with torch.no_grad():
-        conv2.weight[0] *= 64.0
-        conv2.bias[0] *= 64.0
-        model.conv3.weight[:, 0] /= 64.0
+    with torch.no_grad():  # channel 0 of conv2 is dead (its inputs are ReLU outputs, ≥ 0)
+        conv2.weight[0] = -0.01
+        conv2.bias[0] = -1.0
+        model.conv3.weight[:, 0] = 1000.0  # so these weights change nothing in FP32
     model.conv2, model.bn2 = conv2, nn.Identity()
     path = folder / "culprit-middle.onnx"
     _export(model, (torch.from_numpy(data.x_calib[:2]),), path, ["x"])

@@ -56,12 +56,13 @@ def accuracy(run: Any, data: dict[str, np.ndarray]) -> tuple[float, list[float]]
 
 
 def float_compute_ops(model: Any) -> tuple[list[str], int]:
-    """Compute ops (Conv/Gemm/MatMul) none of whose inputs is dequantized or an int8 op
-    (ConvInteger, QLinearConv ...), and the count of compute ops in the model."""
+    """Compute ops (Conv/Gemm/MatMul) left in float — those whose data and weight inputs are not
+    both dequantized int8 — and the count of compute ops in the model (int8 ones included:
+    QLinearConv, ConvInteger ...)."""
     dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear"
                    for o in n.output}
     compute = [n for n in model.graph.node if n.op_type in COMPUTE]
-    floats = [n.name for n in compute if not dequantized & set(n.input)]
+    floats = [n.name for n in compute if not set(n.input[:2]) <= dequantized]
     int8 = [n for n in model.graph.node if n.op_type.startswith(("QLinear", "QGemm", "ConvInteger",
                                                                  "MatMulInteger"))]
     return floats, len(compute) + len(int8)
