@@ -22,7 +22,7 @@ from tunekit.adaptors.onnxrt.build import FORMATS, build
 from tunekit.adaptors.onnxrt.graph import DYNAMIC, Op, check_config, find_ops, named
 from tunekit.adaptors.onnxrt.runtime import OrtModel, Settings, feeds, pick_output, to_numpy
 from tunekit.data import require_batches, split_batch
-from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError
+from tunekit.errors import ConfigError, ModelError, TrialError
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace, int8_options
 
 APPROACHES = ("static", "dynamic", "auto")
