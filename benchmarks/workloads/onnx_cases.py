@@ -117,8 +117,8 @@ def culprit_middle(folder: Path) -> Case:
     return Case("culprit-middle", path, folder / "culprit-middle.npz", 0.0)
 
 
-BUILDERS = {"digits-half": digits_half, "resnet": resnet, "bert": bert,
-            "culprit-middle": culprit_middle}
+BUILDERS = {"digits-half": digits_half, "resnet": resnet, "culprit-middle": culprit_middle,
+            "bert": bert}
 
 
 def build(names: list[str], folder: Path) -> list[Case]:

@@ -59,15 +59,32 @@ def named(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
+def _not_float(model: onnx.ModelProto) -> set[str]:
+    """Tensors whose inferred type is not float (shape arithmetic: int64 Concat/Add); empty when
+    ONNX's shape inference cannot type the graph."""
+    try:
+        graph = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # custom ops and the like: every join stays tunable
+        return set()
+    return {v.name for v in (*graph.value_info, *graph.output, *graph.input)
+            if v.type.tensor_type.elem_type not in (0, onnx.TensorProto.FLOAT)}
+
+
 def find_ops(model: onnx.ModelProto) -> dict[OpKey, Op]:
-    """The tunable nodes of ``model`` (see :data:`COMPUTE` and :data:`JOINS`), in graph order."""
-    constants = {i.name for i in model.graph.initializer}
-    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    """The tunable nodes of ``model`` (see :data:`COMPUTE` and :data:`JOINS`), in graph order;
+    joins of integer tensors (shape arithmetic) are not tunable."""
+    initializers = {i.name for i in model.graph.initializer}
+    constants = set(initializers)  # and what is computed from constants only (Identity of a bias)
+    for node in model.graph.node:
+        if all(i in constants for i in node.input if i):
+            constants.update(node.output)
+    integers = _not_float(model)
     ops: dict[OpKey, Op] = {}
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             continue
-        if node.op_type in JOINS and any(i in constants for i in node.input):
+        if node.op_type in JOINS and (any(i in constants for i in node.input)
+                                      or node.output[0] in integers):
             continue
         if node.op_type not in COMPUTE + JOINS:
             continue
@@ -78,7 +95,7 @@ def find_ops(model: onnx.ModelProto) -> dict[OpKey, Op]:
         elif node.op_type in WEIGHT_AXIS:
             index, axis = WEIGHT_AXIS[node.op_type]
             weight = node.input[index]
-        if weight is not None and weight not in constants:
+        if weight is not None and weight not in initializers:
             weight = None  # MatMul of two activations (attention scores): no weight to quantize
         key = OpKey(node.name, node.op_type)
         ops[key] = Op(key, node, weight, axis)
