@@ -381,6 +381,8 @@ class Tuner:
                             framework=self.spec.model.framework, space=space,
                             objective_directions={name: objective.direction for name, objective, _
                                                   in self.parts.objectives},
+                            objective_units={name: objective.unit for name, objective, _
+                                             in self.parts.objectives},
                             adaptor=self.parts.adaptor,
                             adaptor_options=self.spec.model.options)
         write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
