@@ -49,7 +49,7 @@ def tune(tmp_path: Path) -> Path:
            "tuning": {"accuracy_criterion": {"absolute": 0.0}, "exit_policy": {"timeout": 60},
                       "workspace": {"path": str(tmp_path / "ws")}}}
     spec = config.parse(raw, check_plugins=False)
-    adaptor = BrokenBf16Conv2(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2, "fc2": 0.01})
+    adaptor = BrokenBf16Conv2(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2, "fc2": 0.01})
     parts = Parts(spec, adaptor, FakeModel(), DATA, Evaluator(adaptor, DATA, TopK(), None),
                   BasicStrategy(), [("latency", ModelledLatency(), 1.0)])
     Tuner(parts).run()
