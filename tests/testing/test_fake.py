@@ -8,7 +8,7 @@ import pytest
 from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError
 from tunekit.metrics.topk import TopK
 from tunekit.space import OpConfig, OpKey, TuningSpace
-from tunekit.testing import (ops=DIGITS_OPS, LATENCIES, FakeAdaptor, FakeModel, ModelledLatency,
+from tunekit.testing import (DIGITS_OPS, LATENCIES, FakeAdaptor, FakeModel, ModelledLatency,
                              fake_data)
 
 CONV1, CONV2, CONV3, FC1, FC2 = DIGITS_OPS

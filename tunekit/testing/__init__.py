@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 from tunekit.testing.driver import AccuracyFn, StrategyRun, run_strategy
-from tunekit.testing.fake import (ops=DIGITS_OPS, LATENCIES, FakeAdaptor, FakeModel, ModelledLatency,
+from tunekit.testing.fake import (DIGITS_OPS, LATENCIES, FakeAdaptor, FakeModel, ModelledLatency,
                                   fake_data)
 from tunekit.testing.table import TableAdaptor
 
