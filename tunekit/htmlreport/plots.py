@@ -136,7 +136,7 @@ def pareto_figure(view: ReportView) -> str | None:
     target line, and the Pareto front joined and labelled."""
     points = [(s, t) for t in view.trials
               if not t.failed and t.metric is not None
-              and (s := view.speedup(t.details)) is not None]
+              and (s := view.speedup(t)) is not None]
     if not points:
         return None
     plt = _pyplot()
