@@ -20,7 +20,7 @@ max-width:1100px;padding:0 1em;color:#1f2328;line-height:1.45}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.8em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f6f8fa;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.fallback td{background:#fff4d6;font-weight:600}tr.failed td{background:#ffebe9}
 tr.pass td.goal{color:#1a7f37;font-weight:600}
 .met{color:#1a7f37;font-weight:700}.notmet{color:#c62828;font-weight:700}
