@@ -139,7 +139,7 @@ class TuneResult:
             "best_ops": self.best_trial.config.to_list() if self.best_trial else [],
             "op_types": changes.op_types([default] if default else
                                          [t.config for t in self.trials]),
-            "history": [trial_record(t, default) for t in self.trials],
+            "history": [trial_record(t, default, self._speed_dicts(t)) for t in self.trials],
         }
 
     def save(self, path: str | Path) -> None:
@@ -164,13 +164,15 @@ def objective_values(trial: Trial) -> dict[str, float]:
     return {k: v for k, v in trial.details.items() if not k.startswith(_BOOKKEEPING)}
 
 
-def trial_record(trial: Trial, default: QuantConfig | None) -> dict[str, Any]:
-    """One trial for result.json: its outcome, full error, details and the ops that differ
-    from ``default`` (:mod:`tunekit.changes`)."""
+def trial_record(trial: Trial, default: QuantConfig | None,
+                 speed: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """One trial for result.json: its outcome, full error, details, speed per latency
+    objective (:class:`tunekit.speed.Speed`) and the ops that differ from ``default``
+    (:mod:`tunekit.changes`)."""
     return {"trial": trial.number, "metric": trial.metric, "objective": trial.objective,
             "accepted": trial.accepted, "failed": trial.failed, "error": trial.error,
             "duration_s": round(trial.duration_s, 4), "details": dict(trial.details),
-            "changes": changes.encode(trial.config, default)}
+            "speed": dict(speed), "changes": changes.encode(trial.config, default)}
 
 
 def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> dict[str, Any]:
