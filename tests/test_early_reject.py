@@ -94,7 +94,7 @@ def run(tmp_path: Path, early: bool, strategy: BasicStrategy, name: str) -> Any:
            "tuning": {"accuracy_criterion": {"absolute": 0.0},
                       "workspace": {"path": str(tmp_path / name)}}}
     spec = config.parse(raw, check_plugins=False)
-    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2, "conv2": 0.01})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2, "conv2": 0.01})
     evaluator = Evaluator(adaptor, DATA, TopK())
     parts = Parts(spec, adaptor, FakeModel(), DATA, evaluator, strategy,
                   [("latency", ModelledLatency(), 1.0)])

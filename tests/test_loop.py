@@ -18,7 +18,7 @@ from tunekit.space import QuantConfig
 from tunekit.strategy import Batch, Strategy, TuneContext
 from tunekit.testing import DIGITS_OPS, FakeAdaptor
 
-ADAPTOR = FakeAdaptor(DIGITS_OPS, base_accuracy=1.0, drops={"conv2": 0.2, "fc1": 0.2})
+ADAPTOR = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=1.0, drops={"conv2": 0.2, "fc1": 0.2})
 SPACE = ADAPTOR.capabilities(None)
 CRITERION = AccuracyCriterion(absolute=0.25)
 

@@ -36,7 +36,7 @@ def tuner(spec: config.TuneSpec, adaptor: FakeAdaptor, eval_func=None) -> Tuner:
 
 
 def conv1_culprit(**kw: Any) -> FakeAdaptor:
-    return FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2}, **kw)
+    return FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2}, **kw)
 
 
 def test_finds_the_fallback_and_stops_at_first_accept(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def _tuner(tmp_path: Path, adaptor: FakeAdaptor, evaluator: Evaluator, **exit_po
 
 
 def _adaptor() -> FakeAdaptor:
-    return FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+    return FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
 
 
 def test_hung_trial_times_out_and_tuning_goes_on(tmp_path: Path) -> None:

@@ -25,7 +25,20 @@ Batch = Any
 
 
 class Adaptor(abc.ABC):
-    """Base class of framework adaptors (entry-point group ``tunekit.adaptors``)."""
+    """Base class of framework adaptors (entry-point group ``tunekit.adaptors``).
+
+    Three methods are abstract (:meth:`capabilities`, :meth:`quantize`, :meth:`predict`). The
+    others default to raising :class:`~tunekit.errors.NotSupportedError`, but a tuning needs
+    :meth:`save`/:meth:`load` (to keep the best model), :meth:`run_batch` (the default
+    ``performance`` objective), :meth:`model_size` and :meth:`inspect` (MSE-ranked strategies),
+    and :class:`tunekit.testing.adaptor_contract.AdaptorContract` checks them all. Contract
+    rules the signatures cannot show: the constructor takes keyword-only parameters (the YAML's
+    ``model.options``; the recipe keeps them for :func:`tunekit.load`); an unknown approach
+    raises a ``TunekitError`` mentioning "approach"; :meth:`predict` yields float32 outputs;
+    :meth:`load` given another config than the saved model's raises ``ModelError`` saying
+    "another config"; a config naming an op the model lacks raises ``ModelError`` naming it.
+    docs/writing-an-adaptor.md walks through all of it with the ONNX Runtime adaptor.
+    """
 
     #: File suffix of saved tuned models, e.g. ``.pt``.
     model_suffix: ClassVar[str] = ""
@@ -89,7 +102,8 @@ class Adaptor(abc.ABC):
 
     @abc.abstractmethod
     def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Run ``model`` over ``data``; yield ``(outputs, labels)`` per batch as numpy arrays."""
+        """Run ``model`` over ``data``; yield ``(outputs, labels)`` per batch as numpy arrays,
+        float outputs as float32 whatever precision the model computes in."""
 
     def load_model(self, path: Path) -> Any:
         """Load an FP32 model from a file (``model.path`` in the YAML)."""
@@ -134,13 +148,27 @@ class Adaptor(abc.ABC):
                                 "(needed by the hawq strategy)")
 
     def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:
-        """Write a tuned model to ``path`` in a safe, framework-native format."""
+        """Write a tuned model to ``path`` in a safe, framework-native format (no pickle),
+        with what :meth:`load` needs to check it was built from ``config``."""
         raise NotSupportedError(f"{type(self).__name__} cannot save models")
 
     def load(self, model: Any, config: QuantConfig, path: Path) -> Any:
-        """Rebuild a tuned model saved by :meth:`save` from its FP32 ``model`` and recipe."""
+        """Rebuild a tuned model saved by :meth:`save` from its FP32 ``model`` and recipe; its
+        outputs equal the saved candidate's bit for bit. A file saved with another config than
+        ``config`` raises ``ModelError`` saying "another config"."""
         raise NotSupportedError(f"{type(self).__name__} cannot load tuned models")
 
     def model_size(self, model: Any) -> int:
         """Serialized size of ``model`` in bytes."""
         raise NotSupportedError(f"{type(self).__name__} cannot report model size")
+
+    def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
+                       example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
+        """Graph optimization (``tunekit optimize``): a ``tunekit.graph.result.GraphResult``.
+
+        Runs this framework's passes (entry points ``tunekit.passes`` named ``<adaptor
+        name>.<pass>``, found with ``tunekit.graph.registry.available``) that ``passes`` selects
+        (``tunekit.graph.pipeline.select``). ``example_batch`` is one ``(inputs, labels)``
+        batch or None; ``tune(graph, amp_adaptor)``, when given, tunes the bf16/fp32 mix.
+        """
+        raise NotSupportedError(f"{type(self).__name__} offers no graph optimization")

@@ -275,18 +275,30 @@ def assemble_parts(spec: TuneSpec, adaptor: Adaptor, model: Any,
     return Parts(spec, adaptor, model, calib, evaluator, strategy, objectives)
 
 
+def runs_code(ref: Mapping[str, Any]) -> bool:
+    """Whether rebuilding the recorded FP32 model runs code the workspace names: a factory, or
+    a model file that may only be unpickled (``options.allow_pickle``)."""
+    return bool(ref.get("factory") or (ref.get("options") or {}).get("allow_pickle"))
+
+
 def load(workspace: str | Path, model: Any = None, *, trust: bool = False) -> Any:
     """Rebuild a tuned model from a workspace (its recipe and saved weights), without tuning.
 
     ``model`` is the FP32 model. Without it, the model reference the CLI run recorded in
-    ``best_config.json`` (a factory imported from a recorded folder, or a model file) is used,
-    but only with ``trust=True``: that file decides which code runs, so a workspace from
+    ``best_config.json`` is used: a model file read in a safe format as it is, but a factory
+    (imported from a recorded folder) or a pickled model only with ``trust=True``: that file
+    decides which code runs, so a workspace from
     someone else is no safer to load that way than their Python script. The weights themselves
-    are read in a safe format either way.
+    are read in a safe format either way. The adaptor is made with the options the recipe kept
+    (``model.options`` of the tuning), so the model is rebuilt as it was tuned.
     """
     workspace = Path(workspace)
     data = load_recipe(workspace)
-    adaptor = plugins.create("tunekit.adaptors", data["framework"])
+    try:  # the options the model was tuned with (older recipes have none)
+        adaptor = plugins.create("tunekit.adaptors", data["framework"], data.get("options") or {})
+    except Exception as exc:
+        raise ConfigError("workspace", f"{str(workspace)!r}: best_config.json's adaptor "
+                                       f"options no longer fit the installed adaptor: {exc}") from exc
     built_by = data.get("adaptor")
     if built_by not in (None, class_path(type(adaptor))):
         raise ConfigError("workspace", f"{str(workspace)!r} holds models built by {built_by} "
@@ -298,7 +310,7 @@ def load(workspace: str | Path, model: Any = None, *, trust: bool = False) -> An
         if not ref:
             raise ConfigError("model", "this workspace was tuned from Python; pass the FP32 model: "
                                        "tunekit.load(workspace, model)")
-        if not trust:
+        if not trust and runs_code(ref):
             raise ConfigError("model", f"{str(workspace)!r} names the code that builds its FP32 "
                                        f"model ({ref.get('factory') or ref.get('path')}), which "
                                        "tunekit.load does not run unasked: pass the model "

@@ -65,6 +65,9 @@ class TuneResult:
     runtimes: Mapping[int, str] = field(default_factory=dict)
     #: objective name → its unit (``s``, `` B``): how report.html labels its axes
     objective_units: Mapping[str, str] = field(default_factory=dict)
+    #: the adaptor's options (``model.options``): the recipe keeps them so that
+    #: :func:`tunekit.load` rebuilds the model with the same adaptor settings
+    adaptor_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -154,7 +157,7 @@ class TuneResult:
             "best_ops": self.best_trial.config.to_list() if self.best_trial else [],
             "op_types": changes.op_types([default] if default else
                                          [t.config for t in self.trials]),
-            "history": [trial_record(t, default) for t in self.trials],
+            "history": [trial_record(t, default, self._speed_dicts(t)) for t in self.trials],
         }
 
     def save(self, path: str | Path) -> None:
@@ -190,13 +193,16 @@ def objective_values(trial: Trial) -> dict[str, float]:
     return {k: v for k, v in trial.details.items() if not k.startswith(_BOOKKEEPING)}
 
 
-def trial_record(trial: Trial, default: QuantConfig | None) -> dict[str, Any]:
-    """One trial for result.json: its outcome, full error, details and the ops that differ
-    from ``default`` (:mod:`tunekit.changes`)."""
+def trial_record(trial: Trial, default: QuantConfig | None,
+                 speed: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """One trial for result.json: its outcome, full error, details, speed per latency
+    objective (:class:`tunekit.speed.Speed`) and the ops that differ from ``default``
+    (:mod:`tunekit.changes`)."""
     return {"trial": trial.number, "metric": trial.metric, "objective": trial.objective,
             "accepted": trial.accepted, "failed": trial.failed, "error": trial.error,
             "duration_s": round(trial.duration_s, 4), "details": dict(trial.details),
-            "changes": changes.encode(trial.config, default), "stage": trial.stage}
+            "speed": dict(speed), "changes": changes.encode(trial.config, default),
+            "stage": trial.stage}
 
 
 def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> dict[str, Any]:
@@ -204,7 +210,7 @@ def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> d
     best = result.best_trial
     assert best is not None
     return {"tunekit_version": __version__, "framework": result.framework, "model": model_ref,
-            "adaptor": class_path(type(adaptor)),
+            "adaptor": class_path(type(adaptor)), "options": dict(result.adaptor_options),
             "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
             "trial": best.number, "metric": best.metric, "baseline": result.baseline["metric"],
             "objectives": objective_values(best), "ops": best.config.to_list()}

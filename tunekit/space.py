@@ -24,7 +24,8 @@ INT8_ITEMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "approach": ("static", "dynamic"),
         "scheme": ("asym", "sym"),  # activation quantization scheme
         "granularity": ("per_channel", "per_tensor"),  # weight quantization granularity
-        "algorithm": ("minmax", "histogram", "percentile"),  # activation calibration algorithm
+        "algorithm": ("minmax", "histogram", "percentile", "entropy"),  # activation calibration
+        "activation": ("uint8", "int8"),  # activation integer type (ONNX Runtime offers both)
     }
 )
 
@@ -53,6 +54,7 @@ class OpConfig:
     scheme: str | None = None
     granularity: str | None = None
     algorithm: str | None = None
+    activation: str | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -383,10 +385,13 @@ class TuningSpace:
 
 
 def int8_options(approaches: Sequence[str], schemes: Sequence[str], granularities: Sequence[str],
-                 algorithms: Sequence[str]) -> list[OpConfig]:
+                 algorithms: Sequence[str],
+                 activations: Sequence[str | None] = (None,)) -> list[OpConfig]:
     """The cartesian product of int8 items, first value of each item first (the default).
 
-    Dynamic int8 has no activation calibration, so its options carry no scheme/algorithm choice.
+    Dynamic int8 has no activation calibration, so its options carry no scheme/algorithm/
+    activation choice. ``activations`` stays ``(None,)`` for adaptors whose activation type
+    follows from the scheme (PyTorch, TensorFlow).
     """
     configs: list[OpConfig] = []
     for approach in approaches:
@@ -396,14 +401,16 @@ def int8_options(approaches: Sequence[str], schemes: Sequence[str], granularitie
                 continue
             for scheme in schemes:
                 for algorithm in algorithms:
-                    configs.append(OpConfig("int8", approach, scheme, granularity, algorithm))
+                    configs += [OpConfig("int8", approach, scheme, granularity, algorithm, act)
+                                for act in activations]
     # the head must be the first value of every item: reorder so defaults come first
     return sorted(configs, key=lambda c: (
-        approaches.index(c.approach or approaches[0]),
-        _index(algorithms, c.algorithm), _index(schemes, c.scheme), granularities.index(c.granularity or granularities[0])))
+        approaches.index(c.approach or approaches[0]), _index(algorithms, c.algorithm),
+        _index(schemes, c.scheme), _index(activations, c.activation),
+        granularities.index(c.granularity or granularities[0])))
 
 
-def _index(values: Sequence[str], value: str | None) -> int:
+def _index(values: Sequence[str | None], value: str | None) -> int:
     return values.index(value) if value is not None else 0
 
 

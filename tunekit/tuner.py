@@ -426,7 +426,8 @@ class Tuner:
                                                   in self.parts.objectives},
                             objective_units={name: objective.unit for name, objective, _
                                              in self.parts.objectives},
-                            adaptor=self.parts.adaptor, fp32_kept=fp32_kept,
+                            adaptor=self.parts.adaptor,
+                            adaptor_options=self.spec.model.options, fp32_kept=fp32_kept,
                             sensitivity=ctx.notes.sensitivity)
         write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
                       self.spec)

@@ -257,3 +257,36 @@ def keras_calib(digits: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndar
 def keras_eval(digits: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     x, y = nhwc(digits["x_eval"]), digits["y_eval"]
     return [(x[i:i + 200], y[i:i + 200]) for i in range(0, len(y), 200)]
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+def export_onnx(model: Any, example: Any, path: Any) -> Any:
+    """``model`` exported with torch's TorchScript-based exporter (fast; a batch axis)."""
+    import onnx
+
+    torch.onnx.export(model.eval(), (example,), str(path), input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "batch"}}, dynamo=False)
+    return onnx.load(str(path))
+
+
+@pytest.fixture(scope="session")
+def onnx_digits(trained_digits_state: dict, digits: dict[str, np.ndarray],
+                tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The trained digits CNN as an ``onnx.ModelProto`` (Conv ×3, Gemm ×2)."""
+    pytest.importorskip("onnxruntime")
+    model = DigitsCNN()
+    model.load_state_dict(trained_digits_state)
+    return export_onnx(model, torch.from_numpy(digits["x_calib"][:2]),
+                       tmp_path_factory.mktemp("onnx") / "digits.onnx")
+
+
+@pytest.fixture(scope="session")
+def onnx_calib(digits: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    x, y = digits["x_calib"], digits["y_calib"]
+    return [(x[i:i + 50], y[i:i + 50]) for i in range(0, len(y), 50)]
+
+
+@pytest.fixture(scope="session")
+def onnx_eval(digits: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    x, y = digits["x_eval"], digits["y_eval"]
+    return [(x[i:i + 200], y[i:i + 200]) for i in range(0, len(y), 200)]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tunekit.testing import FakeAdaptor, FakeModel, fake_data
 from tunekit.testing.adaptor_contract import AdaptorContract
 
 
@@ -55,8 +56,49 @@ class TestTensorFlowAdaptor(AdaptorContract):
         return keras_eval[:1]
 
 
-def test_both_suites_check_the_same_behaviour() -> None:
+class TestOnnxRuntimeAdaptor(AdaptorContract):
+    @pytest.fixture
+    def adaptor(self) -> Any:
+        from tunekit.adaptors.onnxrt import OnnxRuntimeAdaptor
+
+        return OnnxRuntimeAdaptor()
+
+    @pytest.fixture
+    def model(self, onnx_digits: Any) -> Any:
+        return onnx_digits
+
+    @pytest.fixture
+    def calib(self, onnx_calib: list) -> list:
+        return onnx_calib
+
+    @pytest.fixture
+    def eval_data(self, onnx_eval: list) -> list:
+        return onnx_eval[:1]
+
+
+class TestFakeAdaptor(AdaptorContract):
+    """The shipped test double keeps the contract too, so strategy tests built on it hold."""
+
+    @pytest.fixture
+    def adaptor(self) -> Any:
+        return FakeAdaptor()
+
+    @pytest.fixture
+    def model(self) -> Any:
+        return FakeModel()
+
+    @pytest.fixture
+    def calib(self) -> list:
+        return fake_data(200, 100)
+
+    @pytest.fixture
+    def eval_data(self) -> list:
+        return fake_data(200, 100)
+
+
+def test_every_suite_checks_the_same_behaviour() -> None:
     checks = {n for n in dir(AdaptorContract) if n.startswith("test_")}
     assert checks and all(
         {n for n in dir(suite) if n.startswith("test_")} >= checks
-        for suite in (TestPyTorchAdaptor, TestTensorFlowAdaptor))
+        for suite in (TestPyTorchAdaptor, TestTensorFlowAdaptor, TestOnnxRuntimeAdaptor,
+                      TestFakeAdaptor))

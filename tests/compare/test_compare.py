@@ -34,7 +34,7 @@ def workload(tmp_path: Path, adaptor: FakeAdaptor, **tuning: Any) -> tuple[Any, 
 
 
 def conv1_culprit() -> FakeAdaptor:
-    return FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+    return FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
 
 
 def test_identical_configs_are_evaluated_once_across_strategies(tmp_path: Path) -> None:

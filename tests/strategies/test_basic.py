@@ -43,13 +43,13 @@ def final(run: StrategyRun) -> dict[str, str]:
 
 
 def test_default_config_accepted_takes_one_trial() -> None:
-    run = tune(FakeAdaptor(DIGITS_OPS))
+    run = tune(FakeAdaptor(ops=DIGITS_OPS))
     assert run.proposals == (run.context.space.default(),)
     assert run.evaluations == 1 and final(run) == {}
 
 
 def test_digits_fallback_finds_conv1_in_bf16_with_few_evaluations() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.199})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.199})
     run = tune(adaptor)
     assert final(run) == {"conv1": "bf16"}
     # evaluated configs: the single fallbacks are one batch, evaluated up to the first accepted
@@ -72,7 +72,7 @@ def test_digits_fallback_finds_conv1_in_bf16_with_few_evaluations() -> None:
 
 
 def test_every_item_value_is_tried_with_tune_items_all() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.199})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.199})
     run = tune(adaptor, tune_items="all")
     tried = [changed(run, c) for c in run.proposals]
     assert {"conv1": "int8(static,sym,per_channel,minmax)",
@@ -82,12 +82,12 @@ def test_every_item_value_is_tried_with_tune_items_all() -> None:
 
 
 def test_tune_items_none_goes_straight_to_fallback() -> None:
-    run = tune(FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2}), tune_items="none")
+    run = tune(FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2}), tune_items="none")
     assert [changed(run, t.config) for t in run.history] == [{}, {"conv1": "bf16"}]
 
 
 def test_item_change_that_fixes_an_op_type_avoids_fallback() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2},
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2},
                           item_drops={("conv1", "algorithm", "histogram"): 0.0})
     run = tune(adaptor)
     histogram = "int8(static,asym,per_channel,histogram)"
@@ -96,7 +96,7 @@ def test_item_change_that_fixes_an_op_type_avoids_fallback() -> None:
 
 
 def test_item_tuning_keeps_only_improvements_across_op_types() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2, "fc1": 0.1},
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2, "fc1": 0.1},
                           item_drops={("conv1", "algorithm", "histogram"): 0.0,
                                       ("fc1", "algorithm", "percentile"): 0.0})
     run = tune(adaptor)
@@ -109,7 +109,7 @@ def test_item_tuning_keeps_only_improvements_across_op_types() -> None:
 
 
 def test_dynamic_approach_is_an_item_move_for_linear_ops() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"fc1": 0.2},
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"fc1": 0.2},
                           item_drops={("fc1", "approach", "dynamic"): 0.0})
     run = tune(adaptor, approach="auto")
     dynamic = "int8(dynamic,per_channel)"
@@ -117,7 +117,7 @@ def test_dynamic_approach_is_an_item_move_for_linear_ops() -> None:
 
 
 def test_accumulated_fallback_in_impact_order_when_two_ops_must_fall_back() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.05, "conv2": 0.02, "fc2": 0.15})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.05, "conv2": 0.02, "fc2": 0.15})
     run = tune(adaptor, AccuracyCriterion(absolute=0.03), tune_items="none")
     single = [changed(run, c) for c in run.proposals[1:6]]
     assert single == [{op.name: "bf16"} for op in DIGITS_OPS]  # space order
@@ -128,7 +128,7 @@ def test_accumulated_fallback_in_impact_order_when_two_ops_must_fall_back() -> N
 
 
 def test_bf16_is_tried_before_fp32() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2}, bf16_drops={"conv1": 0.2})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2}, bf16_drops={"conv1": 0.2})
     run = tune(adaptor, tune_items="none")
     precisions = [c.precision_of(CONV1) for c in run.proposals]
     assert precisions.index("fp32") > max(i for i, p in enumerate(precisions) if p == "bf16")
@@ -138,14 +138,14 @@ def test_bf16_is_tried_before_fp32() -> None:
 
 
 def test_an_op_rule_without_bf16_falls_back_straight_to_fp32() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2})
     space = adaptor.capabilities(None).restrict([OpRule(name="conv1", allow=("int8", "fp32"))])
     run = tune(adaptor, space=space, tune_items="none")
     assert [changed(run, t.config) for t in run.history] == [{}, {"conv1": "fp32"}]
 
 
 def test_ops_without_a_fallback_stay_int8() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2, "conv2": 0.2})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2, "conv2": 0.2})
     space = adaptor.capabilities(None).restrict([OpRule(name="conv1", allow=("int8",))])
     run = tune(adaptor, AccuracyCriterion(absolute=0.25), space=space, tune_items="none")
     assert all(c.precision_of(CONV1) == "int8" for c in run.proposals)
@@ -153,7 +153,7 @@ def test_ops_without_a_fallback_stay_int8() -> None:
 
 
 def test_failed_trials_rank_last_and_do_not_stop_the_search() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2},
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2},
                           fails=lambda c: c.precision_of(CONV1) == "bf16")
     run = tune(adaptor, tune_items="none")
     assert sum(t.failed for t in run.history) >= 1
@@ -162,7 +162,7 @@ def test_failed_trials_rank_last_and_do_not_stop_the_search() -> None:
 
 @pytest.mark.parametrize("higher_is_better", [True, False])
 def test_ranking_follows_the_metric_direction(higher_is_better: bool) -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.05, "conv2": 0.02, "fc2": 0.15})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.05, "conv2": 0.02, "fc2": 0.15})
     sign = 1.0 if higher_is_better else -1.0
 
     def metric(config: QuantConfig) -> float:  # an error rate when lower is better
@@ -177,7 +177,7 @@ def test_ranking_follows_the_metric_direction(higher_is_better: bool) -> None:
 
 
 def test_conservative_starts_from_fp32_and_lowers_op_types() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2})
     run = tune(adaptor, order="conservative")
     # the tuner is asked to go on past accepted configs, so the strategy ends by itself
     assert run.status == "strategy_done"
@@ -197,7 +197,7 @@ def test_conservative_starts_from_fp32_and_lowers_op_types() -> None:
 
 
 def test_conservative_never_proposes_the_fp32_model() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, drops={op.name: 0.2 for op in DIGITS_OPS},
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={op.name: 0.2 for op in DIGITS_OPS},
                           bf16_drops={op.name: 0.2 for op in DIGITS_OPS})
     run = tune(adaptor, order="conservative")
     assert run.context.space.uniform("fp32") not in run.proposals

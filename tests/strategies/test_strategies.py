@@ -27,7 +27,7 @@ INC_EVALUATIONS = {"mse": 10, "mse_v2": 4, "bayesian": 58}
 
 
 def culprit(*names: str) -> FakeAdaptor:
-    return FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops=dict.fromkeys(names, 0.1))
+    return FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops=dict.fromkeys(names, 0.1))
 
 
 def drive(strategy: Strategy, adaptor: FakeAdaptor, seed: int = 0, **kw: object) -> StrategyRun:
@@ -64,7 +64,7 @@ def test_mse_without_a_probe_falls_back_top_down_then_polishes() -> None:
 def test_mse_v2_wins_back_ops_that_were_not_needed() -> None:
     # conv1 and conv2 both lose accuracy; phase 1 falls back the worst (conv1) first, then conv2
     # and, as the goal is then met, phase 2 tries conv1 in int8 again (it stays: still missed)
-    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.1, "conv2": 0.05})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.1, "conv2": 0.05})
     run = drive(MSEv2Strategy(), adaptor, stop_on_first_accept=False)
     assert [float_ops(c) for c in run.proposals] == [set(), {"conv1"}, {"conv1", "conv2"},
                                                       {"conv2"}]
@@ -78,7 +78,7 @@ def test_hawq_needs_the_probe() -> None:
 
 
 def test_exhaustive_covers_the_space_once_nearest_first() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS[:2])
+    adaptor = FakeAdaptor(ops=DIGITS_OPS[:2])
     space = adaptor.capabilities(None)
     configs = list(by_distance(space))
     assert len(configs) == len(set(configs)) == space.size()

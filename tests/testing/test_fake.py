@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tunekit.errors import NotSupportedError, TrialError
+from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError
 from tunekit.metrics.topk import TopK
 from tunekit.space import OpConfig, OpKey, TuningSpace
 from tunekit.testing import (DIGITS_OPS, LATENCIES, FakeAdaptor, FakeModel, ModelledLatency,
@@ -16,7 +16,7 @@ CONV1, CONV2, CONV3, FC1, FC2 = DIGITS_OPS
 
 @pytest.fixture
 def adaptor() -> FakeAdaptor:
-    return FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.199, "fc2": 0.01},
+    return FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.199, "fc2": 0.01},
                        bf16_drops={"conv1": 0.003},
                        item_drops={("conv1", "algorithm", "histogram"): 0.05,
                                    ("conv1", "scheme", "sym"): 0.3})
@@ -78,7 +78,7 @@ def test_predict_rejects_labels_it_cannot_score(adaptor: FakeAdaptor) -> None:
 
 
 def test_latency_orders_precisions_and_weighs_ops() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, op_costs={"conv3": 10.0})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, op_costs={"conv3": 10.0})
     space = adaptor.capabilities(None)
     int8, bf16, fp32 = (adaptor.latency(FakeModel(space.uniform(p))) for p in LATENCIES)
     assert int8 < bf16 < fp32 == adaptor.latency(FakeModel())
@@ -101,19 +101,19 @@ def test_inspect_mse_equals_the_op_drop(adaptor: FakeAdaptor) -> None:
 
 
 def test_quantize_counts_calls_fails_on_request_and_checks_ops() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, fails=lambda c: c.precision_of(FC2) == "fp32")
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, fails=lambda c: c.precision_of(FC2) == "fp32")
     space = adaptor.capabilities(None)
     adaptor.quantize(FakeModel(), space.default(), [])
     with pytest.raises(TrialError, match="fake quantization of .* failed"):
         adaptor.quantize(FakeModel(), space.uniform("fp32"), [])
     other = TuningSpace({OpKey("x", "Linear"): (OpConfig("fp32"),)})
-    with pytest.raises(ValueError, match="are not the adaptor's ops"):
+    with pytest.raises(ModelError, match="are not the adaptor's ops"):
         adaptor.quantize(FakeModel(), other.default(), [])
     assert adaptor.quantize_calls == 3
 
 
 def test_capabilities_per_approach_or_a_given_space() -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS)
+    adaptor = FakeAdaptor(ops=DIGITS_OPS)
     static, auto = adaptor.capabilities(None), adaptor.capabilities(None, "auto")
     assert static.default().ops[CONV1] == OpConfig("int8", "static", "asym", "per_channel",
                                                    "minmax")
@@ -121,15 +121,15 @@ def test_capabilities_per_approach_or_a_given_space() -> None:
     assert {o.approach for o in auto.options[CONV1]} == {"static", "dynamic", None}
     assert static.fallbacks(CONV1) == [OpConfig("bf16"), OpConfig("fp32")]
     assert len(adaptor.capabilities(None, "dynamic").options[FC1]) == 2 + 2
-    with pytest.raises(ValueError, match="approach must be one of"):
+    with pytest.raises(ConfigError, match="approach: must be one of"):
         adaptor.capabilities(None, "qat")
     given = static.restrict([])
-    assert FakeAdaptor(given).capabilities(None, "auto") is given
+    assert FakeAdaptor(ops=given).capabilities(None, "auto") is given
 
 
 def test_drops_for_unknown_ops_are_rejected() -> None:
     with pytest.raises(ValueError, match=r"unknown ops \['conv9'\]"):
-        FakeAdaptor(DIGITS_OPS, item_drops={("conv9", "scheme", "sym"): 0.1})
+        FakeAdaptor(ops=DIGITS_OPS, item_drops={("conv9", "scheme", "sym"): 0.1})
 
 
 def test_save_and_load_round_trip_the_config(adaptor: FakeAdaptor, tmp_path) -> None:

@@ -21,10 +21,10 @@ CRITERION = AccuracyCriterion(absolute=0.0)
 
 def live() -> FakeAdaptor:
     """A small workload: int8 at its default item values, bf16 or fp32 per op (27 configs)."""
-    full = FakeAdaptor(OPS).capabilities(None)
+    full = FakeAdaptor(ops=OPS).capabilities(None)
     rules = [OpRule(type=t, restrict={"scheme": ("asym",), "granularity": ("per_channel",),
                                       "algorithm": ("minmax",)}) for t in ("Conv2d", "Linear")]
-    return FakeAdaptor(full.restrict(rules), base_accuracy=0.998, drops={"conv1": 0.2},
+    return FakeAdaptor(ops=full.restrict(rules), base_accuracy=0.998, drops={"conv1": 0.2},
                        bf16_drops={"fc": 0.001})
 
 
@@ -59,7 +59,7 @@ def test_a_config_missing_from_the_table_fails_its_trial() -> None:
 
 
 def test_rows_outside_the_space_are_refused() -> None:
-    other = FakeAdaptor([OpKey("x", "Linear")]).capabilities(None)
+    other = FakeAdaptor(ops=[OpKey("x", "Linear")]).capabilities(None)
     with pytest.raises(ValueError, match="not configs of the space"):
         TableAdaptor(live().capabilities(None), {other.default(): (1.0, 1.0)}, (1.0, 1.0))
 

@@ -17,13 +17,12 @@ from typing import Any
 from tunekit import api as core_api
 from tunekit import config as config_module
 from tunekit.config import PluginSpec, TuneSpec
-from tunekit.data import split_batch
-from tunekit.errors import ConfigError
+from tunekit.errors import ConfigError, NotSupportedError
+from tunekit.graph import registry
+from tunekit.graph.pipeline import needs_data
 from tunekit.graph.result import GraphResult
 from tunekit.metric import Metric
 from tunekit.tuner import Tuner
-
-FRAMEWORKS = ("pytorch", "tensorflow")
 
 
 def optimize_graph(model: Any, precisions: Sequence[str] = ("fp32",), *,
@@ -73,12 +72,16 @@ def optimize_config(spec: TuneSpec) -> GraphResult:
 def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
          eval_data: Iterable[Any] | None, metric: Metric | None,
          eval_func: Callable[[Any], Any] | None, eval_func_name: str) -> GraphResult:
+    """Hands the work to the framework's adaptor (``Adaptor.optimize_graph``), which runs the
+    passes installed under its name; no framework is named here."""
     settings = spec.graph_optimization
     precisions = tuple(settings.get("precisions", ("fp32",)))
     framework = spec.model.framework
-    if framework not in FRAMEWORKS:
-        raise ConfigError("model.framework", f"graph optimization supports "
-                                             f"{', '.join(FRAMEWORKS)}, not {framework!r}")
+    offered = registry.frameworks()
+    if framework not in offered:
+        raise ConfigError("model.framework", f"graph optimization has passes for "
+                                             f"{', '.join(offered) or 'no framework'}, not "
+                                             f"{framework!r}")
     examples = example_data if example_data is not None else eval_data
     batch = next(iter(examples), None) if examples is not None else None
     if not spec.tuning.strategy_given:  # basic, the tuning default, has int8 stages: no use here
@@ -93,23 +96,13 @@ def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
 
         def tune(graph: Any, adaptor: Any) -> Any:
             if batch is None:
-                raise _needs_data("bf16 tuning needs one example batch to time the candidates")
+                raise needs_data("bf16 tuning needs one example batch to time the candidates")
             parts = core_api.assemble_parts(spec, adaptor, graph, [batch], eval_data, metric,
                                             eval_func, eval_func_name)
             return Tuner(parts).run()
-    if framework == "tensorflow":
-        from tunekit.graph.tensorflow.optimize import optimize as optimize_tf
-
-        return optimize_tf(model, precisions, settings.get("passes"), tune)
-    from tunekit.graph.pytorch.optimize import example_inputs, optimize
-
-    if batch is None and "bf16" in precisions:
-        raise _needs_data("bf16 needs one example batch to place the casts")
-    inputs = example_inputs(split_batch(batch)[0], model) if batch is not None else None
-    return optimize(model, precisions, settings.get("passes"), inputs, tune)
-
-
-def _needs_data(why: str) -> ConfigError:
-    return ConfigError("quantization.calibration.data",
-                       f"{why}: give calibration or evaluation data (Python: "
-                       "example_data=...)")
+    try:
+        return core_api.create_adaptor(spec).optimize_graph(model, precisions,
+                                                            settings.get("passes"), batch, tune)
+    except NotSupportedError as exc:
+        raise ConfigError("model.framework", f"{framework!r} has graph passes installed but its "
+                                             f"adaptor cannot run them: {exc}") from exc

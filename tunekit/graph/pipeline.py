@@ -105,6 +105,13 @@ def _known(name: str, names: Sequence[str], where: str) -> None:
                                              f"{', '.join(names)}")
 
 
+def needs_data(why: str) -> ConfigError:
+    """The error of a graph optimization that needs an example batch and has none."""
+    return ConfigError("quantization.calibration.data",
+                       f"{why}: give calibration or evaluation data (Python: "
+                       "example_data=...)")
+
+
 def run_passes(graph: Any, passes: Sequence[GraphPass],
                count: Callable[[Any], int]) -> tuple[Any, list[PassReport]]:
     """Apply ``passes`` in order; ``count`` gives a graph's node count for the report."""

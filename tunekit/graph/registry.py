@@ -16,6 +16,11 @@ from tunekit.graph.pipeline import GraphPass
 GROUP = "tunekit.passes"
 
 
+def frameworks() -> list[str]:
+    """The adaptor names that have passes installed (the prefixes of the entry names)."""
+    return sorted({name.partition(".")[0] for name in plugins.names(GROUP)})
+
+
 def available(framework: str) -> list[GraphPass]:
     """One instance of every installed pass for ``framework``, in pipeline order."""
     passes = []

@@ -43,8 +43,8 @@ class GraphResult:
         return self.tuning is None or self.tuning.met
 
     def save(self, path: str | Path, force: bool = False) -> None:
-        """The model in a safe native form: TensorFlow, a GraphDef for a ``.pb`` path, else a
-        SavedModel folder (see :meth:`FrozenGraph.save`); PyTorch, a TorchScript
+        """The model in a safe native form: ONNX, a ``.onnx`` file; TensorFlow, a GraphDef for a
+        ``.pb`` path, else a SavedModel folder (see :meth:`FrozenGraph.save`); PyTorch, a TorchScript
         archive (a PyTorch result lowered to TorchScript; read it with
         :func:`tunekit.graph.pytorch.torchscript.load`), or the tensors of a ``state_dict`` (an
         FX result; rebuild with :func:`tunekit.optimize_graph` and load them). What ``path``
@@ -52,7 +52,7 @@ class GraphResult:
         path = prepare_out(path, self.framework, force=force)
         if force:
             clear(path)
-        if self.framework == "tensorflow":
+        if self.framework != "pytorch":  # FrozenGraph, OrtModel (ONNX): they save themselves
             self.model.save(path)
             return
         import torch

@@ -28,8 +28,8 @@ Differences from INC 2.6's basic, and why:
   item combinations, so it costs the sum of the alternatives, not their product;
 - with ``tune_items="accuracy"`` stage 2 skips moves that cannot make the int8 grid finer: an
   asymmetric activation range (``asym``) is never wider than the symmetric one around zero
-  (``max - min ≤ 2·max|x|``), and a per-channel weight scale is never larger than the per-tensor
-  one. Stage 2 only keeps changes that raise the metric, so those moves are (up to rounding
+  (``max - min ≤ 2·max|x|``), a per-channel weight scale is never larger than the per-tensor
+  one, and int8 activations have the 256 levels of uint8 ones (ONNX Runtime). Stage 2 only keeps changes that raise the metric, so those moves are (up to rounding
   noise) wasted trials; they are tried the other way round (``sym → asym``) when the adaptor
   prefers the coarser value;
 - items that move activation ranges (approach, calibration algorithm) are tried before the grid
@@ -69,7 +69,7 @@ ORDERS = ("impact", "conservative")
 TUNE_ITEMS = ("accuracy", "all", "none")
 
 #: Stage-2 item order: items that move activation ranges first, grid refinements last.
-_ITEM_ORDER = ("approach", "algorithm", "scheme", "granularity")
+_ITEM_ORDER = ("approach", "algorithm", "scheme", "activation", "granularity")
 assert set(_ITEM_ORDER) == set(INT8_ITEMS), "every int8 tuning item needs a place in the order"
 
 #: Per running strategy, what its next proposal needs of the metric (``metric_needed``); kept
@@ -81,7 +81,8 @@ _NEEDED: weakref.WeakKeyDictionary[BasicStrategy, str | float] = weakref.WeakKey
 _FINAL: weakref.WeakKeyDictionary[BasicStrategy, bool] = weakref.WeakKeyDictionary()
 
 #: ``(item, from, to)`` moves that cannot make the quantization grid finer (see module docstring).
-_COARSER = frozenset({("scheme", "asym", "sym"), ("granularity", "per_channel", "per_tensor")})
+_COARSER = frozenset({("scheme", "asym", "sym"), ("granularity", "per_channel", "per_tensor"),
+                      ("activation", "uint8", "int8")})  # 256 levels either way
 
 
 class BasicStrategy(Strategy):

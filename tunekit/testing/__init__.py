@@ -8,7 +8,12 @@
   StrategyContract``);
 - :mod:`tunekit.testing.metric_contract`: checks every metric should pass (batched updates equal
   one update, reset, equality with a reference); also needs pytest, so it is imported on its own:
-  ``from tunekit.testing.metric_contract import MetricContract``.
+  ``from tunekit.testing.metric_contract import MetricContract``;
+- :mod:`tunekit.testing.adaptor_contract`: checks every framework adaptor should pass (the
+  tuning space's order, fallback, save/load, inspection, errors; the list is in its docstring and
+  in docs/writing-an-adaptor.md); needs pytest: ``from tunekit.testing.adaptor_contract import
+  AdaptorContract``. The PyTorch, TensorFlow and ONNX Runtime adaptors and :class:`FakeAdaptor`
+  pass it.
 """
 
 from __future__ import annotations

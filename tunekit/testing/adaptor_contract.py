@@ -3,8 +3,32 @@
 Subclass :class:`AdaptorContract` in a test module and provide four fixtures: ``adaptor`` (an
 instance), ``model`` (a small FP32 model of that framework with at least two tunable ops),
 ``calib`` and ``eval_data`` (lists of ``(inputs, labels)`` batches the model accepts). The checks
-use only the :class:`~tunekit.adaptor.Adaptor` interface, so the PyTorch and TensorFlow adaptors
-prove the same behaviour with the same code, and so will the next one.
+use only the :class:`~tunekit.adaptor.Adaptor` interface, so the PyTorch, TensorFlow and ONNX
+Runtime adaptors prove the same behaviour with the same code, and so will the next one.
+
+The rules, one test each (docs/writing-an-adaptor.md explains why the tuner needs each):
+
+1. ``capabilities(model, "static")``: at least two ops; each op's options start with int8, the
+   float options follow, and ``OpConfig("fp32")`` is among them.
+2. An approach the adaptor does not offer raises a :class:`~tunekit.errors.TunekitError` whose
+   message mentions "approach" (a :class:`~tunekit.errors.ConfigError` on
+   ``quantization.approach`` is the usual choice).
+3. ``quantize`` with the default config leaves ``model`` untouched, and ``predict`` yields
+   **float32** outputs of the FP32 model's shape that agree with it on at least 90 % of top-1.
+4. Every op in fp32 reproduces the model's outputs (within 1e-3 of their largest magnitude).
+5. Each single-op fallback builds and runs (finite outputs).
+6. ``save`` then ``load`` with the same config gives bit-identical outputs; ``load`` with another
+   config raises :class:`~tunekit.errors.ModelError` whose message says "another config".
+7. ``inspect`` returns a float32 ``(fp32, candidate)`` pair of equal shapes for every op asked.
+8. A config naming an op the model lacks raises :class:`~tunekit.errors.ModelError` naming it.
+9. ``run_batch`` runs a candidate on one batch's inputs; ``model_size`` is positive and smaller
+   for the default int8 candidate than for the FP32 model.
+10. The constructor takes keyword-only parameters (YAML ``model.options`` arrive as keywords).
+
+So ``save``, ``load``, ``inspect``, ``run_batch`` and ``model_size``, optional in
+:class:`~tunekit.adaptor.Adaptor` (the default raises
+:class:`~tunekit.errors.NotSupportedError`), are required by this contract: without them a
+tuning cannot keep its best model, rank ops by error, or measure speed and size.
 """
 
 from __future__ import annotations

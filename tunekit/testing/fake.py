@@ -28,7 +28,7 @@ import numpy as np
 
 from tunekit.adaptor import Adaptor, Batch
 from tunekit.data import batch_size, split_batch
-from tunekit.errors import NotSupportedError, TrialError
+from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError
 from tunekit.objective import Objective
 from tunekit.space import INT8_ITEMS, OpConfig, OpKey, QuantConfig, TuningSpace, int8_options
 
@@ -41,9 +41,11 @@ DIGITS_OPS: tuple[OpKey, ...] = (OpKey("conv1", "Conv2d"), OpKey("conv2", "Conv2
 LATENCIES: Mapping[str, float] = {"int8": 1.0, "bf16": 2.0, "fp32": 4.0}
 
 _BYTES = {"int8": 1, "bf16": 2, "fp32": 4}
+#: The calibration algorithms of the modelled framework (PyTorch's three).
+_ALGORITHMS = ("minmax", "histogram", "percentile")
 _APPROACHES = {"static": ("static",), "dynamic": ("dynamic",), "auto": ("static", "dynamic")}
 #: The FP32 output every op "produces" in :meth:`FakeAdaptor.inspect`.
-_REFERENCE = np.linspace(-1.0, 1.0, 64)
+_REFERENCE = np.linspace(-1.0, 1.0, 64, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,17 @@ def fake_data(samples: int = 1000, batch: int = 100) -> list[tuple[np.ndarray, n
 def _options(approach: str) -> tuple[OpConfig, ...]:
     """The options of a fake op: every int8 item value of ``approach``, then bf16, then fp32."""
     if approach not in _APPROACHES:
-        raise ValueError(f"approach must be one of {sorted(_APPROACHES)}, got {approach!r}")
-    items = (INT8_ITEMS[item] for item in ("scheme", "granularity", "algorithm"))
-    return (*int8_options(_APPROACHES[approach], *items), OpConfig("bf16"), OpConfig("fp32"))
+        raise ConfigError("quantization.approach", f"must be one of {sorted(_APPROACHES)}, "
+                                                   f"got {approach!r}")
+    items = (INT8_ITEMS[item] for item in ("scheme", "granularity"))
+    return (*int8_options(_APPROACHES[approach], *items, _ALGORITHMS), OpConfig("bf16"),
+            OpConfig("fp32"))
 
 
 class FakeAdaptor(Adaptor):
     """Pure-numpy adaptor over :class:`FakeModel` objects; see the module docstring.
 
-    ``ops`` is a list of :class:`OpKey` (each gets every int8 item value, bf16 and fp32) or a
+    ``ops`` (default :data:`DIGITS_OPS`) is a list of :class:`OpKey` (each gets every int8 item value, bf16 and fp32) or a
     ready :class:`TuningSpace` (returned as is by :meth:`capabilities`). ``op_costs`` weighs ops
     in the latency and size formulas (default 1). ``fails(config)`` true makes
     :meth:`quantize` raise :class:`TrialError`, as a real adaptor does for a broken candidate.
@@ -82,7 +86,8 @@ class FakeAdaptor(Adaptor):
     model_suffix = ".json"
     num_classes: ClassVar[int] = 10
 
-    def __init__(self, ops: Sequence[OpKey] | TuningSpace, *, base_accuracy: float = 0.99,
+    def __init__(self, *, ops: Sequence[OpKey] | TuningSpace = DIGITS_OPS,
+                 base_accuracy: float = 0.99,
                  drops: Mapping[str, float] | None = None,
                  bf16_drops: Mapping[str, float] | None = None,
                  item_drops: Mapping[tuple[str, str, str], float] | None = None,
@@ -153,7 +158,7 @@ class FakeAdaptor(Adaptor):
     def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> FakeModel:
         self.quantize_calls += 1
         if set(config.ops) != set(self.ops):
-            raise ValueError(f"config ops {[str(op) for op in config.ops]} are not the "
+            raise ModelError(f"config ops {[str(op) for op in config.ops]} are not the "
                              f"adaptor's ops {[str(op) for op in self.ops]}")
         if self.fails is not None and self.fails(config):
             raise TrialError(f"fake quantization of {config.summary()} failed")
@@ -184,7 +189,8 @@ class FakeAdaptor(Adaptor):
                 data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, a fixed FP32 output and the candidate's, whose MSE equals the op's drop."""
         configs = dict(self._configs(candidate))
-        return {op: (_REFERENCE.copy(), _REFERENCE + math.sqrt(self.op_drop(op, configs[op])))
+        return {op: (_REFERENCE.copy(),
+                     _REFERENCE + np.float32(math.sqrt(self.op_drop(op, configs[op]))))
                 for op in ops}
 
     def model_size(self, model: FakeModel) -> int:
@@ -196,7 +202,10 @@ class FakeAdaptor(Adaptor):
         Path(path).write_text(config.to_json())
 
     def load(self, model: Any, config: QuantConfig, path: Path) -> FakeModel:
-        return FakeModel(QuantConfig.from_json(Path(path).read_text()))
+        saved = QuantConfig.from_json(Path(path).read_text())
+        if saved != config:
+            raise ModelError(f"{path} holds a model built with another config than the recipe's")
+        return FakeModel(saved)
 
     def _configs(self, model: FakeModel) -> Iterator[tuple[OpKey, OpConfig]]:
         if model.config is None:

@@ -119,7 +119,7 @@ def _failing(config: QuantConfig) -> float:
     return _hashed(config)
 
 
-_DIGITS = FakeAdaptor(DIGITS_OPS, base_accuracy=1.0, drops={"conv1": 0.2, "fc2": 0.01},
+_DIGITS = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=1.0, drops={"conv1": 0.2, "fc2": 0.01},
                       bf16_drops={"conv2": 0.001})
 
 

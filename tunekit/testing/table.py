@@ -32,7 +32,7 @@ class TableAdaptor(FakeAdaptor):
     """
 
     def __init__(self, space: TuningSpace, table: Mapping[QuantConfig, Row], base: Row) -> None:
-        super().__init__(space, base_accuracy=base[0])
+        super().__init__(ops=space, base_accuracy=base[0])
         self.table = dict(table)
         self.base = base
         outside = [c for c in self.table if not space.contains(c)]

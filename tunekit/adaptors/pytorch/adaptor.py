@@ -348,6 +348,14 @@ class PyTorchAdaptor(Adaptor):
         return serialize.state_bytes(model)
 
 
+    def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
+                       example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
+        """The ``pytorch.*`` passes and bf16 AMP (see :mod:`tunekit.graph.pytorch.optimize`)."""
+        from tunekit.graph.pytorch.optimize import optimize_batch
+
+        return optimize_batch(model, precisions, passes, example_batch, tune)
+
+
 def _checked(build: Callable[[], nn.Module], batches: Sequence[Batch], backend: str,
              what: str) -> nn.Module:
     """Build a candidate and run one batch through it, so that a graph torch cannot build or

@@ -16,7 +16,7 @@ import hashlib
 import os
 import sys
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -279,6 +279,14 @@ class TensorFlowAdaptor(Adaptor):
         if not hasattr(keras, "weights"):
             raise NotSupportedError(f"cannot size a {type(model).__name__}")
         return int(sum(np.asarray(w).nbytes for w in keras.weights))
+
+    def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
+                       example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
+        """The ``tensorflow.*`` passes and Grappler's AMP (see
+        :mod:`tunekit.graph.tensorflow.optimize`); no example batch is needed."""
+        from tunekit.graph.tensorflow.optimize import optimize
+
+        return optimize(model, precisions, passes, tune)
 
 
 def _find_ops(source: Any, blob: bytes) -> list[Any]:

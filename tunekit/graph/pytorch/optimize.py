@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import fx, nn
 
-from tunekit.graph.pipeline import PassReport, run_passes, select
+from tunekit.data import split_batch
+from tunekit.graph.pipeline import PassReport, needs_data, run_passes, select
 from tunekit.graph.pytorch.amp import bf16_candidates
 from tunekit.graph.pytorch.trace import count_nodes, to_graph
 from tunekit.graph.pytorch.tuning import AMPAdaptor
@@ -59,6 +60,16 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
     mixed = tuning.best_model if tuning is not None else adaptor.build(graph, bf16_ops)
     reports.append(PassReport("auto_mixed_precision", before, count_nodes(mixed), 0.0))
     return GraphResult(mixed, "pytorch", precisions, reports, bf16_ops, tuning)
+
+
+def optimize_batch(model: nn.Module, precisions: Sequence[str], passes: Any, batch: Any,
+                   tune: Tune | None = None) -> GraphResult:
+    """:func:`optimize` given one ``(inputs, labels)`` batch (or None), as the adaptor's
+    ``optimize_graph`` receives it; bf16 needs the batch to place its casts."""
+    if batch is None and "bf16" in precisions:
+        raise needs_data("bf16 needs one example batch to place the casts")
+    inputs = example_inputs(split_batch(batch)[0], model) if batch is not None else None
+    return optimize(model, precisions, passes, inputs, tune)
 
 
 def example_inputs(batch_inputs: Any, model: nn.Module) -> tuple[Any, ...]:

@@ -1,0 +1,91 @@
+"""One candidate: ONNX Runtime's quantizer called with the trial's per-op choices.
+
+Static int8 ops go through ``quantize_static`` once (QDQ or QOperator, the adaptor's ``format``),
+fed the precomputed ranges (:mod:`.calibration`) and ``TensorQuantOverrides`` that carry each
+op's choices: its activation tensors' integer type (``activation`` uint8/int8) and symmetry
+(``scheme``), its weight's per-channel axis (``granularity``; QOperator's quantizer only has a
+model-wide flag, so there the space offers per_channel alone). Dynamic int8 ops then go through
+``quantize_dynamic``, one call per granularity. Every other tunable op is listed in
+``nodes_to_exclude``/left out of ``nodes_to_quantize`` and stays float. Graph inputs and outputs
+stay float in both formats.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
+                                      quantize_static)
+
+from tunekit.adaptors.onnxrt.calibration import Ranges, write_ranges
+from tunekit.adaptors.onnxrt.graph import COMPUTE, DYNAMIC, FOLLOWERS, JOINS, Op, tensor_owners
+from tunekit.adaptors.onnxrt.runtime import quiet
+from tunekit.space import OpConfig, OpKey
+
+FORMATS: Mapping[str, QuantFormat] = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
+_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+
+
+def build(model: onnx.ModelProto, ops: Mapping[OpKey, Op], config: Mapping[OpKey, OpConfig],
+          ranges: Mapping[str, Ranges], fmt: str) -> onnx.ModelProto:
+    """The candidate of ``config`` (see the module docstring); ``model`` is untouched."""
+    static = [k for k, c in config.items() if c.precision == "int8" and c.approach == "static"]
+    dynamic = [k for k, c in config.items() if c.precision == "int8" and c.approach == "dynamic"]
+    with tempfile.TemporaryDirectory(prefix="tunekit-onnxrt-") as folder, quiet():
+        current: onnx.ModelProto | Path = model
+        if static:
+            current = _static(model, ops, config, ranges, fmt, Path(folder))
+        for granularity in ("per_channel", "per_tensor"):
+            names = [ops[k].node.name for k in dynamic if config[k].granularity == granularity]
+            if names:
+                target = Path(folder, f"dynamic-{granularity}.onnx")
+                quantize_dynamic(current, target, op_types_to_quantize=list(DYNAMIC),
+                                 per_channel=granularity == "per_channel",
+                                 weight_type=QuantType.QInt8, nodes_to_quantize=names)
+                current = target
+        if isinstance(current, Path):
+            return onnx.load(current)
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
+
+
+def _static(model: onnx.ModelProto, ops: Mapping[OpKey, Op], config: Mapping[OpKey, OpConfig],
+            ranges: Mapping[str, Ranges], fmt: str, folder: Path) -> Path:
+    owners = tensor_owners(model, ops, config)
+    cache = folder / "ranges.json"
+    write_ranges(ranges, owners, cache)
+    overrides: dict[str, list[dict[str, Any]]] = {
+        tensor: [{"quant_type": _TYPES[c.activation or "uint8"], "symmetric": c.scheme == "sym"}]
+        for tensor, c in owners.items()}
+    per_channel = False
+    for key, op in ops.items():
+        c = config[key]
+        if c.precision == "int8" and c.approach == "static" and op.weight is not None \
+                and c.granularity == "per_channel":
+            per_channel = True
+            if fmt == "qdq":
+                overrides[op.weight] = [{"axis": op.axis}]
+    chosen = {op.node.name for key, op in ops.items()
+              if config[key].precision == "int8" and config[key].approach == "static"}
+    excluded = [n.name for n in model.graph.node
+                if n.op_type in COMPUTE + JOINS and n.name not in chosen]
+    target = folder / "static.onnx"
+    quantize_static(model, target, None, quant_format=FORMATS[fmt],
+                    op_types_to_quantize=list(COMPUTE + JOINS + FOLLOWERS),
+                    per_channel=per_channel and fmt == "qoperator",
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.MinMax,
+                    calibration_cache_path=cache,
+                    extra_options={"TensorQuantOverrides": overrides,
+                                   "ForceQuantizeNoInputCheck": False,
+                                   # ONNX Runtime drops a Relu after a quantized op when
+                                   # activations are asymmetric model-wide; a symmetric tensor
+                                   # would then keep the negatives the Relu removed
+                                   "QDQKeepRemovableActivations": any(
+                                       c.scheme == "sym" for c in owners.values())})
+    return target

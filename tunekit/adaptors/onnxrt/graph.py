@@ -1,0 +1,131 @@
+"""What of an ONNX graph is tunable, and which tensor each op's int8 settings decide.
+
+ONNX Runtime quantizes per tensor: a tensor between two ops gets one scale, one zero point and one
+integer type, shared by its producer and its consumers. tunekit tunes per op, so every activation
+tensor is given to one op: walking the graph in order, an int8 op claims its inputs and outputs
+not claimed yet, and an op ONNX Runtime quantizes only when its input is (pooling, reshapes,
+activations) hands its input's owner on to its outputs. The first op to claim a tensor decides its
+calibration algorithm, scheme and integer type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import onnx
+
+from tunekit.errors import ModelError
+from tunekit.space import OpConfig, OpKey
+
+#: Ops with weights or heavy arithmetic: each one is a tunable op.
+COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: Ops that join two activations (residual adds, concatenations): tunable when no input is a
+#: constant (an Add of a constant is a bias or part of an activation formula: it stays float).
+JOINS = ("Add", "Concat")
+#: Ops ONNX Runtime quantizes only when their input already is: they follow their neighbours.
+FOLLOWERS = ("Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Transpose",
+             "Squeeze", "Unsqueeze", "Flatten", "Resize", "Slice", "Pad", "Split")
+#: Ops ONNX Runtime's dynamic quantization supports (weights int8, activations quantized on the fly).
+DYNAMIC = ("Conv", "MatMul")
+#: Weight input index and per-channel axis of each weighted op type.
+WEIGHT_AXIS: Mapping[str, tuple[int, int]] = {"Conv": (1, 0), "ConvTranspose": (1, 1),
+                                              "MatMul": (1, 1)}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One tunable node: its key, the node, and its weight initializer and axis (if any)."""
+
+    key: OpKey
+    node: onnx.NodeProto
+    weight: str | None
+    axis: int
+
+
+def named(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` itself when every node has a unique name, else a copy whose unnamed nodes are
+    named ``<OpType>_<index>`` (ONNX Runtime leaves nodes float by name)."""
+    names = [n.name for n in model.graph.node]
+    if all(names) and len(set(names)) == len(names):
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    seen: set[str] = set()
+    for i, node in enumerate(copy.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+    return copy
+
+
+def _not_float(model: onnx.ModelProto) -> set[str]:
+    """Tensors whose inferred type is not float (shape arithmetic: int64 Concat/Add); empty when
+    ONNX's shape inference cannot type the graph."""
+    try:
+        graph = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # custom ops and the like: every join stays tunable
+        return set()
+    return {v.name for v in (*graph.value_info, *graph.output, *graph.input)
+            if v.type.tensor_type.elem_type not in (0, onnx.TensorProto.FLOAT)}
+
+
+def find_ops(model: onnx.ModelProto) -> dict[OpKey, Op]:
+    """The tunable nodes of ``model`` (see :data:`COMPUTE` and :data:`JOINS`), in graph order;
+    joins of integer tensors (shape arithmetic) are not tunable."""
+    initializers = {i.name for i in model.graph.initializer}
+    constants = set(initializers)  # and what is computed from constants only (Identity of a bias)
+    for node in model.graph.node:
+        if all(i in constants for i in node.input if i):
+            constants.update(node.output)
+    integers = _not_float(model)
+    ops: dict[OpKey, Op] = {}
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        if node.op_type in JOINS and (any(i in constants for i in node.input)
+                                      or node.output[0] in integers):
+            continue
+        if node.op_type not in COMPUTE + JOINS:
+            continue
+        weight, axis = None, 0
+        if node.op_type == "Gemm":
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            weight, axis = node.input[1], 0 if trans_b else 1
+        elif node.op_type in WEIGHT_AXIS:
+            index, axis = WEIGHT_AXIS[node.op_type]
+            weight = node.input[index]
+        if weight is not None and weight not in initializers:
+            weight = None  # MatMul of two activations (attention scores): no weight to quantize
+        key = OpKey(node.name, node.op_type)
+        ops[key] = Op(key, node, weight, axis)
+    return ops
+
+
+def check_config(ops: Mapping[OpKey, Op], config_ops: Sequence[OpKey]) -> None:
+    """A config must name exactly the model's tunable ops (one line naming the strangers)."""
+    strangers = sorted(str(op) for op in config_ops if op not in ops)
+    if strangers:
+        raise ModelError(f"the config names ops the ONNX model does not have: "
+                         f"{', '.join(strangers)}; its tunable ops are: "
+                         f"{', '.join(str(op) for op in ops)}")
+
+
+def tensor_owners(model: onnx.ModelProto, ops: Mapping[OpKey, Op],
+                  config: Mapping[OpKey, OpConfig]) -> dict[str, OpConfig]:
+    """Per activation tensor of a static int8 op, the settings that quantize it (module
+    docstring): the first int8 op to touch it, carried through the ops in :data:`FOLLOWERS`."""
+    constants = {i.name for i in model.graph.initializer}
+    by_node = {op.node.name: config[key] for key, op in ops.items()
+               if config[key].precision == "int8" and config[key].approach == "static"}
+    owners: dict[str, OpConfig] = {}
+    for node in model.graph.node:
+        settings = by_node.get(node.name)
+        if settings is not None:
+            for tensor in (*node.input, *node.output):
+                if tensor and tensor not in constants:
+                    owners.setdefault(tensor, settings)
+        elif node.op_type in FOLLOWERS and node.input and node.input[0] in owners:
+            for tensor in node.output:
+                owners.setdefault(tensor, owners[node.input[0]])
+    return owners
