@@ -47,7 +47,7 @@ def run(tmp_path: Path, adaptor: FakeAdaptor, strategy: Strategy, objective: Any
 
 
 def test_fp32_is_kept_when_no_passing_candidate_is_faster(tmp_path: Path) -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
     result = run(tmp_path, adaptor, AutoStrategy(), SlowInt8())
     assert any(t.accepted for t in result.trials)  # candidates met the goal, slower than FP32
     assert result.fp32_kept and result.met and result.best_trial is None
@@ -60,7 +60,7 @@ def test_fp32_is_kept_when_no_passing_candidate_is_faster(tmp_path: Path) -> Non
 
 
 def test_a_faster_candidate_is_returned_as_usual(tmp_path: Path) -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
     result = run(tmp_path, adaptor, AutoStrategy())
     assert result.met and not result.fp32_kept
     assert result.best_trial is not None and result.best_trial.objective < 1.0
@@ -70,13 +70,13 @@ def test_only_a_time_objective_keeps_fp32(tmp_path: Path) -> None:
     # the same slower-than-FP32 figures in a unit that is not time (size, memory) do not
     objective = SlowInt8()
     objective.unit = " units"
-    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
     result = run(tmp_path, adaptor, AutoStrategy(), objective)
     assert result.met and not result.fp32_kept and result.best_trial is not None
 
 
 def test_stages_and_sensitivity_reach_history_result_and_report(tmp_path: Path) -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv2": 0.2, "fc1": 0.1})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv2": 0.2, "fc1": 0.1})
     result = run(tmp_path, adaptor, MSEStrategy())
     assert set(result.to_dict()["fallback_ops"]) == {"conv2", "fc1"}
     ws = tmp_path / "ws"
@@ -91,7 +91,7 @@ def test_stages_and_sensitivity_reach_history_result_and_report(tmp_path: Path) 
 
 def trial(number: int, floats: dict[str, str], objective: float | None) -> Trial:
     """A passing trial: default int8 but for ``floats`` (op name → float precision)."""
-    default = FakeAdaptor(DIGITS_OPS).capabilities(None).default()
+    default = FakeAdaptor(ops=DIGITS_OPS).capabilities(None).default()
     ops = {op: OpConfig(floats[op.name]) if op.name in floats else default.ops[op]
            for op in DIGITS_OPS}
     return Trial(number, QuantConfig(ops), TrialState.COMPLETE, metric=0.99,

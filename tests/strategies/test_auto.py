@@ -46,7 +46,7 @@ def test_a_thousand_ops_with_few_culprits_cost_few_evaluations(tmp_path: Path, s
     rng = random.Random(seed)
     ops = [OpKey(f"layer{i:04d}", rng.choice(["Linear", "Conv2d"])) for i in range(1000)]
     culprits = rng.sample(ops, 2 + seed % 2)
-    adaptor = FakeAdaptor(ops, drops={op.name: 0.05 for op in culprits})
+    adaptor = FakeAdaptor(ops=ops, drops={op.name: 0.05 for op in culprits})
     result = tune(tmp_path, adaptor)
     assert result.met
     assert set(result.to_dict()["fallback_ops"]) == {op.name for op in culprits}
@@ -61,7 +61,7 @@ def test_a_thousand_ops_with_few_culprits_cost_few_evaluations(tmp_path: Path, s
 def test_ops_that_matter_only_in_pairs_are_found_together() -> None:
     ops = [OpKey(f"op{i:02d}", "Linear") for i in range(40)]
     pair = {"op11", "op29"}
-    space = FakeAdaptor(ops).capabilities(None)
+    space = FakeAdaptor(ops=ops).capabilities(None)
 
     def accuracy(config) -> float:  # either op in int8 costs the whole loss
         return 0.5 if any(config.precision_of(op) == "int8" for op in ops if op.name in pair) \
@@ -79,7 +79,7 @@ def test_ops_that_matter_only_in_pairs_are_found_together() -> None:
 
 def test_ties_in_the_error_proxy_are_broken_by_the_hessian_trace() -> None:
     ops = [OpKey(f"op{i}", "Linear") for i in range(16)]
-    space = FakeAdaptor(ops).capabilities(None)
+    space = FakeAdaptor(ops=ops).capabilities(None)
 
     def accuracy(config) -> float:
         return 0.5 if config.precision_of(ops[13]) == "int8" else 0.99
@@ -94,7 +94,7 @@ def test_ties_in_the_error_proxy_are_broken_by_the_hessian_trace() -> None:
 
 
 def test_digits_culprit_costs_fewer_evaluations_than_inc_basic(tmp_path: Path) -> None:
-    adaptor = FakeAdaptor(DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
     result = tune(tmp_path, adaptor)
     assert result.met and result.to_dict()["fallback_ops"] == {"conv1": "bf16"}
     assert result.evaluations < 24  # Intel Neural Compressor 2.6 basic needs 24 here

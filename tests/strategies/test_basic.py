@@ -208,7 +208,7 @@ def test_conservative_never_proposes_the_fp32_model() -> None:
 
 def test_single_fallback_batch_stops_at_its_first_accepted_config() -> None:
     # one op out of int8 is 1-minimal: the rest of the batch is not evaluated
-    run = tune(FakeAdaptor(DIGITS_OPS, drops={"conv1": 0.2}), tune_items="none")
+    run = tune(FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2}), tune_items="none")
     assert [t.stage for t in run.history] == ["default", "fallback_single"]
     assert not BasicStrategy().first_accept_is_final  # outside that stage
     assert not BasicStrategy(order="conservative").first_accept_is_final

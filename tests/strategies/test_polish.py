@@ -88,7 +88,7 @@ def out_of(config: QuantConfig, low: str) -> set[str]:
 @pytest.mark.parametrize("name", INT8_STRATEGIES)
 def test_int8_fallback_strategies_end_one_minimal(name: str, scenario: str) -> None:
     problem = Problem("int8", *SCENARIOS[scenario])
-    space = FakeAdaptor(OPS).capabilities(None)
+    space = FakeAdaptor(ops=OPS).capabilities(None)
     result = run(INT8_STRATEGIES[name](), space, problem).result
     assert result is not None
     assert is_one_minimal(problem.accepts, result.config, dict(space.default().ops))
@@ -111,7 +111,7 @@ def test_polish_costs_far_less_than_one_trial_per_op() -> None:
     # 64 ops all in float, one culprit: halving finds it in about log2(64) trials
     ops = [OpKey(f"op{i:02d}", "Linear") for i in range(64)]
     problem = Problem("int8", ["op37"], [], ops)
-    space = FakeAdaptor(ops).capabilities(None)
+    space = FakeAdaptor(ops=ops).capabilities(None)
     default = space.default()
     start = space.uniform("fp32")
 
