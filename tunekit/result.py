@@ -48,6 +48,8 @@ class TuneResult:
     #: the adaptor that built the candidates (:meth:`save` writes through it; graph
     #: optimization's AMP adaptors are not the framework's registered one)
     adaptor: Adaptor | None = field(default=None, repr=False)
+    #: how the best model was put in its deployed form (see ``Adaptor.deploy``), e.g. the backend
+    deployment: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -76,6 +78,8 @@ class TuneResult:
             lines.append(f"best: trial {self.best_trial.number}, metric {self.best_trial.metric:.4f} "
                          f"(baseline {base:.4f}, target {self.criterion.target(base):.4f}), "
                          f"{self.best_trial.config.summary(reference)}")
+        if self.deployment.get("backend"):
+            lines.append(f"deployed with the {self.deployment['backend']} backend")
         lines.append(f"workspace: {self.workspace}")
         return "\n".join(lines)
 
@@ -95,6 +99,7 @@ class TuneResult:
                              if c.precision != "int8"} if best else {},
             "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": objective_values(t),
                               "ops": t.config.to_list()} for t in self.pareto_front],
+            "deployment": dict(self.deployment),
         }
 
     def save(self, path: str | Path) -> None:
@@ -127,7 +132,8 @@ def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> d
             "adaptor": class_path(type(adaptor)),
             "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
             "trial": best.number, "metric": best.metric, "baseline": result.baseline["metric"],
-            "objectives": objective_values(best), "ops": best.config.to_list()}
+            "objectives": objective_values(best), "ops": best.config.to_list(),
+            "deployment": dict(result.deployment)}
 
 
 def class_path(cls: type) -> str:
