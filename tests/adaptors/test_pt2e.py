@@ -116,7 +116,7 @@ def test_pt2e_tunes_a_cnn_end_to_end_and_reloads_without_tuning(trained_digits: 
                                                                  tmp_path: Path) -> None:
     eval_data = _eval_batches(digits)
     result = tunekit.tune(trained_digits, calib, eval_data=eval_data, metric="topk",
-                          config={"model": {"options": {"backend": "pt2e"}}},
+                          framework="pytorch", config={"model": {"options": {"backend": "pt2e"}}},
                           accuracy_criterion={"relative": 0.02}, max_trials=3,
                           workspace=str(tmp_path / "ws"))
     assert result.met
@@ -159,7 +159,7 @@ def test_pt2e_tunes_a_tiny_transformers_bert(tmp_path: Path) -> None:
         return float(torch.nn.functional.cosine_similarity(out, reference, dim=1).mean())
 
     result = tunekit.tune(model, batches, eval_func=fidelity, objective="size",
-                          config={"model": {"options": {"backend": "pt2e"}}},
+                          framework="pytorch", config={"model": {"options": {"backend": "pt2e"}}},
                           accuracy_criterion={"absolute": 0.05}, max_trials=2,
                           workspace=str(tmp_path / "ws"))
     assert result.met and result.deployment == {**result.deployment, "backend": "pt2e",

@@ -29,6 +29,7 @@ import contextlib
 import copy
 import logging
 import time
+import warnings
 import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -296,7 +297,9 @@ class PT2EModel(nn.Module):
         if first:
             compiled = self.__dict__["_compiled"] = torch.compile(self.graph, dynamic=False)
         start = time.perf_counter()
-        with torch._inductor.config.patch(freezing=True):
+        with torch._inductor.config.patch(freezing=True), warnings.catch_warnings():
+            if first:  # Inductor's own int8 lowering warns about how it copies a tensor
+                warnings.filterwarnings("ignore", message="To copy construct from a tensor")
             outputs = compiled(*args, **kwargs)
         if first:
             self.compile_s = time.perf_counter() - start
@@ -322,8 +325,6 @@ def build(graph: torch.fx.GraphModule, config: QuantConfig, calib_batches: Itera
 @contextlib.contextmanager
 def quiet_export() -> Iterator[None]:
     """Hide torch.export's and torchao's per-call notices (pytree registrations, deprecations)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logger = logging.getLogger("torch.utils._pytree")
