@@ -183,3 +183,18 @@ def test_tuning_works_without_fx_graph_mode(trained_digits: Any, calib: list, di
     assert result.met
     assert result.deployment["backend"] in ("pt2e", "eager")
     assert set(result.deployment["latency_ms"]) == {"pt2e", "eager"}
+
+
+def test_the_fastest_backend_that_meets_the_goal_is_deployed() -> None:
+    from tunekit.adaptors.pytorch import deployment
+
+    torch.manual_seed(0)
+    fast = torch.nn.Linear(64, 64).eval()
+    slow = torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(40)]).eval()
+    x = torch.randn(32, 64)
+    chosen, info = deployment.choose({"fx": slow, "pt2e": fast}, "fx", x, lambda m: True, {})
+    assert chosen == "pt2e" and info["latency_ms"]["pt2e"] < info["latency_ms"]["fx"]
+    # faster but missing the goal: the trial's own model stays
+    chosen, info = deployment.choose({"fx": slow, "pt2e": fast}, "fx", x,
+                                     lambda m: m is not fast, {})
+    assert chosen == "fx" and info["backend"] == "fx"

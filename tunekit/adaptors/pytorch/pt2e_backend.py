@@ -359,7 +359,10 @@ class Builder:
         reason = missing()
         if reason:
             raise NotSupportedError(reason)
-        example = split_batch(batches[0])[0] if batches else None
+        if not batches:
+            raise NotSupportedError("the pt2e backend exports the model on one batch of inputs: "
+                                    "give calibration data")
+        example = split_batch(batches[0])[0]
         graph = self._exports.get(model, example)
         entry = self._caches.get(model)
         if entry is None or entry[0] is not graph:
