@@ -100,6 +100,7 @@ def test_auto_skips_a_backend_that_fails_with_one_line_naming_it(zoo: Any, tmp_p
     data = [(x[:32], y[:32]), (x[32:], y[32:])]
     with caplog.at_level(logging.WARNING):
         result = tunekit.tune(model, data, eval_data=data, metric="topk", framework="pytorch",
+                              config={"model": {"options": {"pt2e_min_params": 0}}},
                               accuracy_criterion={"absolute": 1.0}, max_trials=1,
                               workspace=str(tmp_path / "ws"))
     assert result.met and result.deployment["backend"] == "eager"
@@ -108,6 +109,12 @@ def test_auto_skips_a_backend_that_fails_with_one_line_naming_it(zoo: Any, tmp_p
     assert len(skipped) == 1 and "\n" not in skipped[0].getMessage()
     saved = json.loads((tmp_path / "ws" / "best_config.json").read_text())
     assert saved["deployment"]["backend"] == "eager"
+
+    # by default a model this small is not worth a compile: PT2E is not even tried
+    result = tunekit.tune(model, data, eval_data=data, metric="topk", framework="pytorch",
+                          accuracy_criterion={"absolute": 1.0}, max_trials=1,
+                          workspace=str(tmp_path / "ws2"))
+    assert result.deployment["backend"] == "eager" and "pt2e" in result.deployment["not_tried"]
 
 
 @pytest.mark.slow
@@ -178,6 +185,7 @@ def test_tuning_works_without_fx_graph_mode(trained_digits: Any, calib: list, di
         from torch.ao.quantization.quantize_fx import prepare_fx  # noqa: F401
     result = tunekit.tune(trained_digits, calib, eval_data=_eval_batches(digits),
                           metric="topk", framework="pytorch", objective="size",
+                          config={"model": {"options": {"pt2e_min_params": 0}}},
                           accuracy_criterion={"relative": 0.02}, max_trials=3,
                           workspace=str(tmp_path / "ws"))
     assert result.met

@@ -61,12 +61,20 @@ class PyTorchAdaptor(Adaptor):
             file; off by default).
         int8_followers: run adds/muls/concats fed only by int8 ops in int8 as well (FX backend;
             see :mod:`tunekit.adaptors.pytorch.followers`).
+        pt2e_min_params: under ``auto``, PT2E is built and compiled at deployment only for
+            models with at least this many parameters (0: always): a 10-60 s compile is worth
+            it for real models, not for the toy models of a test suite.
     """
 
     model_suffix: ClassVar[str] = ".pt"
 
     def __init__(self, *, backend: str = "auto", calibration_batches: int | None = None,
-                 allow_pickle: bool = False, int8_followers: bool = True) -> None:
+                 allow_pickle: bool = False, int8_followers: bool = True,
+                 pt2e_min_params: int = 1_000_000) -> None:
+        if isinstance(pt2e_min_params, bool) or not isinstance(pt2e_min_params, int) \
+                or pt2e_min_params < 0:
+            raise ValueError(f"pt2e_min_params must be an integer ≥ 0, got {pt2e_min_params!r}")
+        self.pt2e_min_params = pt2e_min_params
         self.backend = backend
         self.calibration_batches = calibration_batches
         self.allow_pickle = allow_pickle
@@ -369,7 +377,7 @@ class PyTorchAdaptor(Adaptor):
     def candidate_details(self, candidate: Any) -> Mapping[str, float]:
         """``time.compile_s``: the Inductor compile of a PT2E candidate that was timed."""
         compile_s = getattr(candidate, "compile_s", None)
-        return {"time.compile_s": round(compile_s, 3)} if compile_s is not None else {}
+        return {} if compile_s is None else {"time.compile_s": round(compile_s, 3)}
 
     def deploy(self, model: Any, config: QuantConfig, candidate: Any,
                calib_data: Iterable[Batch], inputs: Any,
@@ -382,7 +390,10 @@ class PyTorchAdaptor(Adaptor):
         if self.backend == "auto" and backend != "pt2e" and inputs is not None:
             alternatives["pt2e"] = lambda: self._build_checked(
                 "pt2e", model, config, self._calib_batches(config, calib_data))
-        return deployment.deploy(candidate, backend, alternatives, inputs, accepts)
+        params = sum(p.numel() for p in model.parameters())
+        return deployment.deploy(candidate, backend, alternatives, inputs, accepts,
+                                 params < self.pt2e_min_params and
+                                 f"{params} parameters < pt2e_min_params {self.pt2e_min_params}")
 
 
 def _fx_module(name: str) -> Any:

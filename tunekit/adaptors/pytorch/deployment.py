@@ -90,10 +90,13 @@ def choose(options: dict[str, nn.Module], trial_backend: str, inputs: Any,
 
 
 def deploy(candidate: nn.Module, backend: str, alternatives: Mapping[str, Callable[[], nn.Module]],
-           inputs: Any, accepts: Callable[[nn.Module], bool]) -> tuple[nn.Module, dict[str, Any]]:
+           inputs: Any, accepts: Callable[[nn.Module], bool],
+           not_worth: str | bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """The deployed form of the accepted ``candidate`` (built by ``backend``) and what was
     decided: a PT2E candidate compiled, or under ``auto`` the fastest of it and the models the
-    ``alternatives`` build (by backend name), each checked with ``accepts`` before it is kept."""
+    ``alternatives`` build (by backend name), each checked with ``accepts`` before it is kept;
+    ``not_worth`` (a reason) skips the alternatives unbuilt, as for a model too small to repay
+    a compile."""
     if isinstance(candidate, PT2EModel):
         candidate.deploy()
         if not accepts(candidate):  # compiled int8 rounds apart from the emulated graph
@@ -102,6 +105,9 @@ def deploy(candidate: nn.Module, backend: str, alternatives: Mapping[str, Callab
             candidate.deployed = False
         return candidate, {"backend": backend, "compiled": candidate.deployed,
                            "compile_s": round(candidate.compile_s or 0.0, 3)}
+    if not_worth and alternatives:
+        _log.info("backends %s not tried: %s", ", ".join(alternatives), not_worth)
+        return candidate, {"backend": backend, "not_tried": dict.fromkeys(alternatives, not_worth)}
     if not alternatives:
         return candidate, {"backend": backend}
     options, skipped = {backend: candidate}, {}
