@@ -168,7 +168,9 @@ def tunekit_tuned(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     with tempfile.TemporaryDirectory() as workspace:
         result = tunekit.tune(model, calib, eval_func=lambda candidate: 1.0,
                               framework="pytorch", max_trials=1, workspace=workspace)
-    return result.best_model, str(result.deployment.get("backend"))
+    deployment = result.deployment
+    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in deployment.get("latency_ms", {}).items())
+    return result.best_model, f"{deployment.get('backend')}; its timing at bs32: {timings or '—'}"
 
 
 def fx_jit(model: nn.Module, name: str) -> Callable[[int], Any]:
