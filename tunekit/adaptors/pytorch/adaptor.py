@@ -71,14 +71,11 @@ class PyTorchAdaptor(Adaptor):
     def __init__(self, *, backend: str = "auto", calibration_batches: int | None = None,
                  allow_pickle: bool = False, int8_followers: bool = True,
                  pt2e_min_params: int = 1_000_000) -> None:
-        if isinstance(pt2e_min_params, bool) or not isinstance(pt2e_min_params, int) \
-                or pt2e_min_params < 0:
-            raise ValueError(f"pt2e_min_params must be an integer ≥ 0, got {pt2e_min_params!r}")
-        self.pt2e_min_params = pt2e_min_params
         self.backend = backend
         self.calibration_batches = calibration_batches
         self.allow_pickle = allow_pickle
         self.int8_followers = int8_followers
+        self.pt2e_min_params = pt2e_min_params
 
     def __getstate__(self) -> dict[str, Any]:
         """Only the constructor parameters: the per-model caches hold models and stay local."""
@@ -187,6 +184,9 @@ class PyTorchAdaptor(Adaptor):
         if self.backend not in BACKENDS:
             raise ConfigError("adaptor.backend", f"unknown backend {self.backend!r}; expected "
                               f"one of {', '.join(BACKENDS)}")
+        if type(self.pt2e_min_params) is not int or self.pt2e_min_params < 0:
+            raise ConfigError("model.options.pt2e_min_params",
+                              f"must be an integer ≥ 0, got {self.pt2e_min_params!r}")
         unknown = sorted(set(config.ops) - set(find_ops(model)))
         if unknown:
             raise ModelError("the config names ops this model does not have: "
@@ -293,8 +293,8 @@ class PyTorchAdaptor(Adaptor):
                 yield outputs_for_metric(call_model(model, inputs)), labels_to_numpy(labels)
 
     def run_batch(self, model: Any, inputs: Any) -> Any:
-        """One call; a PT2E candidate is deployed (compiled) first, as timing it uncompiled
-        would measure quantize/dequantize emulation, not the model the user gets."""
+        """One call; a PT2E candidate is deployed (compiled) first: timed uncompiled it would
+        measure the emulation of int8, not the model the user gets."""
         if isinstance(model, pt2e_backend.PT2EModel):
             model.deploy()
         with eval_mode(model), torch.inference_mode():
@@ -319,8 +319,7 @@ class PyTorchAdaptor(Adaptor):
                 data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, (FP32 output, candidate output) on the same batches; ops that never run are
         left out. The FP32 side is the fused FP32 graph for FX candidates."""
-        batches = list(data)
-        backend = getattr(candidate, BACKEND_ATTR, "eager")
+        batches, backend = list(data), getattr(candidate, BACKEND_ATTR, "eager")
         if backend == "pt2e":
             return {}  # an exported graph has no modules left to hook: every op is skipped
         reference = self._fused(model) if backend == "fx" else model
@@ -373,7 +372,6 @@ class PyTorchAdaptor(Adaptor):
     def model_size(self, model: Any) -> int:
         return serialize.state_bytes(model)
 
-    # -- deployment ----------------------------------------------------------------------------
     def candidate_details(self, candidate: Any) -> Mapping[str, float]:
         """``time.compile_s``: the Inductor compile of a PT2E candidate that was timed."""
         compile_s = getattr(candidate, "compile_s", None)
@@ -397,7 +395,6 @@ class PyTorchAdaptor(Adaptor):
 
 
 def _fx_module(name: str) -> Any:
-    """``tunekit.adaptors.pytorch.<name>`` for a module built on torch.ao's FX graph mode,
-    imported on first use: FX mode is deprecated and may be missing from a torch build, and
-    PT2E and eager tuning must not depend on it."""
+    """``tunekit.adaptors.pytorch.<name>``, a module built on torch.ao's FX graph mode, imported
+    on first use: FX mode is deprecated, may be missing, and PT2E and eager must not need it."""
     return importlib.import_module(f"tunekit.adaptors.pytorch.{name}")
