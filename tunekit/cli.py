@@ -98,8 +98,15 @@ def _parser() -> argparse.ArgumentParser:
                           metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
     optimize.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     sub.add_parser("plugins", help="list installed plugins per group and who provides them")
-    report = sub.add_parser("report", help="print the tuning report of a workspace")
+    report = sub.add_parser("report", help="print the tuning report of a workspace, or write "
+                                           "it as a web page with figures (--html)")
     report.add_argument("workspace", type=Path)
+    report.add_argument("--html", action="store_true",
+                        help="write report.html from the workspace's result.json: one "
+                             "self-contained file with figures (default: in the workspace)")
+    report.add_argument("--out", type=Path, help="with --html: the file to write instead")
+    report.add_argument("--force", action="store_true",
+                        help="with --out: overwrite an existing file")
     return parser
 
 
@@ -142,7 +149,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from tunekit import config
     from tunekit.compare import EvaluationCache, compare, summarize
-    from tunekit.compare.output import plot, table, write_raw
+    from tunekit.compare.figure import plot
+    from tunekit.compare.output import table, write_raw
 
     overrides = list(args.overrides)
     if args.max_trials is not None:
@@ -161,7 +169,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     seeds = [spec.tuning.seed + i for i in range(args.seeds)]
     comparison = compare(spec, names, seeds, EvaluationCache(args.cache))
     rows = summarize(comparison)
-    paths = write_raw(comparison, rows, args.out) + [plot(comparison, args.out / "compare.png")]
+    paths = [*write_raw(comparison, rows, args.out), plot(comparison, rows,
+                                                          args.out / "compare.png")]
     print(table(rows))
     print(f"{comparison.evaluations} configs evaluated for {len(comparison.runs)} runs; wrote "
           + ", ".join(str(p) for p in paths))
@@ -197,6 +206,13 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if args.html:
+        from tunekit.htmlreport import write_html
+
+        print(f"wrote {write_html(args.workspace, args.out, args.force)}")
+        return 0
+    if args.out is not None or args.force:
+        raise ConfigError("--out", "only goes with --html (report.md is printed, not written)")
     path = args.workspace / "report.md"
     if not path.exists():
         raise ConfigError("workspace", f"{str(path)!r} does not exist; is {str(args.workspace)!r} a "

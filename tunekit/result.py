@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunekit import __version__
+from tunekit import __version__, changes
 from tunekit.criterion import AccuracyCriterion
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
 from tunekit.space import QuantConfig, TuningSpace
-from tunekit.workspace import RECIPE, REPORT, RESULT, Workspace
+from tunekit.workspace import HTML_REPORT, RECIPE, REPORT, RESULT, Workspace
 
 if TYPE_CHECKING:
     from tunekit.adaptor import Adaptor
@@ -48,6 +48,8 @@ class TuneResult:
     #: the adaptor that built the candidates (:meth:`save` writes through it; graph
     #: optimization's AMP adaptors are not the framework's registered one)
     adaptor: Adaptor | None = field(default=None, repr=False)
+    #: objective name → its unit (``s``, `` B``): how report.html labels its axes
+    objective_units: Mapping[str, str] = field(default_factory=dict)
     #: how the best model was put in its deployed form (see ``Adaptor.deploy``), e.g. the backend
     deployment: Mapping[str, Any] = field(default_factory=dict)
 
@@ -100,6 +102,23 @@ class TuneResult:
             "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": objective_values(t),
                               "ops": t.config.to_list()} for t in self.pareto_front],
             "deployment": dict(self.deployment),
+            **self._report_inputs(),
+        }
+
+    def _report_inputs(self) -> dict[str, Any]:
+        """What report.html is drawn from, so ``tunekit report --html`` needs only this file:
+        every trial (its ops as changes from the default config), the default and best ops."""
+        default = self.space.default() if self.space else None
+        return {
+            "framework": self.framework, "higher_is_better": self.criterion.higher_is_better,
+            "objectives": {name: {"direction": direction,
+                                  "unit": self.objective_units.get(name, "")}
+                           for name, direction in self.objective_directions.items()},
+            "default_ops": default.to_list() if default else [],
+            "best_ops": self.best_trial.config.to_list() if self.best_trial else [],
+            "op_types": changes.op_types([default] if default else
+                                         [t.config for t in self.trials]),
+            "history": [trial_record(t, default) for t in self.trials],
         }
 
     def save(self, path: str | Path) -> None:
@@ -124,6 +143,15 @@ def objective_values(trial: Trial) -> dict[str, float]:
     return {k: v for k, v in trial.details.items() if not k.startswith(_BOOKKEEPING)}
 
 
+def trial_record(trial: Trial, default: QuantConfig | None) -> dict[str, Any]:
+    """One trial for result.json: its outcome, full error, details and the ops that differ
+    from ``default`` (:mod:`tunekit.changes`)."""
+    return {"trial": trial.number, "metric": trial.metric, "objective": trial.objective,
+            "accepted": trial.accepted, "failed": trial.failed, "error": trial.error,
+            "duration_s": round(trial.duration_s, 4), "details": dict(trial.details),
+            "changes": changes.encode(trial.config, default)}
+
+
 def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> dict[str, Any]:
     """``best_config.json``: enough to rebuild the tuned model from the FP32 one, no tuning."""
     best = result.best_trial
@@ -143,10 +171,20 @@ def class_path(cls: type) -> str:
 
 def write_outputs(result: TuneResult, workspace: Workspace, adaptor: Adaptor,
                   model_ref: dict[str, str], spec: TuneSpec) -> None:
+    from tunekit.htmlreport import render
+
     if result.best_trial is not None:
         workspace.write_json(RECIPE, recipe(result, adaptor, model_ref))
-    workspace.write_json(RESULT, result.to_dict())
+    data = {"model": model_label(model_ref), "strategy": spec.tuning.strategy.name,
+            **result.to_dict()}
+    workspace.write_json(RESULT, data)
     workspace.write_text(REPORT, report(result))
+    workspace.write_text(HTML_REPORT, render(data))
+
+
+def model_label(model_ref: Mapping[str, str]) -> str:
+    """How the report names the model: its file or factory, as the config gave it."""
+    return model_ref.get("path") or model_ref.get("factory") or "a model passed from Python"
 
 
 def report(result: TuneResult) -> str:
@@ -160,7 +198,8 @@ def report(result: TuneResult) -> str:
         rows.append(f"| {t.number} | {t.config.summary(reference)} | {metric} | "
                     f"{'yes' if t.accepted else 'no'} | {objective} | {t.duration_s:.2f} |")
     return "# tunekit tuning report\n\n" + result.summary().replace("\n", "  \n") + \
-        "\n\n" + "\n".join(rows) + "\n" + _pareto_section(result)
+        f"\n\nFigures, per-op sensitivity and every failure in full: `{HTML_REPORT}`.\n\n" + \
+        "\n".join(rows) + "\n" + _pareto_section(result)
 
 
 def _pareto_section(result: TuneResult) -> str:

@@ -416,6 +416,8 @@ class Tuner:
                             framework=self.spec.model.framework, space=space,
                             objective_directions={name: objective.direction for name, objective, _
                                                   in self.parts.objectives},
+                            objective_units={name: objective.unit for name, objective, _
+                                             in self.parts.objectives},
                             adaptor=self.parts.adaptor, deployment=deployment)
         write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
                       self.spec)

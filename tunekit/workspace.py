@@ -2,7 +2,8 @@
 
 Layout (DESIGN §3): ``history.log`` (optuna journal; or an external ``--storage``),
 ``best_model<suffix>`` (framework-native, safe format), ``best_config.json`` (the recipe),
-``result.json`` (machine-readable summary), ``report.md``. A new tuning in a workspace that holds
+``result.json`` (machine-readable summary), ``report.md`` and ``report.html`` (the same report as
+a self-contained page with figures, drawn from ``result.json``). A new tuning in a workspace that holds
 an earlier one moves the old files to ``previous/<timestamp>/`` instead of deleting them.
 """
 
@@ -24,6 +25,7 @@ HISTORY_DB = "history.db"
 RECIPE = "best_config.json"
 RESULT = "result.json"
 REPORT = "report.md"
+HTML_REPORT = "report.html"
 SPACE = "space.json"
 BEST_MODEL = "best_model"
 
@@ -50,7 +52,7 @@ class Workspace:
     def _drop_partials(self) -> None:
         """Remove what a killed process was writing (``<output>….tmp``): the finished file
         beside it is whole, since every output is written aside and then swapped in."""
-        outputs = (BEST_MODEL, RECIPE, RESULT, REPORT, SPACE)
+        outputs = (BEST_MODEL, RECIPE, RESULT, REPORT, HTML_REPORT, SPACE)
         for item in self.path.glob("*.tmp"):
             if item.is_dir() and item.name.startswith(outputs):
                 shutil.rmtree(item)

@@ -11,7 +11,8 @@ import pytest
 
 from tunekit import cli, config
 from tunekit.compare import EvaluationCache, compare, summarize
-from tunekit.compare.output import plot, table, write_raw
+from tunekit.compare.figure import draw, plot
+from tunekit.compare.output import table, write_raw
 from tunekit.evaluate import Evaluator
 from tunekit.metrics.topk import TopK
 from tunekit.strategies.basic import BasicStrategy
@@ -73,7 +74,40 @@ def test_outputs(tmp_path: Path) -> None:
     data = json.loads(json_path.read_text())
     assert len(data["runs"]) == 4 and len(csv_path.read_text().splitlines()) == \
         1 + sum(len(r.trials) for r in comparison.runs)
-    assert plot(comparison, tmp_path / "out" / "compare.png").stat().st_size > 1000
+    assert plot(comparison, rows, tmp_path / "out" / "compare.png").stat().st_size > 1000
+    assert data["target"] == pytest.approx(comparison.baseline["metric"])  # absolute 0.0
+
+
+def test_the_figure_keeps_identical_paths_apart(tmp_path: Path) -> None:
+    """basic and exhaustive start with the same configs: their paths are drawn side by side
+    in distinct styles; the target is a line; passing trials are filled; costs to the goal
+    are bars."""
+    import matplotlib.pyplot as plt
+
+    spec, parts = workload(tmp_path, conv1_culprit())
+    comparison = compare(spec, ["basic", "exhaustive"], [0], parts=parts)
+    assert comparison.runs[0].trials[0].config == comparison.runs[1].trials[0].config
+    rows = summarize(comparison)
+    figure = draw(comparison, rows)
+    try:
+        metric, _objective, evaluations, seconds = figure.axes
+        paths = {line.get_label(): line for line in metric.get_lines()}
+        basic, exhaustive = paths["basic"], paths["exhaustive"]
+        assert basic.get_xdata()[0] != exhaustive.get_xdata()[0]  # shifted apart
+        assert abs(basic.get_xdata()[0] - exhaustive.get_xdata()[0]) < 0.5
+        assert (basic.get_color(), basic.get_linestyle()) != \
+            (exhaustive.get_color(), exhaustive.get_linestyle())
+        target = [line for line in metric.get_lines() if line.get_label().startswith("target")]
+        assert target and target[0].get_ydata()[0] == pytest.approx(comparison.target)
+        filled = [c for c in metric.collections if len(c.get_offsets()) and
+                  c.get_facecolor().size and c.get_facecolor()[0][3] > 0]
+        passing = sum(t.accepted for run in comparison.runs for t in run.trials)
+        assert sum(len(c.get_offsets()) for c in filled) == passing > 0
+        bars = [round(p.get_width()) for p in evaluations.patches]
+        assert bars == [r.trials_to_goal + 1 for r in rows]  # + the FP32 baseline
+        assert [t.get_text() for t in seconds.get_yticklabels()] == ["basic", "exhaustive"]
+    finally:
+        plt.close(figure)
 
 
 def test_a_failing_strategy_is_reported_not_fatal(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""What ``tunekit compare`` shows and writes: a table, raw CSV/JSON, and a plot per strategy."""
+"""What ``tunekit compare`` shows and writes: a table and raw CSV/JSON (the figure:
+:mod:`tunekit.compare.figure`)."""
 
 from __future__ import annotations
 
@@ -47,41 +48,12 @@ def write_raw(comparison: Comparison, rows: Sequence[Summary], folder: Path) -> 
         writer.writeheader()
         writer.writerows(trials)
     json_path.write_text(json.dumps({
-        "baseline": comparison.baseline, "evaluations": comparison.evaluations,
+        "baseline": comparison.baseline, "target": comparison.target,
+        "evaluations": comparison.evaluations,
         "runs": [{"strategy": r.strategy, "seed": r.seed, "status": r.status}
                  for r in comparison.runs],
         "summary": [vars(r) for r in rows], "trials": trials}, indent=1), encoding="utf-8")
     return [csv_path, json_path]
 
 
-def plot(comparison: Comparison, path: Path) -> Path:
-    """Metric and objective against trial number, one colour per strategy, one line per seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-    colours: dict[str, str] = {}
-    for run in comparison.runs:
-        colour = colours.setdefault(run.strategy, f"C{len(colours) % 10}")
-        label = run.strategy if run.seed == min(r.seed for r in comparison.runs
-                                                if r.strategy == run.strategy) else None
-        numbers = [t.number for t in run.trials]
-        top.plot(numbers, [t.metric for t in run.trials], marker=".", color=colour, label=label,
-                 alpha=0.8)
-        bottom.plot(numbers, [t.objective for t in run.trials], marker=".", color=colour,
-                    alpha=0.8)
-    top.axhline(comparison.baseline["metric"], color="grey", linestyle="--", linewidth=1)
-    top.set_ylabel("metric (dashed: FP32)")
-    bottom.set_ylabel("objective (1.0 = FP32, lower is better)")
-    bottom.set_xlabel("trial")
-    top.legend(fontsize="small")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
-__all__ = ["COLUMNS", "plot", "table", "write_raw"]
+__all__ = ["COLUMNS", "table", "write_raw"]

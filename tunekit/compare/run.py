@@ -77,6 +77,7 @@ class Comparison:
     higher_is_better: bool
     runs: tuple[RunRecord, ...]
     evaluations: int  # configs actually built and scored, across all runs (the baseline excluded)
+    target: float | None = None  # the metric a trial must reach (the criterion's, from FP32)
 
 
 def compare(spec: TuneSpec, strategies: Sequence[str], seeds: Sequence[int],
@@ -103,7 +104,7 @@ def compare(spec: TuneSpec, strategies: Sequence[str], seeds: Sequence[int],
             evaluations += fresh
     cache.save()
     return Comparison(dict(tuner.baseline), tuner.criterion.higher_is_better, tuple(runs),
-                      evaluations)
+                      evaluations, tuner.criterion.target(tuner.baseline["metric"]))
 
 
 def _run(name: str, seed: int, strategy: Any, ctx: Any, budget: Budget, tuner: Tuner,

@@ -5,13 +5,16 @@ are imported on first use, so ``tunekit plugins`` and configs naming another fra
 
 Candidates: int8/fp32 mixes are TFLite flatbuffers (:class:`runtime.TFLiteModel`) quantized from
 one calibration; bf16/fp32 mixes of Keras models are Keras clones with per-layer bf16 policies
-(:class:`bf16.KerasBF16Model`). docs/tensorflow-backend.md has the measurements behind both.
+(:class:`bf16.KerasBF16Model`); both are called and ``predict``-ed like the Keras model they
+replace (:class:`keraslike.KerasLike`), so an eval_func written for Keras scores them too.
+docs/tensorflow-backend.md has the measurements behind both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -43,6 +46,7 @@ class _ModelState:
         from tunekit.adaptors.tensorflow.runtime import input_order
 
         self.order = input_order(float_blob, source.input_names)
+        self.output = source.output_names.index(source.output)
 
 
 class TensorFlowAdaptor(Adaptor):
@@ -69,13 +73,30 @@ class TensorFlowAdaptor(Adaptor):
         self.bf16 = bf16
         self.num_threads = num_threads
 
+    @classmethod
+    def handles(cls, model: Any) -> bool:
+        """Claims Keras models (``keras.Model`` of any kind, Keras 3 or tf_keras), SavedModels
+        loaded with ``tf.saved_model.load``, other ``tf.Module`` objects (to say what they
+        lack), and paths to a ``.keras``/``.h5`` file or a SavedModel folder. TensorFlow is not imported to answer: a Keras model cannot exist
+        unless its package is already imported."""
+        if isinstance(model, (str, os.PathLike)):
+            path = Path(model)
+            return path.suffix in (".keras", ".h5") or (path / "saved_model.pb").is_file()
+        for package in ("keras", "tf_keras"):
+            module = sys.modules.get(package)
+            if module is not None and isinstance(model, getattr(module, "Model", ())):
+                return True
+        tf = sys.modules.get("tensorflow")
+        return tf is not None and (isinstance(model, tf.Module) or (
+            hasattr(model, "signatures") and type(model).__module__.startswith("tensorflow.")))
+
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     # -- the FP32 model ------------------------------------------------------------------------
     def _state(self, model: Any) -> _ModelState:
-        from tunekit.adaptors.tensorflow import graph, source
-        from tunekit.adaptors.tensorflow.runtime import quiet
+        from tunekit.adaptors.tensorflow import source
+        from tunekit.adaptors.tensorflow.runtime import conversion_error, quiet
 
         states = self.__dict__.setdefault("_states", weakref.WeakKeyDictionary())
         source.check_kind(model)
@@ -85,11 +106,9 @@ class TensorFlowAdaptor(Adaptor):
                 with quiet():
                     blob = float_model.converter().convert()
             except Exception as exc:
-                raise ModelError(f"TFLite cannot convert {type(model).__name__} "
-                                 f"({type(exc).__name__}: {exc})") from exc
-            layers = graph.keras_layers(float_model.keras) if float_model.keras else None
-            states[model] = _ModelState(float_model, blob, graph.find_ops(graph.read(blob),
-                                                                          layers))
+                raise ModelError(f"TFLite cannot convert {type(model).__name__}: "
+                                 f"{conversion_error(exc)}") from exc
+            states[model] = _ModelState(float_model, blob, _find_ops(float_model, blob))
         return states[model]
 
     # -- tuning space and candidates -----------------------------------------------------------
@@ -110,15 +129,18 @@ class TensorFlowAdaptor(Adaptor):
                                     f"(types: {', '.join(t for t, _ in graph.TUNABLE.values())})")
         counts: dict[str, int] = {}
         for op in state.ops:
-            counts[op.key.name.split("#")[0]] = counts.get(op.key.name.split("#")[0], 0) + 1
-        with_bf16 = self.bf16 and state.source.keras is not None and bf16.supported()
+            layer = op.key.name.split("#")[0]
+            counts[layer] = counts.get(layer, 0) + 1
+        # bf16 re-types the layers of a Sequential/Functional graph (not a subclassed model)
+        with_bf16 = self.bf16 and state.source.keras is state.source.original and bf16.supported()
         options = {}
         for op in state.ops:
             weighted = op.weight is not None
             int8 = (int8_options(["static"], ["asym"], list(GRANULARITIES), list(ALGORITHMS))
                     if weighted else [OpConfig("int8", "static", "asym", None, a)
                                       for a in ALGORITHMS])
-            floats = [OpConfig("bf16")] if with_bf16 and counts[op.key.name] == 1 else []
+            single = counts[op.key.name.split("#")[0]] == 1  # bf16 is per Keras layer
+            floats = [OpConfig("bf16")] if with_bf16 and single else []
             options[op.key] = (*int8, *floats, OpConfig("fp32"))
         return TuningSpace(options)
 
@@ -140,26 +162,26 @@ class TensorFlowAdaptor(Adaptor):
             from tunekit.adaptors.tensorflow.runtime import TFLiteModel
 
             candidate = TFLiteModel(state.float_blob, config, state.source.input_names,
-                                    order=state.order, threads=self.num_threads)
+                                    order=state.order, output=state.output,
+                                    threads=self.num_threads)
             return self._checked(candidate, state, calib_data)
         batches = require_batches(calib_data, "the calibration data")
         return self._checked(self._int8(state, config, batches), state, batches)
 
     def _int8(self, state: _ModelState, config: QuantConfig, batches: list[Any]) -> Any:
-        from tunekit.adaptors.tensorflow import calibration, graph, quantize
+        from tunekit.adaptors.tensorflow import calibration, quantize
         from tunekit.adaptors.tensorflow.runtime import TFLiteModel, quiet
 
         key = _fingerprint(state.source, batches)
         if state.calibration is None or state.calibration[0] != key:
             with quiet():
                 result = calibration.calibrate(state.source, batches, state.order)
-            layers = (graph.keras_layers(state.source.keras) if state.source.keras else None)
-            state.calibration = (key, result, graph.find_ops(graph.read(result.blob), layers))
+            state.calibration = (key, result, _find_ops(state.source, result.blob))
         _, result, ops = state.calibration
         with quiet():
             blob = quantize.build(result, ops, config)
         return TFLiteModel(blob, config, state.source.input_names, order=state.order,
-                           reference=result.blob, threads=self.num_threads)
+                           output=state.output, reference=result.blob, threads=self.num_threads)
 
     def _bf16(self, state: _ModelState, config: QuantConfig) -> Any:
         if state.source.keras is None:
@@ -215,8 +237,11 @@ class TensorFlowAdaptor(Adaptor):
         if not isinstance(candidate, TFLiteModel):
             raise NotSupportedError(f"the tensorflow adaptor inspects TFLite candidates (int8 and "
                                     f"fp32 ops), not {type(candidate).__name__}")
-        self._state(model)
-        return inspection.compare(candidate, ops, [split_batch(b)[0] for b in data])
+        state = self._state(model)
+        known = state.ops if candidate.reference is state.float_blob else \
+            state.calibration[2] if state.calibration and \
+            candidate.reference is state.calibration[1].blob else None
+        return inspection.compare(candidate, ops, [split_batch(b)[0] for b in data], known)
 
     # -- files ---------------------------------------------------------------------------------
     def load_model(self, path: Path) -> Any:
@@ -243,6 +268,16 @@ class TensorFlowAdaptor(Adaptor):
         if not hasattr(keras, "weights"):
             raise NotSupportedError(f"cannot size a {type(model).__name__}")
         return int(sum(np.asarray(w).nbytes for w in keras.weights))
+
+
+def _find_ops(source: Any, blob: bytes) -> list[Any]:
+    """The tunable ops of a flatbuffer of ``source``, named after its Keras layers if any."""
+    from tunekit.adaptors.tensorflow import graph
+
+    keras = source.keras
+    if keras is None:
+        return graph.find_ops(graph.read(blob))
+    return graph.find_ops(graph.read(blob), graph.keras_layers(keras), graph.kernel_sizes(keras))
 
 
 def _fingerprint(float_model: Any, batches: Sequence[Batch]) -> str:

@@ -12,12 +12,13 @@ TFLite has no bf16 kernels, so bf16 candidates run in TensorFlow, and a config c
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from tunekit.adaptors.tensorflow.keraslike import KerasLike
 from tunekit.adaptors.tensorflow.source import FloatModel, keras_function
 
 
@@ -38,8 +39,9 @@ def supported() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-class KerasBF16Model:
-    """A candidate of Keras layers, some in bf16; called like the FP32 model."""
+class KerasBF16Model(KerasLike):
+    """A candidate of Keras layers, some in bf16; called and ``predict``-ed like the FP32 model,
+    returning float32 numpy."""
 
     def __init__(self, clone: Any, source: FloatModel, layers: Collection[str]) -> None:
         self.keras = clone
@@ -50,9 +52,13 @@ class KerasBF16Model:
         self._output = source.output_names.index(source.output)
         self._out_names = out_names
 
-    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        outputs = self._function(**{k: tf.constant(v) for k, v in feed.items()})
-        return np.asarray(tf.cast(outputs[self._out_names[self._output]], tf.float32))
+    def run(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The output the metric sees."""
+        return self.outputs(feed)[self._output]
+
+    def outputs(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        outputs = self._function(**{k: tf.constant(v) for k, v in inputs.items()})
+        return [np.asarray(tf.cast(outputs[name], tf.float32)) for name in self._out_names]
 
     def __repr__(self) -> str:
         return f"KerasBF16Model(bf16 layers: {', '.join(self.layers)})"

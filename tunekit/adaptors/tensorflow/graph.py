@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
@@ -75,11 +76,13 @@ def is_constant(model: Any, index: int) -> bool:
     return data is not None and len(data) > 0
 
 
-def find_ops(model: Any, layers: Mapping[str, str] | None = None) -> list[TFLiteOp]:
+def find_ops(model: Any, layers: Mapping[str, str] | None = None,
+             sizes: Mapping[str, int] | None = None) -> list[TFLiteOp]:
     """The tunable ops of ``model`` in execution order.
 
     ``layers`` maps Keras layer names to class names; without it (SavedModel) ops are named
-    from their tensor paths.
+    from their tensor paths. ``sizes`` (:func:`kernel_sizes`) settles names a trace counter
+    made ambiguous: ``dense_1`` is layer ``dense_1`` or the first trace of layer ``dense``.
     """
     graph = model.subgraphs[0]
     found: list[TFLiteOp] = []
@@ -99,7 +102,8 @@ def find_ops(model: Any, layers: Mapping[str, str] | None = None) -> list[TFLite
         bias = inputs[2] if weighted and len(inputs) > 2 and inputs[2] in constants else None
         names = [tensor_name(model, i) for i in ([weight] if weight is not None else [])]
         names += [tensor_name(model, i) for i in op.outputs]
-        name, op_type = _identify(names, builtin, layers)
+        size = _size(model, weight) if weight is not None else None
+        name, op_type = _identify(names, builtin, layers, sizes, size)
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             name = f"{name}#{seen[name]}"
@@ -108,18 +112,22 @@ def find_ops(model: Any, layers: Mapping[str, str] | None = None) -> list[TFLite
     return found
 
 
-def _identify(names: Sequence[str], builtin: int, layers: Mapping[str, str] | None
+def _identify(names: Sequence[str], builtin: int, layers: Mapping[str, str] | None,
+              sizes: Mapping[str, int] | None = None, size: int | None = None
               ) -> tuple[str, str]:
     """The (name, type) of an op from its tensor names: the Keras layer of a matching class
-    if one appears in them, else any Keras layer, else the graph path."""
+    if one appears in them (one whose kernel has the op's weight count first), else any Keras
+    layer, else the graph path."""
     default_type, classes = TUNABLE[builtin]
     if layers:
-        parts = list(_components(names))
+        found = [layer for part in _components(names)
+                 for layer in dict.fromkeys((part, _COUNTER.sub("", part))) if layer in layers]
         for wanted in (lambda c: c in classes, lambda c: True):
-            for part in parts:
-                layer = part if part in layers else _COUNTER.sub("", part)
-                if layer in layers and wanted(layers[layer]):
-                    return layer, layers[layer]
+            matching = [layer for layer in found if wanted(layers[layer])]
+            sized = [layer for layer in matching if size and (sizes or {}).get(layer) == size]
+            if sized or matching:
+                layer = (sized or matching)[0]
+                return layer, layers[layer]
     first = names[0].split(";")[0]
     path = [_COUNTER.sub("", p) for p in first.split("/")]
     return "/".join(path[:-1] or path), default_type
@@ -129,6 +137,26 @@ def _components(names: Iterable[str]) -> Iterable[str]:
     for name in names:
         for segment in name.split(";"):
             yield from reversed(segment.split("/")[:-1] or [segment])
+
+
+def _size(model: Any, index: int) -> int:
+    return int(np.prod(model.subgraphs[0].tensors[index].shape))
+
+
+def kernel_sizes(keras_model: Any) -> dict[str, int]:
+    """Layer name → number of elements of its first weight (its kernel), for the layers that
+    have weights: what tells two layers apart when their traced names collide."""
+    sizes: dict[str, int] = {}
+
+    def walk(model: Any) -> None:
+        for layer in getattr(model, "layers", []):
+            weights = getattr(layer, "weights", None)
+            if weights and layer.name not in sizes:
+                sizes[layer.name] = int(np.prod(weights[0].shape))
+            walk(layer)
+
+    walk(keras_model)
+    return sizes
 
 
 def keras_layers(keras_model: Any) -> dict[str, str]:

@@ -17,13 +17,17 @@ from tunekit.adaptors.tensorflow.runtime import TFLiteModel
 from tunekit.space import OpKey
 
 
-def compare(candidate: TFLiteModel, ops: Sequence[OpKey],
-            inputs: Sequence[Any]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
-    """(reference output, candidate output) per op over ``inputs``; unknown ops are left out."""
+def compare(candidate: TFLiteModel, ops: Sequence[OpKey], inputs: Sequence[Any],
+            known: Sequence[graph.TFLiteOp] | None = None
+            ) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+    """(reference output, candidate output) per op over ``inputs``; unknown ops are left out.
+    ``known`` are the ops already found in the candidate's reference flatbuffer (named with the
+    Keras model at hand); without them they are found again from the config's names."""
     reference = TFLiteModel(candidate.reference, candidate.config, candidate.input_names,
                             order=candidate.order, threads=candidate.threads)
-    by_key = {op.key: op.output for op in graph.find_ops(graph.read(candidate.reference),
-                                                          _layers_of(candidate))}
+    if known is None:
+        known = graph.find_ops(graph.read(candidate.reference), _layers_of(candidate))
+    by_key = {op.key: op.output for op in known}
     names = {key: by_key[key] for key in ops if key in by_key}
     expected = _capture(reference, names, inputs)
     got = _capture(candidate, names, inputs)

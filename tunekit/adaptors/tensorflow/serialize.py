@@ -3,8 +3,9 @@
 A tuned model is a folder: ``model.tflite`` (int8/fp32 candidates: the flatbuffer the tuning
 evaluated, byte for byte) or ``model.keras`` (bf16 candidates: Keras' zip format, weights and
 per-layer dtype policies, no pickled code), plus ``tunekit.json`` with the format tag, the
-recipe and the input order. The folder is written aside and renamed into place, so a crash never
-leaves a half-written best model.
+recipe, the input order and the kernels it ran on (``xnnpack``, or ``builtin`` where XNNPACK
+refused it). The folder is written aside and renamed into place, so a crash never leaves a
+half-written best model.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.adaptors.tensorflow.bf16 import KerasBF16Model
-from tunekit.adaptors.tensorflow.runtime import TFLiteModel
+from tunekit.adaptors.tensorflow.runtime import XNNPACK, TFLiteModel
 from tunekit.adaptors.tensorflow.source import FloatModel
 from tunekit.errors import ModelError
 from tunekit.space import QuantConfig
@@ -33,7 +34,8 @@ def save(candidate: Any, config: QuantConfig, path: Path) -> None:
                               "input_names": candidate.input_names}
     if isinstance(candidate, TFLiteModel):
         (partial / "model.tflite").write_bytes(candidate.blob)
-        header.update(runtime="tflite", output=candidate.output, order=candidate.order)
+        header.update(runtime="tflite", output=candidate.output, order=candidate.order,
+                      kernels=candidate.kernels)
     elif isinstance(candidate, KerasBF16Model):
         candidate.keras.save(partial / "model.keras")
         header.update(runtime="keras", bf16_layers=candidate.layers)
@@ -60,7 +62,8 @@ def load(source: FloatModel, config: QuantConfig, path: Path, threads: int | Non
                          "with the best_config.json saved beside it")
     if header["runtime"] == "tflite":
         return TFLiteModel((path / "model.tflite").read_bytes(), config, header["input_names"],
-                           order=header["order"], output=header["output"], threads=threads)
+                           order=header["order"], output=header["output"], threads=threads,
+                           kernels=header.get("kernels", XNNPACK))
     import tensorflow as tf
 
     keras = tf.keras.models.load_model(path / "model.keras", compile=False)

@@ -8,6 +8,7 @@ which kind it has.
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tunekit.adaptors.tensorflow.keraslike import feed
 from tunekit.errors import ModelError
 
 SIGNATURE = "serving_default"
@@ -54,32 +56,6 @@ class FloatModel:
         return _pick(outputs, self.output, self.output_names)
 
 
-def feed(inputs: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Map a batch's inputs (array, tuple/list in input order, or dict by name) to names."""
-    if isinstance(inputs, Mapping):
-        unknown = sorted(set(inputs) - set(names))
-        if unknown:
-            raise ModelError(f"the batch has inputs {unknown} the model does not have; its "
-                             f"inputs are: {', '.join(names)}")
-        values = [inputs[n] for n in names]
-    elif isinstance(inputs, (tuple, list)):
-        values = list(inputs)
-    else:
-        values = [inputs]
-    if len(values) != len(names):
-        raise ModelError(f"the batch gives {len(values)} input(s), the model takes {len(names)}: "
-                         f"{', '.join(names)}")
-    return {n: np.asarray(v, dtype=np.float32) if _is_float(v) else np.asarray(v)
-            for n, v in zip(names, values)}
-
-
-def _is_float(value: Any) -> bool:
-    dtype = getattr(value, "dtype", None)
-    if dtype is None:
-        return True
-    return bool(np.issubdtype(np.dtype(getattr(dtype, "as_numpy_dtype", dtype)), np.floating))
-
-
 def _pick(outputs: Any, name: str, names: Sequence[str]) -> np.ndarray:
     if isinstance(outputs, Mapping):
         return np.asarray(outputs[name])
@@ -112,20 +88,29 @@ def check_kind(model: Any) -> None:
     if isinstance(model, (str, Path)):
         raise ModelError(f"got the path {str(model)!r}; load it with the adaptor's load_model "
                          "(model.path in the YAML) or pass the loaded model")
-    if not (_is_keras(model) or hasattr(model, "signatures")):
-        raise ModelError(f"{type(model).__name__} is not a TensorFlow model; give a keras.Model, "
-                         "a .keras file or a SavedModel directory")
+    if _is_keras(model) or hasattr(model, "signatures"):
+        return
+    if isinstance(model, tf.Module):
+        raise ModelError(f"{type(model).__name__} is a tf.Module without serving signatures; "
+                         "save it with tf.saved_model.save(module, folder, signatures=...) and "
+                         "give the folder (or its tf.saved_model.load), or give a keras.Model")
+    raise ModelError(f"{type(model).__name__} is not a TensorFlow model; give a keras.Model, "
+                     "a .keras file or a SavedModel directory")
 
 
 def _is_keras(model: Any) -> bool:
-    return isinstance(model, tf.keras.Model)
+    """A Keras 3 model, or a Keras 2 one when the program imported ``tf_keras``."""
+    legacy = sys.modules.get("tf_keras")
+    return isinstance(model, tf.keras.Model) or (
+        legacy is not None and isinstance(model, legacy.Model))
 
 
 def _build(model: Any, inputs: Sequence[str] | None, output: str | None,
            signature: str) -> FloatModel:
     if _is_keras(model):
-        function, in_names, out_names = keras_function(model)
-        keras = model
+        listed = getattr(model, "inputs", None) and not _dict_inputs(model)
+        keras = model if listed else functional(model)
+        function, in_names, out_names = keras_function(keras)
     else:
         if signature not in model.signatures:
             raise ModelError(f"the SavedModel has no signature {signature!r}; it has: "
@@ -143,6 +128,52 @@ def _build(model: Any, inputs: Sequence[str] | None, output: str | None,
     if output is not None:
         _check_names("output", [output], out_names)
     return FloatModel(model, keras, function, in_names, out_names, output or out_names[0])
+
+
+def functional(model: Any) -> Any:
+    """A Functional model with a list of named inputs around ``model``, a subclassed model or one
+    built from a dict of inputs: TFLite's converter, layer naming and dict batches all need
+    symbolic inputs in a list. A subclassed model has them only through the shapes of its first
+    call (one tensor, a list of them, or a dict by name)."""
+    if type(model).__module__.startswith("tf_keras"):
+        raise ModelError(f"{type(model).__name__} is a tf_keras model without a list of symbolic "
+                         "inputs (subclassed, or built from a dict): tunekit wraps those for Keras "
+                         "3 models only; build it from a list of tf_keras.Input, or in Keras 3")
+    import keras
+
+    signature = model.input if getattr(model, "inputs", None) else _first_call(model)
+
+    def placeholder(spec: Any, name: str | None) -> Any:
+        return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=name)
+
+    if isinstance(signature, Mapping):
+        inputs = [placeholder(spec, name) for name, spec in signature.items()]
+        args: Any = dict(zip(signature, inputs))
+    elif isinstance(signature, (list, tuple)):
+        inputs = args = [placeholder(spec, None) for spec in signature]
+    else:
+        inputs = args = placeholder(signature, None)
+    return keras.Model(inputs, model(args), name=model.name)
+
+
+def _dict_inputs(model: Any) -> bool:
+    try:
+        return isinstance(model.input, Mapping)
+    except AttributeError:  # a Sequential that was built but never called
+        return False
+
+
+def _first_call(model: Any) -> Any:
+    """The input structure a subclassed model was first called with (Keras records it)."""
+    try:
+        from keras.src.export.export_utils import get_input_signature
+
+        (signature,) = get_input_signature(model)
+    except (ImportError, ValueError, TypeError) as exc:
+        raise ModelError(f"{type(model).__name__} is a subclassed Keras model that was never "
+                         "called, so its input shapes are unknown; call it once on a batch "
+                         f"(model(x)) before tuning ({exc})") from exc
+    return signature
 
 
 def _check_names(kind: str, given: Sequence[str], real: Sequence[str]) -> None:
@@ -164,6 +195,9 @@ def keras_function(model: Any) -> tuple[Any, list[str], list[str]]:
     def call(kwargs: dict[str, Any]) -> dict[str, Any]:
         values = [kwargs[n] for n in in_names]
         result = model(values[0] if len(values) == 1 else values, training=False)
+        if isinstance(result, Mapping):
+            result = [result[n] for n in out_names] if set(out_names) <= set(result) \
+                else list(result.values())
         result = result if isinstance(result, (list, tuple)) else [result]
         return dict(zip(out_names, result))
 
