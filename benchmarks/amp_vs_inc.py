@@ -4,14 +4,19 @@
     python benchmarks/amp_vs_inc.py [--cases resnet_digits,bert_like] [--no-peer]
 
 Per case of ``benchmarks/workloads/amp_cases.py`` (same weights, metric and goal for both):
-INC runs in its own environment (``inc_amp.py``; set up on first use by
-``fallback_vs_inc.setup_peer``), then ``tunekit.optimize_graph(model, ("bf16", "fp32"),
+INC runs in its own environment (``inc_amp.py``; built on first use by :mod:`peers`), then ``tunekit.optimize_graph(model, ("bf16", "fp32"),
 eval_func=...)`` runs here. Each tool's model is timed against FP32 eager in the process that
 tuned it, with the same loop (speed-ups across processes carry this VM's process-to-process
 noise). The last column times, interleaved in each of 3 fresh processes, tunekit's model
 against INC's method rebuilt on the ops INC chose (each module wrapped: input cast to bf16,
 module in bf16, output cast back, as INC's ``BF16ModuleWrapper`` does), which compares the two
 conversions without that noise.
+
+Checks, each PASS or FAIL (exit status 1 when one fails): tunekit meets each case's goal, its
+bf16 model's outputs stay within ``BF16_ERROR`` of FP32's (relative to their scale) and it is
+faster than FP32; with the peer, tunekit needs no more evaluations than INC and its model is at
+least as fast as INC's conversion in the same process (within the ±2% noise of these medians).
+``--no-peer`` runs tunekit alone: no INC row and no INC check.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE / "workloads")]
 import amp_cases
-import fallback_vs_inc as base
+import peers
 import timing
 
 
@@ -88,7 +93,8 @@ def run_tunekit(case_name: str) -> dict[str, Any]:
     row = {"n_evals": tuning.evaluations, "tune_wall_s": round(wall, 2), "met": result.met,
            "timing_s": round(measured_s, 2),
            "baseline": tuning.baseline["metric"], "final_metric": case.metric(result.model),
-           "bf16_ops": list(result.bf16_ops)}
+           "bf16_ops": list(result.bf16_ops),
+           "output_error": output_error(case_name, result.model)}
     times = timing.interleaved({"fp32": fp32, "tuned": result.model}, batch)
     row["speedup"] = round(times["fp32"] / times["tuned"], 3)
     return row
@@ -133,6 +139,50 @@ def time_fresh(case_name: str, ours: list[str], inc_ops: list[str]) -> dict[str,
 
 
 Ratio = tuple[float, float, float] | None
+#: bf16 keeps 8 bits of mantissa: outputs within this error relative to their scale
+BF16_ERROR = 5e-2
+#: a same-process ratio in [TIE, 1) is within the noise of these medians, not a loss
+TIE = 0.98
+
+
+def output_error(case_name: str, model: nn.Module) -> float:
+    """Max error of ``model``'s outputs against FP32's on the case's timed batch, relative to
+    the largest FP32 output."""
+    case = amp_cases.CASES[case_name]
+    batch = case.batch()
+    with torch.inference_mode():
+        expected, got = case.model()(batch).double(), model(batch).double()
+    return float((got - expected).abs().max() / expected.abs().max().clamp_min(1e-12))
+
+
+def checks(rows: list[tuple[str, str, dict[str, Any] | None, Ratio]],
+           with_peer: bool) -> list[str]:
+    """Each claim of this benchmark, PASS or FAIL with what was measured (see the module doc)."""
+    lines = []
+    for case in dict.fromkeys(r[0] for r in rows):
+        ours = next((r for c, t, r, _ in rows if c == case and t.startswith("tunekit")), None)
+        peer = next((r for c, t, r, _ in rows if c == case and t.startswith("INC")), None)
+        ratio = next((q for c, t, _, q in rows if c == case and t.startswith("tunekit")), None)
+        ok = ours is not None
+        lines += [_check(ok and ours["met"], f"{case}: tunekit meets the goal"),
+                  _check(ok and ours["output_error"] <= BF16_ERROR,
+                         f"{case}: bf16 output error "
+                         f"{ours['output_error'] if ok else float('nan'):.1e} (≤ {BF16_ERROR})"),
+                  _check(ok and ours["speedup"] > 1, f"{case}: tunekit bf16 "
+                         f"{ours['speedup'] if ok else float('nan'):.2f}× FP32 eager (> 1)")]
+        if with_peer:
+            mine, theirs = (ours or {}).get("n_evals"), (peer or {}).get("n_evals")
+            lines += [_check(mine is not None and theirs is not None and mine <= theirs,
+                             f"{case}: tunekit evaluations {mine} ≤ INC's {theirs}"),
+                      _check(ratio is not None and ratio[0] >= TIE,
+                             f"{case}: tunekit's model vs INC's conversion, same process: "
+                             + (f"{ratio[0]:.2f}×" if ratio else "not measured")
+                             + f" (≥ {TIE})")]
+    return lines
+
+
+def _check(passed: bool, text: str) -> str:
+    return f"{'PASS' if passed else 'FAIL'}  {text}"
 
 
 def table(rows: list[tuple[str, str, dict[str, Any] | None, Ratio]]) -> str:
@@ -165,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(time_fresh(args.time, [o for o in args.ours.split(",") if o],
                                     [o for o in args.inc_ops.split(",") if o])))
         return 0
-    python = None if args.no_peer else base.setup_peer()
+    python = None if args.no_peer else peers.python_of("inc2")
     rows: list[tuple[str, str, dict[str, Any] | None, Ratio]] = []
     with tempfile.TemporaryDirectory() as logs:
         for case in args.cases.split(","):
@@ -173,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             ours = run_tunekit(case)
             ratio = (same_process(case, ours["bf16_ops"], peer["bf16_ops"])
                      if peer and peer.get("bf16_ops") is not None else None)
-            rows += [(case, "INC 2.6 mix_precision", peer, None)] if python else []
+            rows += [(case, "INC 2.6 mix_precision", peer, None)] if not args.no_peer else []
             rows.append((case, "tunekit optimize_graph", ours, ratio))
             if peer:
                 print(f"{case}: INC foreign CPU {peer['foreign_cpu']:.1%}", flush=True)
@@ -183,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
           "candidate beside FP32 for the report (INC times nothing). Same-process column: > 1 "
           "means tunekit's model is faster than INC's conversion of the ops INC chose (median "
           "and range of 3 fresh processes).")
-    return 0
+    verdicts = checks(rows, with_peer=not args.no_peer)
+    print("\n".join(verdicts))
+    return 1 if any(v.startswith("FAIL") for v in verdicts) else 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ loses 20 points until ``conv1`` returns to float) with each evaluation batch del
 ``--slow`` seconds (10 batches a trial), standing in for a model whose trials take minutes. Each
 strategy is tuned once with ``--workers 1`` and once with ``--workers N`` (local worker processes,
 ``tunekit tune --storage URL --study NAME --workers N``); the table shows both wall times, their
-ratio and whether both runs reached the same best config.
+ratio and whether both runs reached the same best config; then the checks, PASS or FAIL (same
+result for every strategy; at least ``--min-speedup`` on exhaustive and random), and exit status
+1 when one fails.
 
 Without ``--storage`` a private PostgreSQL server is started on loopback
 (:mod:`tunekit.testing.postgres`; needs Debian's ``postgresql`` packages) or
@@ -61,13 +63,16 @@ def warm_cache(folder: Path) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--strategies", default="basic,exhaustive,random")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--slow", type=float, default=0.5,
                         help="seconds each evaluation batch waits (10 batches a trial)")
     parser.add_argument("--storage", help="a PostgreSQL URL (default: a private server)")
+    parser.add_argument("--min-speedup", type=float, default=1.2,
+                        help="the speed-up N workers must reach over 1 on exhaustive and random, "
+                             "whose proposals are independent (default 1.2)")
     args = parser.parse_args()
     server = None
     url = args.storage or os.environ.get("TUNEKIT_TEST_POSTGRES_URL")
@@ -95,7 +100,25 @@ def main() -> None:
               f"{'yes' if same else 'NO'} |")
     print(f"\nslow evaluation: {args.slow} s per batch; load average now "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (compare only on an idle machine)")
+    verdicts = checks(rows, args.workers, args.min_speedup)
+    print("\n".join(verdicts))
+    return 1 if any(v.startswith("FAIL") for v in verdicts) else 0
+
+
+def checks(rows: list[tuple[str, int, float, float, float, bool]], workers: int,
+           min_speedup: float) -> list[str]:
+    """Per strategy: the same result with N workers as with 1 (always); a speed-up of at least
+    ``min_speedup`` where the proposals are independent (exhaustive, random: basic is mostly
+    sequential, docs/distributed.md)."""
+    lines = []
+    for strategy, _, _, _, ratio, same in rows:
+        lines.append(f"{'PASS' if same else 'FAIL'}  {strategy}: {workers} workers reach the "
+                     "1-worker result")
+        if strategy in ("exhaustive", "random"):
+            lines.append(f"{'PASS' if ratio >= min_speedup else 'FAIL'}  {strategy}: "
+                         f"{ratio:.2f}× faster with {workers} workers (≥ {min_speedup})")
+    return lines
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

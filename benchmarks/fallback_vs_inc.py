@@ -1,20 +1,23 @@
 #!/usr/bin/env python
 """tunekit vs Intel Neural Compressor 2.6 on the op-wise fallback case, in one run.
 
-Workload: the digits CNN (examples/digits_pytorch, the peers' R1, same weights) calibrated on
-images at half intensity, with no accuracy loss allowed. Default int8 loses ~20 points; only
-returning conv1 to float recovers the FP32 top-1. Both tools use their basic strategy.
+Workload: the digits CNN (examples/digits_pytorch, same cached weights for both tools)
+calibrated on images at half intensity, with no accuracy loss allowed. Default int8 loses ~20
+points; only returning conv1 to float recovers the FP32 top-1. Both tools use their basic
+strategy.
 
     python benchmarks/fallback_vs_inc.py [--no-peer] [--workspace DIR]
 
-1. builds or reuses the peer environment (``../shared/peers/setup.sh inc2``, under
-   ``$TUNEKIT_PEERS_OUT``); when that fails, or with ``--no-peer``, the peer's figures recorded in
-   ``shared/peers/README.md`` are shown instead, marked "recorded, not re-run";
-2. runs the peer (``run_inc_peer.py``) in its own environment and reads its JSON line;
+1. builds or reuses the peer environment (:mod:`peers`: INC 2.6 in its own venv under
+   ``$TUNEKIT_PEERS_OUT``); with ``--no-peer``, or when it cannot be built, there is no INC row
+   and no ratio (nothing recorded stands in for a live figure);
+2. runs the peer (``inc_workload.py digits_half``) in its own environment and reads its JSON
+   line;
 3. runs ``tunekit tune examples/digits_pytorch/fallback.yaml`` in a fresh workspace;
 4. rebuilds tunekit's tuned model with ``tunekit.load`` and times it against FP32 eager in this
    process (interleaved rounds, medians), as the peer script times its own model;
-5. prints one table with the ratios tunekit / INC.
+5. prints one table with the ratios tunekit / INC, then each check as PASS or FAIL; the exit
+   status is 1 when one fails (a missing peer makes its checks FAIL, not vanish).
 
 Wall times include each tool's baseline evaluation, calibration and trials, not model training.
 The machine may be shared: the share of CPU used by other processes during each run is printed
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,12 +38,12 @@ from typing import Any
 
 from tunekit.benchmark.load import CpuShare
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-PEERS = REPO.parent / "shared" / "peers"
+HERE = REPO / "benchmarks"
 EXAMPLE = REPO / "examples" / "digits_pytorch"
-PEER_ARGS = ["--strategy", "basic", "--criterion", "absolute", "--loss", "0.0",
-             "--calib", "scale0.5"]
-RECORDED_ROW = "| scale0.5 | basic |"
 ROUNDS = 7
 CALLS = {1: 40, 32: 10}  # calls per model per round, by batch size
 
@@ -49,33 +51,19 @@ CALLS = {1: 40, 32: 10}  # calls per model per round, by batch size
 # --------------------------------------------------------------------------- the peer
 
 
-def peers_out() -> Path:
-    default = Path.home() / ".cache" / "tunekit-peers"
-    return Path(os.environ.get("TUNEKIT_PEERS_OUT") or default)
-
-
 def setup_peer() -> Path | None:
-    """The peer venv's python, building the venv first if needed; None (with a reason) if not."""
-    script = PEERS / "setup.sh"
-    if not script.exists():
-        print(f"peer: {script} not found")
-        return None
-    print("peer: setting up or reusing the INC 2.6 environment (first time: a few minutes)")
-    done = subprocess.run(["bash", str(script), "inc2"], capture_output=True, text=True)
-    python = peers_out() / "venv-inc2" / "bin" / "python"
-    if done.returncode != 0 or not python.exists():
-        print(f"peer: setup failed (exit {done.returncode}):\n{_tail(done.stdout + done.stderr)}")
-        return None
-    return python
+    """The INC 2.6 venv's python, built first if needed; None (with a reason) if it cannot be."""
+    return peers.python_of("inc2")
 
 
-def run_peer(python: Path, log_dir: Path) -> dict[str, Any] | None:
-    """Run the peer tuning; its one JSON line, or None (with its log tail) when it fails."""
-    print("peer: tuning with INC 2.6 (basic strategy) ...", flush=True)
-    log = log_dir / "inc_peer.log"
+def run_peer(python: Path, log_dir: Path, workload: str = "digits_half") -> dict[str, Any] | None:
+    """INC 2.6 basic on ``workload`` (a module of ``benchmarks/workloads``) in its own
+    environment; its one JSON line, or None (with its log tail) when it fails."""
+    print(f"peer: tuning {workload} with INC 2.6 (basic strategy) ...", flush=True)
+    log = log_dir / f"inc_{workload}.log"
     with CpuShare().measure() as share, log.open("w") as stderr:
-        done = subprocess.run([str(python), str(PEERS / "run_inc_peer.py"), *PEER_ARGS],
-                              stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=PEERS)
+        done = subprocess.run([str(python), str(HERE / "inc_workload.py"), workload],
+                              stdout=subprocess.PIPE, stderr=stderr, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         print(f"peer: run failed (exit {done.returncode}); log {log}:\n"
@@ -85,21 +73,6 @@ def run_peer(python: Path, log_dir: Path) -> dict[str, Any] | None:
     result["foreign_cpu"] = share.foreign
     print(f"peer: {lines[-1]}")
     return result
-
-
-def recorded_peer() -> dict[str, Any]:
-    """The peer's figures for this case from shared/peers/README.md (median of 3 recorded runs)."""
-    readme = PEERS / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    row = next((line for line in text.splitlines() if line.startswith(RECORDED_ROW)), None)
-    if row is None:
-        return {"recorded": True}
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    # | calib | strategy | met | evals | wall s | fell back | int8 speedup bs32 |
-    return {"recorded": True, "met": cells[2].split("/")[0] == cells[2].split("/")[-1],
-            "n_evals": int(cells[3]), "tune_wall_s": float(cells[4]),
-            "fallback_ops": {cells[5].split(" ")[0]: cells[5].split(" ")[-1]},
-            "latency": {"bs32": {"speedup": float(cells[6].rstrip("×"))}}}
 
 
 # --------------------------------------------------------------------------- tunekit
@@ -148,7 +121,7 @@ def measure_tuned(workspace: Path) -> dict[str, Any]:
     """Top-1 and latency of tunekit's tuned model rebuilt from its workspace, vs FP32 eager.
 
     The latency is timed twice over. In this process on the peer's inputs
-    (``torch.from_numpy`` of the image array, as ``run_inc_peer.py`` feeds its models), so INC
+    (``torch.from_numpy`` of the image array, as ``inc_workload.py`` feeds its models), so INC
     and tunekit face the same FP32 baseline: with one channel, numpy's strides make that tensor
     look channels-last to oneDNN, whose FP32 convolutions then run ~1.6× faster than on a
     DataLoader-collated batch. And exactly as ``tunekit benchmark`` times it (the example's
@@ -217,23 +190,30 @@ def fell_back(ops: dict[str, str] | None) -> str | None:
         or "none"
 
 
-def table(peer: dict[str, Any], ours: dict[str, Any] | None, tuned: dict[str, Any] | None) -> str:
-    def speedup(result: dict[str, Any] | None, batch: str) -> float | None:
-        return ((result or {}).get("latency") or {}).get(batch, {}).get("speedup")
+def speedup(result: dict[str, Any] | None, batch: str) -> float | None:
+    return ((result or {}).get("latency") or {}).get(batch, {}).get("speedup")
 
-    label = "INC 2.6 basic" + (" (recorded, not re-run)" if peer.get("recorded") else "")
-    peer_cells = (peer.get("met"), peer.get("n_evals"), peer.get("tune_wall_s"),
-                  peer.get("final_acc"), fell_back(peer.get("fallback_ops")),
-                  speedup(peer, "bs32"), speedup(peer, "bs1"))
-    rows = [row(label, *peer_cells)]
+
+def table(peer: dict[str, Any] | None, ours: dict[str, Any] | None,
+          tuned: dict[str, Any] | None) -> str:
+    """INC's row (when it ran), tunekit's, and their ratios: every figure measured in this run."""
+    rows = []
+    peer_cells = None
+    if peer is not None:
+        peer_cells = (peer.get("met"), peer.get("n_evals"), peer.get("tune_wall_s"),
+                      peer.get("final_acc"), fell_back(peer.get("fallback_ops")),
+                      speedup(peer, "bs32"), speedup(peer, "bs1"))
+        rows.append(row("INC 2.6 basic", *peer_cells))
     if ours is not None:
         our_cells = (ours["met"], ours["evaluations"], ours["wall_s"],
                      (tuned or {}).get("final_acc", ours.get("best_metric")),
                      fell_back(ours.get("fallback_ops")), speedup(tuned, "bs32"),
                      speedup(tuned, "bs1"))
         rows.append(row("tunekit basic", *our_cells))
-        ratios = [_ratio(a, b) for a, b in zip(our_cells[1:], peer_cells[1:])]
-        rows.append(["tunekit / INC", "", *("—" if r is None else f"{r:.2f}" for r in ratios)])
+        if peer_cells is not None:
+            ratios = [_ratio(a, b) for a, b in zip(our_cells[1:], peer_cells[1:])]
+            rows.append(["tunekit / INC", "",
+                         *("—" if r is None else f"{r:.2f}" for r in ratios)])
     header = ["tool", "met", "evaluations", "wall s", "final acc", "fell back",
               "int8 speedup bs32", "bs1"]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -261,17 +241,44 @@ def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
+def checks(peer: dict[str, Any] | None, ours: dict[str, Any] | None,
+           tuned: dict[str, Any] | None, expected: set[str] | None = None,
+           with_peer: bool = True) -> list[str]:
+    """Each claim of this benchmark as ``PASS``/``FAIL`` and what was measured: tunekit meets the
+    goal, falls back the expected ops only, its int8 model is faster than FP32 at batch 32, and
+    (with the peer) needs no more evaluations than INC. A peer that did not run fails its check."""
+    met = bool(ours and ours["met"])
+    lines = [_check(met, f"tunekit meets the goal ({'met' if met else 'not met'})")]
+    if expected is not None:
+        got = set((ours or {}).get("fallback_ops") or {})
+        lines.append(_check(met and got == expected, f"tunekit falls back {sorted(got)} "
+                                                     f"(expected {sorted(expected)})"))
+    fast = speedup(tuned, "bs32")
+    lines.append(_check(fast is not None and fast > 1, "tunekit's int8 model vs FP32 at batch "
+                        f"32: {'—' if fast is None else f'{fast:.2f}×'} (> 1)"))
+    if with_peer:
+        ours_n, theirs_n = (ours or {}).get("evaluations"), (peer or {}).get("n_evals")
+        lines.append(_check(ours_n is not None and theirs_n is not None and ours_n <= theirs_n,
+                            f"tunekit evaluations {ours_n} ≤ INC's {theirs_n}"
+                            + ("" if peer else " (INC did not run)")))
+    return lines
+
+
+def _check(passed: bool, text: str) -> str:
+    return f"{'PASS' if passed else 'FAIL'}  {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-peer", action="store_true",
-                        help="do not run INC; show its recorded figures")
+                        help="do not run INC: tunekit's own figures and checks only")
     parser.add_argument("--workspace", type=Path,
                         help="keep tunekit's workspace here (default: a temporary folder)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tunekit-bench-") as scratch:
         python = None if args.no_peer else setup_peer()
-        peer = (run_peer(python, Path(scratch)) if python else None) or recorded_peer()
+        peer = run_peer(python, Path(scratch)) if python else None
         workspace = (args.workspace or Path(scratch) / "workspace").resolve()
         workspace.parent.mkdir(parents=True, exist_ok=True)
         ours = run_tunekit(workspace)
@@ -280,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(peer, ours, tuned))
     if (line := benchmark_line(tuned)) is not None:
         print(line)
-    loads = [f"INC run {_share(peer.get('foreign_cpu'))}" if not peer.get("recorded") else None,
+    loads = [f"INC run {_share(peer.get('foreign_cpu'))}" if peer else None,
              f"tunekit run {_share(ours.get('foreign_cpu'))}" if ours else None]
     print("CPU used by other processes during the runs: "
           + (", ".join(x for x in loads if x) or "n/a"))
@@ -288,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             and abs(tuned["final_acc"] - ours["best_metric"]) > 1e-6:
         print(f"note: the reloaded model scores {tuned['final_acc']:.4f}, the tuning recorded "
               f"{ours['best_metric']:.4f}")
+    verdicts = checks(peer, ours, tuned, {"conv1"}, with_peer=not args.no_peer)
+    print("\n".join(verdicts))
     print(f"total {time.perf_counter() - started:.0f} s")
-    return 0 if ours is not None and ours["met"] else 1
+    return 1 if any(v.startswith("FAIL") for v in verdicts) else 0
 
 
 if __name__ == "__main__":

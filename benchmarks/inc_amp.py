@@ -25,7 +25,7 @@ def main():
     a = ap.parse_args()
     import amp_cases
     import neural_compressor
-    import refwork
+    import refmodels
     import timing
     from neural_compressor import mix_precision, set_workspace
     from neural_compressor.config import AccuracyCriterion, MixedPrecisionConfig, TuningCriterion
@@ -44,7 +44,7 @@ def main():
         tuning_criterion=TuningCriterion(max_trials=200, timeout=0),
         accuracy_criterion=AccuracyCriterion(criterion=criterion, tolerable_loss=loss,
                                              higher_is_better=True))
-    meter = refwork.ContentionMeter().start()
+    meter = refmodels.ContentionMeter().start()
     start = time.perf_counter()
     tuned = mix_precision.fit(fp32, conf, eval_func=eval_func)
     wall = time.perf_counter() - start

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Run Intel Neural Compressor 2.6 (basic strategy, absolute 0.0 loss) on a workload module of
-``benchmarks/workloads`` and print one JSON line, as ``shared/peers/run_inc_peer.py`` does for R1.
+``benchmarks/workloads`` (``digits_half``, ``resnet_digits``) and print one JSON line.
 
 Runs in the peer environment (``~/.cache/tunekit-peers/venv-inc2``), started by ``vs_inc.py``:
     venv-inc2/bin/python benchmarks/inc_workload.py resnet_digits
@@ -16,8 +16,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PEERS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "peers")
-sys.path[:0] = [os.path.join(HERE, "workloads"), PEERS]
+sys.path.insert(0, os.path.join(HERE, "workloads"))
 
 
 def main():
@@ -25,12 +24,11 @@ def main():
     ap.add_argument("workload")
     ap.add_argument("--workspace", default="/tmp/tunekit-inc-workload")
     a = ap.parse_args()
-    import torch
     import neural_compressor
     from neural_compressor import set_workspace
     from neural_compressor.config import AccuracyCriterion, PostTrainingQuantConfig, TuningCriterion
     from neural_compressor.quantization import fit
-    import refwork as rw
+    import refmodels
     import timing
 
     w = importlib.import_module(a.workload)
@@ -54,7 +52,7 @@ def main():
         tuning_criterion=TuningCriterion(strategy="basic", max_trials=200, timeout=0),
         accuracy_criterion=AccuracyCriterion(criterion="absolute", tolerable_loss=0.0,
                                              higher_is_better=True))
-    meter = rw.ContentionMeter().start()
+    meter = refmodels.ContentionMeter().start()
     start = time.perf_counter()
     q = fit(fp32, conf, calib_dataloader=DL(w.calib_loader_half()), eval_func=eval_func)
     wall = time.perf_counter() - start
@@ -72,8 +70,7 @@ def main():
         for k in cfg.get("bf16_ops_list", []) or []:
             ops[k[0]] = "bf16"
         res["fallback_ops"] = {k: v for k, v in ops.items() if v not in ("int8", "uint8")}
-        x = torch.from_numpy(w.digits32()["x_eval"][:32])
-        times = timing.interleaved({"fp32": fp32, "tuned": qm}, x)
+        times = timing.interleaved({"fp32": fp32, "tuned": qm}, w.timed_batch())
         f, t = times["fp32"], times["tuned"]
         res["latency"] = {"bs32": {"fp32_ms": round(f * 1e3, 3), "tuned_ms": round(t * 1e3, 3),
                                    "speedup": round(f / t, 3)}}

@@ -8,6 +8,11 @@ graph mode with Grappler and oneDNN fusions), Grappler's oneDNN bf16 auto-mixed-
 the adaptor's all-fp32 TFLite model, all-bf16 Keras clone, default int8 model and the fallback
 case's model (``conv1`` → fp32), then times them in interleaved rounds on the same batch. Prints
 one markdown table: median latency, speed-up over FP32 Keras, top-1 and build time.
+
+Part of any speed-up over FP32 Keras is the runtime's (TFLite against TensorFlow), so the checks
+compare within one runtime. Each prints PASS or FAIL (exit status 1 when one fails): default
+int8 faster than fp32 TFLite; default int8's top-1 within 1% of FP32 Keras's (the goal of
+``examples/digits_keras/config.yaml``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits_keras"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
@@ -64,12 +69,28 @@ def main() -> None:
           f"TF {tf.__version__}\n")
     print("| variant | median ms | speed-up vs FP32 Keras | top-1 | build s |")
     print("|---|---|---|---|---|")
+    medians, accuracies = {}, {}
     for name in runners:
-        median = statistics.median(times[name])
-        accuracy = _top1(adaptor, variants[name], evaluation) if name in variants else _top1_fn(
-            amp, evaluation)
+        medians[name] = median = statistics.median(times[name])
+        accuracies[name] = accuracy = _top1(adaptor, variants[name], evaluation) \
+            if name in variants else _top1_fn(amp, evaluation)
         build = f"{builds[name]:.2f}" if name in builds else "—"
         print(f"| {name} | {median * 1e3:.3f} | {base / median:.2f}× | {accuracy:.4f} | {build} |")
+    runtime = medians["fp32 Keras (tf.function)"] / medians["fp32 TFLite"]
+    int8 = medians["fp32 TFLite"] / medians["int8 TFLite (default config)"]
+    print(f"\nthe runtime switch alone (fp32 TFLite vs fp32 Keras): {runtime:.2f}×")
+    verdicts = [_check(int8 > 1, f"default int8 {int8:.2f}× fp32 TFLite (same runtime; > 1)"),
+                _check(accuracies["int8 TFLite (default config)"]
+                       >= 0.99 * accuracies["fp32 Keras (tf.function)"],
+                       f"default int8 top-1 {accuracies['int8 TFLite (default config)']:.4f} "
+                       f"within 1% of FP32 Keras {accuracies['fp32 Keras (tf.function)']:.4f} "
+                       "(the example's goal)")]
+    print("\n".join(verdicts))
+    return 1 if any(v.startswith("FAIL") for v in verdicts) else 0
+
+
+def _check(passed: bool, text: str) -> str:
+    return f"{'PASS' if passed else 'FAIL'}  {text}"
 
 
 def _grappler_bf16(tf: Any, keras: Any) -> Callable[[np.ndarray], Any]:
@@ -107,4 +128,4 @@ def _top1_fn(run: Callable[[np.ndarray], Any], evaluation: list) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -5,25 +5,25 @@
 
 Workloads (both need one op to fall back; default int8 misses the goal):
 
-- ``digits``: R1, ``examples/digits_pytorch/fallback.yaml`` (peer: ``shared/peers/run_inc_peer.py``);
+- ``digits``: ``examples/digits_pytorch/fallback.yaml`` (peer: ``inc_workload.py digits_half``);
 - ``resnet_digits``: a ResNet-like CNN on 32×32 digits (``benchmarks/workloads``; peer:
-  ``benchmarks/inc_workload.py`` in the peer's venv). Trained once and cached (minutes on a busy
+  ``inc_workload.py resnet_digits``). Trained once and cached (minutes on a busy
   2-core machine; seconds of the table do not include it).
 
-Per workload: set up or reuse the peer venv (``fallback_vs_inc.setup_peer``), run INC, then run
+Per workload: set up or reuse the peer venv (:mod:`peers`), run INC, then run
 ``tunekit tune`` in a fresh workspace, rebuild tunekit's model with ``tunekit.load`` and time it
 against FP32 eager (interleaved rounds, medians, noisy rounds dropped). The table gives
 evaluations, wall time, final accuracy, int8 speedup at batch 32 and the ratios tunekit / INC,
 with the share of CPU other processes used during each run (runs are not comparable when it is
 high). Below it, tunekit's per-trial overhead: trial time outside quantize + evaluate (+ the
-objective measurement of accepted candidates), from the trials' ``time.*`` details.
+objective measurement of accepted candidates), from the trials' ``time.*`` details; then each
+check as PASS or FAIL (exit status 1 when one fails). ``--no-peer`` runs tunekit alone: no INC
+row, no ratio, no INC check.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,27 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fallback_vs_inc as base
 
 HERE = Path(__file__).resolve().parent
-WORKLOADS = {
-    "digits": {"config": base.EXAMPLE / "fallback.yaml", "peer": None},
+#: workload → its tunekit config, the workload module INC runs, the ops that must fall back
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "digits": {"config": base.EXAMPLE / "fallback.yaml", "peer": "digits_half",
+               "fallback": {"conv1"}},
     "resnet_digits": {"config": HERE / "workloads" / "resnet_digits.yaml",
-                      "peer": HERE / "inc_workload.py"},
+                      "peer": "resnet_digits", "fallback": None},
 }
-
-
-def run_peer(name: str, python: Path, log_dir: Path) -> dict[str, Any] | None:
-    spec = WORKLOADS[name]
-    if spec["peer"] is None:
-        return base.run_peer(python, log_dir)
-    print(f"peer: tuning {name} with INC 2.6 (basic strategy) ...", flush=True)
-    log = log_dir / f"inc_{name}.log"
-    with log.open("w") as stderr:
-        done = subprocess.run([str(python), str(spec["peer"]), name], stdout=subprocess.PIPE,
-                              stderr=stderr, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        print(f"peer: run failed (exit {done.returncode}); log {log}")
-        return None
-    return json.loads(lines[-1])
 
 
 def measure(name: str, workspace: Path) -> dict[str, Any]:
@@ -99,8 +85,7 @@ def trial_overhead(workspace: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", default="digits,resnet_digits")
-    parser.add_argument("--no-peer", action="store_true", help="tunekit only (digits: INC's "
-                        "recorded figures)")
+    parser.add_argument("--no-peer", action="store_true", help="tunekit only")
     parser.add_argument("--keep", type=Path, help="keep the workspaces under this folder")
     args = parser.parse_args(argv)
     names = [n for n in args.workloads.split(",") if n]
@@ -109,27 +94,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workloads {sorted(unknown)}; known: {', '.join(WORKLOADS)}")
     started = time.perf_counter()
     python = None if args.no_peer else base.setup_peer()
-    out, ok = [], True
+    out, verdicts = [], []
     with tempfile.TemporaryDirectory(prefix="tunekit-vs-inc-") as scratch:
         root = (args.keep or Path(scratch)).resolve()
         for name in names:
-            peer = run_peer(name, python, Path(scratch)) if python else None
-            if peer is None:
-                peer = base.recorded_peer() if name == "digits" else {"recorded": True}
+            peer = base.run_peer(python, Path(scratch), WORKLOADS[name]["peer"]) \
+                if python else None
             workspace = root / f"workspace_{name}"
             workspace.parent.mkdir(parents=True, exist_ok=True)
             ours = base.run_tunekit(workspace, WORKLOADS[name]["config"])
             tuned = measure(name, workspace) if ours is not None else None
             cost = trial_overhead(workspace) if ours is not None else None
-            ok = ok and ours is not None and ours["met"]
+            verdicts += [f"{v[:6]}{name}: {v[6:]}" for v in base.checks(
+                peer, ours, tuned, WORKLOADS[name]["fallback"], with_peer=not args.no_peer)]
             out.append((name, peer, ours, tuned, cost))
     for name, peer, ours, tuned, cost in out:
         print(f"\n### {name}\n")
         print(base.table(peer, ours, tuned))
         if (line := base.benchmark_line(tuned)) is not None:
             print(line)
-        loads = [f"INC run {base._share(peer.get('foreign_cpu'))}"
-                 if not peer.get("recorded") else None,
+        loads = [f"INC run {base._share(peer.get('foreign_cpu'))}" if peer else None,
                  f"tunekit run {base._share(ours.get('foreign_cpu'))}" if ours else None]
         print("CPU used by other processes during the runs: "
               + (", ".join(x for x in loads if x) or "n/a"))
@@ -138,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{cost['quantize_s']:.2f} + evaluate {cost['evaluate_s']:.2f} + objective "
                   f"{cost['measure_s']:.2f} + overhead {cost['overhead_s']:.3f} s "
                   f"({cost['overhead_s'] / cost['total_s']:.1%} of trial time)")
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
-    return 0 if ok else 1
+    print("\n" + "\n".join(verdicts))
+    print(f"total {time.perf_counter() - started:.0f} s")
+    return 1 if any(v.startswith("FAIL") for v in verdicts) else 0
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ CASES = [
     # --- the model
     Case("path and factory both given", USAGE, ("model: give exactly one of 'path'",),
          args=_set("model={framework: pytorch, path: m.pt, factory: model:build}")),
-    Case("model file missing", ERROR, ("nothere.pt2", "does not exist"),
+    Case("model file missing", USAGE, ("nothere.pt2", "does not exist"),
          args=_set("model={framework: pytorch, path: nothere.pt2}")),
     Case("model file corrupt", ERROR, ("broken.pt", "is not a PyTorch model file or is corrupt"),
          args=_set("model={framework: pytorch, path: broken.pt}"),

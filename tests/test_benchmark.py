@@ -87,11 +87,11 @@ def test_benchmark_cli_on_the_example_with_two_instances(tmp_path: Path,
                             "benchmark.processes=2"],
                            env=env, capture_output=True, text=True)
     assert bench.returncode == 0, bench.stderr
-    assert "latency ×" in bench.stdout
+    assert "speedup" in bench.stdout
     result = json.loads((workspace / "benchmark.json").read_text())
     cores = result["cores"]
     assert len(cores) == 2 and not set(cores[0]) & set(cores[1])
-    assert [r["batch_size"] for r in result["results"]] == [1, 32]
+    assert [r["batch_size"] for r in result["results"]] == [1, 64]  # 1 and the tuning's batch
     assert result["processes"] == len(result["per_run"]) == 2
     for instances in result["per_run"]:
         for figures in instances:

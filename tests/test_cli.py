@@ -135,7 +135,7 @@ def test_yaml_typo(project: Path, capsys) -> None:
 
 def test_missing_model_file(project: Path, capsys) -> None:
     code = run(project, "--set", "model={framework: pytorch, path: nothere.pt2}")
-    assert code == cli.EXIT_ERROR
+    assert code == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert "nothere.pt2" in err and "does not exist" in err
 

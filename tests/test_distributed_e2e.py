@@ -43,9 +43,15 @@ def tune(config: Path, workspace: Path, environ: dict[str, str], *args: str) -> 
             str(workspace), "-q", *args]
 
 
-def worker(url: str, study: str) -> list[str]:
+def worker(url: str, study: str, config: Path) -> list[str]:
+    """A worker allowed the code of ``config`` (its modules, from its folder), as a user
+    starting one for that tuning would allow it."""
+    from tunekit.config import read_yaml
+    from tunekit.distributed import Job, trust_flags
+
+    flags = trust_flags(Job.new(read_yaml(config), config.parent, config.parent))
     return [sys.executable, "-m", "tunekit.cli", "worker", "--storage", url, "--study", study,
-            "--heartbeat", HEARTBEAT]
+            "--heartbeat", HEARTBEAT, *flags]
 
 
 def result(workspace: Path) -> dict[str, Any]:
@@ -74,7 +80,7 @@ def distributed(config: Path, tmp: Path, environ: dict[str, str], url: str, work
         tune(config, workspace, environ, "--storage", url, "--study", study, "--heartbeat",
              HEARTBEAT), env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     logs = [tmp / f"{study}-worker-{i}.log" for i in range(workers)]
-    pool = [subprocess.Popen(worker(url, study), env=environ, stdout=subprocess.DEVNULL,
+    pool = [subprocess.Popen(worker(url, study, config), env=environ, stdout=subprocess.DEVNULL,
                              stderr=log.open("w")) for log in logs]
     try:
         if victim:

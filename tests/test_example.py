@@ -38,7 +38,7 @@ def test_example_config_meets_goal_and_reloads(tmp_path: Path, capsys) -> None:
     assert code == cli.EXIT_MET, capsys.readouterr().err
     result = json.loads((workspace / "result.json").read_text())
     assert result["met"] and result["precisions"] == {"int8": 5}
-    reloaded = tunekit.load(workspace)  # the FP32 model comes from the recorded factory
+    reloaded = tunekit.load(workspace, trust=True)  # the FP32 model from the recorded factory
     assert accuracy(reloaded) == pytest.approx(result["best_metric"], abs=0)
 
 
@@ -53,5 +53,5 @@ def test_fallback_config_finds_conv1_in_fewer_evaluations_than_inc(tmp_path: Pat
     assert result["evaluations"] < INC_BASIC_EVALUATIONS
     trials = (workspace / "report.md").read_text()
     assert "| 0 | int8×5 |" in trials  # default int8 was tried first and missed the goal
-    reloaded = tunekit.load(workspace)
+    reloaded = tunekit.load(workspace, trust=True)
     assert accuracy(reloaded) == pytest.approx(result["best_metric"], abs=0)

@@ -79,6 +79,12 @@ class Adaptor(abc.ABC):
         """One inference call on one batch of inputs (used to time a model)."""
         raise NotSupportedError(f"{type(self).__name__} cannot time models")
 
+    def runtime(self, model: Any) -> str | None:
+        """The runtime ``model`` runs in (``TFLite``), for adaptors whose candidates may run in
+        another runtime than the FP32 model: a speedup then says what it compares. None: the
+        framework's own, the same for every model."""
+        return None
+
     @contextlib.contextmanager
     def threads(self, count: int | None) -> Iterator[int | None]:
         """Run the body with ``count`` intra-op threads (``None``: leave the setting alone),

@@ -17,7 +17,7 @@ from tunekit import plugins
 from tunekit.adaptor import Adaptor
 from tunekit.config import TuneSpec
 from tunekit.data import require_batches, take_samples
-from tunekit.errors import ConfigError, ModelError
+from tunekit.errors import ConfigError
 from tunekit.evaluate import Evaluator
 from tunekit.metric import Metric
 from tunekit.references import call_user, data_source, resolve
@@ -205,7 +205,9 @@ def load_model(spec: TuneSpec, adaptor: Adaptor) -> Any:
     path = spec.model.path
     assert path is not None
     if not path.exists():
-        raise ModelError(f"model.path: the model file {str(path)!r} does not exist")
+        raise ConfigError("model.path", f"the model file {str(path)!r} does not exist; give "
+                                        "the path of a saved model (relative to the config's "
+                                        "folder)")
     return adaptor.load_model(path)
 
 
@@ -237,11 +239,14 @@ def assemble_parts(spec: TuneSpec, adaptor: Adaptor, model: Any,
     return Parts(spec, adaptor, model, calib, evaluator, strategy, objectives)
 
 
-def load(workspace: str | Path, model: Any = None) -> Any:
+def load(workspace: str | Path, model: Any = None, *, trust: bool = False) -> Any:
     """Rebuild a tuned model from a workspace (its recipe and saved weights), without tuning.
 
-    ``model`` is the FP32 model; when omitted, the model reference recorded by the CLI run
-    (factory or file) is used.
+    ``model`` is the FP32 model. Without it, the model reference the CLI run recorded in
+    ``best_config.json`` (a factory imported from a recorded folder, or a model file) is used,
+    but only with ``trust=True``: that file decides which code runs, so a workspace from
+    someone else is no safer to load that way than their Python script. The weights themselves
+    are read in a safe format either way.
     """
     workspace = Path(workspace)
     data = load_recipe(workspace)
@@ -257,6 +262,12 @@ def load(workspace: str | Path, model: Any = None) -> Any:
         if not ref:
             raise ConfigError("model", "this workspace was tuned from Python; pass the FP32 model: "
                                        "tunekit.load(workspace, model)")
+        if not trust:
+            raise ConfigError("model", f"{str(workspace)!r} names the code that builds its FP32 "
+                                       f"model ({ref.get('factory') or ref.get('path')}), which "
+                                       "tunekit.load does not run unasked: pass the model "
+                                       "(tunekit.load(workspace, model)), or trust=True if you "
+                                       "trust whoever wrote this workspace")
         raw = {"framework": data["framework"], **{k: v for k, v in ref.items() if k != "base_dir"}}
         base_dir = Path(ref.get("base_dir", "."))
         if "path" in raw:

@@ -1,8 +1,8 @@
 """The ``tunekit`` command line.
 
-Exit codes (DESIGN §3): 0 goal met, 3 goal not met (best-so-far saved), 2 configuration or usage
-error, 1 anything else. Errors tunekit raises on purpose print as one message, no traceback
-(``TUNEKIT_DEBUG=1`` shows it).
+Exit codes (README, "From the command line"): 0 goal met, 3 goal not met (best-so-far saved),
+2 configuration or usage error, 1 anything else. Every error prints as one line, no traceback
+(``TUNEKIT_DEBUG=1`` shows it); an unexpected one says so.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from tunekit.errors import ConfigError, PluginError, TunekitError, TunekitWarning
+from tunekit.outputs import check_out
 
 EXIT_MET, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_MET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: what ``tunekit compare`` writes into ``--out`` (refused when present, unless ``--force``)
+COMPARE_OUTPUTS = ("compare.csv", "compare.json", "compare.png")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--wait", type=float, default=600.0,
                         help="seconds to wait for the coordinator to create the study and "
                              "post its tuning (default 600)")
+    worker.add_argument("--allow-code", action="append", default=[], metavar="MODULE",
+                        help="a module (and its submodules) whose code the study's config may "
+                             "make this worker import, e.g. model (repeatable); nothing else "
+                             "is imported")
+    worker.add_argument("--code-dir", type=Path,
+                        help="the folder those modules are imported from (default: the "
+                             "current directory)")
+    worker.add_argument("--allow-pickle", action="store_true",
+                        help="honour the study's model.options.allow_pickle (unpickling a "
+                             "model file runs its code)")
+    worker.add_argument("--trust-study", action="store_true",
+                        help="import, from the coordinator's folder, and unpickle whatever the "
+                             "study says: only for a database that only trusted people can "
+                             "write")
     worker.add_argument("-q", "--quiet", action="store_true", help="only warnings")
     compare = sub.add_parser("compare", help="compare strategies on one workload (research)")
     compare.add_argument("config", type=Path, help="the YAML config of the workload")
@@ -72,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="seeds per strategy: tuning.random_seed, +1, ... (default 1)")
     compare.add_argument("--out", type=Path, default=Path("tunekit_compare"),
                          help="folder for compare.csv/.json/.png (default ./tunekit_compare)")
+    compare.add_argument("--force", action="store_true",
+                         help="replace the compare.* files already in --out")
     compare.add_argument("--cache", type=Path,
                          help="JSON file of evaluations to reuse and extend across comparisons")
     compare.add_argument("--max-trials", type=int, help="override tuning.exit_policy.max_trials")
@@ -85,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
                                                   "tuning.workspace.path)")
     bench.add_argument("--out", type=Path, help="JSON output (default: benchmark.json in the "
                                                 "workspace)")
+    bench.add_argument("--force", action="store_true", help="replace the JSON output if it "
+                                                            "exists")
     bench.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="KEY.PATH=VALUE", help="override any config field, e.g. "
                                                       "benchmark.instances=2 (repeatable)")
@@ -94,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--out", type=Path, help="write the optimized model here (PyTorch: "
                                                    "state_dict .pt; TensorFlow: a GraphDef for a "
                                                    ".pb path, else a SavedModel folder)")
+    optimize.add_argument("--force", action="store_true", help="replace what --out names if it "
+                                                               "exists")
     optimize.add_argument("--set", dest="overrides", action="append", default=[],
                           metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
     optimize.add_argument("-q", "--quiet", action="store_true", help="only the summary")
@@ -137,12 +160,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from tunekit.worker import run_worker
+    from tunekit.worker import Trust, run_worker
 
     if args.heartbeat < 1:
         raise ConfigError("--heartbeat", f"must be ≥ 1 second, got {args.heartbeat}")
+    trust = Trust(tuple(args.allow_code), args.code_dir, args.allow_pickle, args.trust_study)
     run_worker(args.storage, args.study, heartbeat=args.heartbeat, wait_s=args.wait,
-               workspace=args.workspace)
+               workspace=args.workspace, trust=trust)
     return 0
 
 
@@ -165,6 +189,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if name not in plugins.names("tunekit.strategies"):
             raise ConfigError("--strategies", f"unknown strategy {name!r}; installed: "
                                               f"{', '.join(plugins.names('tunekit.strategies'))}")
+    for name in COMPARE_OUTPUTS:  # checked before any evaluation
+        check_out(args.out / name, "--out", args.force)
     spec = replace(spec, tuning=replace(spec.tuning, workspace=args.out / "workspace"))
     seeds = [spec.tuning.seed + i for i in range(args.seeds)]
     comparison = compare(spec, names, seeds, EvaluationCache(args.cache))
@@ -182,8 +208,10 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
     spec = config.load(args.config, args.overrides)  # fails on a bad config before any work
     model = args.model if args.model is not None else spec.tuning.workspace
-    report = benchmark.run(args.config, args.overrides, model)
+    benchmark.workspace_of(model)  # a wrong --model fails first, creating nothing
     out = args.out or (model.parent if model.is_file() else model) / "benchmark.json"
+    check_out(out, "--out", args.force)  # a taken or unwritable --out fails before the timing
+    report = benchmark.run(args.config, args.overrides, model)
     report.write(out)
     print(report.table())
     print(f"wrote {out}")
@@ -197,10 +225,10 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 
     spec = config.load(args.config, args.overrides)
     if args.out is not None:  # a wrong --out fails now, not after the optimization
-        prepare_out(args.out, spec.model.framework, "--out")
+        prepare_out(args.out, spec.model.framework, "--out", args.force)
     result = optimize_config(spec)
     if args.out is not None:
-        result.save(args.out)
+        result.save(args.out, force=args.force)
     print(result.summary())
     return EXIT_MET if result.met else EXIT_NOT_MET
 
@@ -261,14 +289,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: the history is kept; continue with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an unforeseen failure: still one line, not a trace
+        _report_error(exc, unexpected=True)
+        return EXIT_ERROR
 
 
-def _report_error(exc: BaseException) -> None:
+def _report_error(exc: BaseException, unexpected: bool = False) -> None:
+    """One line on stderr (the traceback too with ``TUNEKIT_DEBUG=1``)."""
     if os.environ.get("TUNEKIT_DEBUG"):
         import traceback
 
         traceback.print_exc()
-    print(f"tunekit: error: {exc}", file=sys.stderr)
+    text = str(exc)
+    if unexpected:
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        text = (f"{type(exc).__name__}: {first} (unexpected; set TUNEKIT_DEBUG=1 to see the "
+                "traceback, and please report it)")
+    print(f"tunekit: error: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -103,7 +103,8 @@ class BenchmarkSpec:
     ``instances`` processes on disjoint core sets of ``cores_per_instance`` cores; all of it
     ``processes`` times over, each time in fresh processes (see tunekit.benchmark.instances)."""
 
-    batch_sizes: tuple[int, ...] = (1, 32)
+    #: None: the batch size the tuning timed, and 1 (see tunekit.benchmark.measure)
+    batch_sizes: tuple[int, ...] | None = None
     warmup: int = 10
     iterations: int = 20
     rounds: int = 5
@@ -467,13 +468,14 @@ def _benchmark(raw: Any) -> BenchmarkSpec:
             raise ConfigError(f"benchmark.{key}", f"must be an integer ≥ {minimum}, got {value}")
         return value
 
-    sizes = sec.get("batch_sizes", [1, 32])
+    sizes = sec.get("batch_sizes")
     sizes = [sizes] if isinstance(sizes, int) and not isinstance(sizes, bool) else sizes
-    if not isinstance(sizes, list) or not sizes or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+    if sizes is not None and (not isinstance(sizes, list) or not sizes or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)):
         raise ConfigError("benchmark.batch_sizes", f"must be a list of positive integers, "
                                                    f"got {sizes!r}")
-    return BenchmarkSpec(tuple(sizes), count("warmup", 10, 0), count("iterations", 20, 1),
+    return BenchmarkSpec(None if sizes is None else tuple(sizes),
+                         count("warmup", 10, 0), count("iterations", 20, 1),
                          count("rounds", 5, 1), count("threads", None, 1),
                          count("instances", 1, 1), count("cores_per_instance", None, 1),
                          count("processes", 3, 1))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -47,6 +48,9 @@ EXIT_USAGE = 2
 
 #: Seconds between two looks at the storage while a batch is out.
 POLL_S = 0.2
+
+#: A ``package.module:attr`` reference among a config's values (what a worker imports).
+_REFERENCE = re.compile(r"^([A-Za-z_][\w.]*):[A-Za-z_][\w.]*$")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,19 @@ class Dispatcher:
     def finish(self) -> None:
         """Tell the workers of this job that it ended."""
         self.store.study.set_user_attr(DONE, self.job.run)
+
+    def evaluated(self) -> int:
+        """How many configs the workers of this job evaluated and stored, as their logs count
+        them: the history's trials, and also the configs past a batch's first accepted one that
+        a worker had finished before the batch was cut (speculative work, not in the history)."""
+        prefix = f"{self.job.run}:"
+        complete = self.store._optuna.trial.TrialState.COMPLETE
+        # a cancelled trial whose worker finished first is COMPLETE (the worker's tell won over
+        # the cancel, which marks it discarded first): that worker evaluated it too
+        return sum(1 for frozen in self.store.study.get_trials(deepcopy=False)
+                   if str(frozen.user_attrs.get(TASK, "")).startswith(prefix)
+                   and "state" in frozen.user_attrs
+                   and (not frozen.user_attrs.get(DISCARDED) or frozen.state == complete))
 
     def run_batch(self, first: int, configs: Sequence[QuantConfig], stop_at_accept: bool,
                   known: Mapping[QuantConfig, Trial]) -> list[Trial]:
@@ -192,15 +209,37 @@ def _numbered(trial: Trial | None, number: int) -> Trial:
     return replace(trial, number=number)
 
 
+def trust_flags(job: Job) -> list[str]:
+    """The ``tunekit worker`` flags that allow exactly what the coordinator's own config runs:
+    the modules it references, imported from its folder, and its ``allow_pickle``. Local workers
+    get these, so they trust their command line, not the database (see :class:`worker.Trust`)."""
+    flags = ["--code-dir", job.base_dir]
+    for module in sorted(set(_modules(job.config))):
+        flags += ["--allow-code", module]
+    if ((job.config.get("model") or {}).get("options") or {}).get("allow_pickle"):
+        flags.append("--allow-pickle")
+    return flags
+
+
+def _modules(value: Any) -> list[str]:
+    """The modules of every ``module:attr`` reference in a config mapping, at any depth."""
+    if isinstance(value, Mapping):
+        return [m for item in value.values() for m in _modules(item)]
+    if isinstance(value, (list, tuple)):
+        return [m for item in value for m in _modules(item)]
+    match = _REFERENCE.match(value) if isinstance(value, str) else None
+    return [match.group(1)] if match else []
+
+
 class LocalWorkers:
     """``--workers N``: N ``tunekit worker`` processes on this machine against the same
     storage; one that exits before the job ends is started again (its trial is re-queued by
-    the heartbeat, like any worker's)."""
+    the heartbeat, like any worker's). ``flags`` are their trust flags (:func:`trust_flags`)."""
 
     def __init__(self, count: int, storage: str, study: str, heartbeat: int,
-                 logs: Path) -> None:
+                 logs: Path, flags: Sequence[str] = ()) -> None:
         self.command = [sys.executable, "-m", "tunekit.cli", "worker", "--storage", storage,
-                        "--study", study, "--heartbeat", str(heartbeat)]
+                        "--study", study, "--heartbeat", str(heartbeat), *flags]
         self.logs = logs
         self.processes: list[subprocess.Popen[bytes]] = []
         self.restarts = 0
@@ -238,4 +277,4 @@ class LocalWorkers:
                 process.wait()
 
 
-__all__ = ["DONE", "JOB", "Dispatcher", "Job", "LocalWorkers"]
+__all__ = ["DONE", "JOB", "Dispatcher", "Job", "LocalWorkers", "trust_flags"]

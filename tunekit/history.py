@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from tunekit.space import QuantConfig
+from tunekit.space import PRECISIONS, QuantConfig
 
 
 class TrialState(str, enum.Enum):
@@ -338,6 +338,18 @@ class Store:
             return dict(frozen.user_attrs)
         return None
 
+    def _set_params(self, running: Any, config: QuantConfig) -> None:
+        """Each op's precision as a categorical optuna parameter (``<op>.precision``), so
+        optuna-dashboard can plot and filter trials by it (user attributes, which hold the whole
+        config, it barely shows). Only the history is written: nothing samples them, and replay
+        reads the config from the user attributes."""
+        distribution = self._optuna.distributions.CategoricalDistribution(PRECISIONS)
+        storage = self.study._storage
+        for op, option in config.ops.items():
+            storage.set_trial_param(running._trial_id, f"{op.name}.precision",
+                                    distribution.to_internal_repr(option.precision),
+                                    distribution)
+
     @property
     def claimed_id(self) -> int:
         """The storage id of the trial claimed last."""
@@ -355,6 +367,7 @@ class Store:
 
     def finish(self, trial: Trial) -> None:
         running, self._running = self._running, None
+        self._set_params(running, trial.config)
         for key, value in trial.to_attrs().items():
             running.set_user_attr(key, value)
         TS = self._optuna.trial.TrialState

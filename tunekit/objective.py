@@ -28,6 +28,15 @@ class Objective(abc.ABC):
     def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
         """Measure ``model``; ``data`` yields evaluation batches (use their inputs only)."""
 
+    def measure_beside(self, adaptor: Adaptor, model: Any, reference: Any,
+                       data: Iterable[Batch]) -> tuple[float, float]:
+        """``(model's value, reference's value)``, measured beside each other for an objective
+        that :attr:`drifts` (``reference`` is the FP32 model). The default measures one after
+        the other, the reference first, so :meth:`details` describe ``model``; latency
+        alternates the two in rounds instead."""
+        reference_value = self.measure(adaptor, reference, data)
+        return self.measure(adaptor, model, data), reference_value
+
     def details(self) -> Mapping[str, float]:
         """Further figures of the last :meth:`measure` (e.g. throughput beside latency), stored
         with the trial as ``<objective>.<key>``; numbers only, so the history stays JSON."""

@@ -10,11 +10,42 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tunekit.errors import ConfigError, UserCodeError
+
+
+#: The module prefixes :func:`resolve` may import (innermost :func:`allowed_code` block), or
+#: None for any: a config the user runs is theirs to trust; a config read from a shared
+#: database (a distributed worker's) is not.
+_ALLOWED: list[tuple[str, ...] | None] = [None]
+
+
+@contextmanager
+def allowed_code(prefixes: Sequence[str] | None) -> Iterator[None]:
+    """Within the block, :func:`resolve` imports only modules named by ``prefixes`` (``pkg``
+    allows ``pkg`` and ``pkg.sub``; None allows any) and refuses the rest with a ConfigError
+    naming ``--allow-code``."""
+    _ALLOWED.append(None if prefixes is None else tuple(prefixes))
+    try:
+        yield
+    finally:
+        _ALLOWED.pop()
+
+
+def _check_allowed(module_name: str, where: str) -> None:
+    allowed = _ALLOWED[-1]
+    if allowed is None or any(module_name == p or module_name.startswith(p + ".")
+                              for p in allowed):
+        return
+    top = module_name.split(".")[0]
+    raise ConfigError("--allow-code", f"{where} names code in module {module_name!r}, which this "
+                                      f"process may not import (allowed: "
+                                      f"{', '.join(allowed) or 'nothing'}); if you trust it, add "
+                                      f"--allow-code {top}")
 
 
 def _forget_foreign(module_name: str, base_dir: Path) -> None:
@@ -33,6 +64,7 @@ def _forget_foreign(module_name: str, base_dir: Path) -> None:
 def resolve(ref: str, base_dir: Path, where: str) -> Any:
     """The object ``ref`` names; ``where`` is the YAML path used in errors."""
     module_name, _, attr = ref.partition(":")
+    _check_allowed(module_name, where)
     base = str(base_dir.resolve())
     _forget_foreign(module_name, base_dir)
     sys.path.insert(0, base)

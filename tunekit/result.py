@@ -12,6 +12,7 @@ from tunekit.criterion import AccuracyCriterion
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
 from tunekit.space import QuantConfig, TuningSpace
+from tunekit.speed import Speed, from_details
 from tunekit.workspace import HTML_REPORT, RECIPE, REPORT, RESULT, Workspace
 
 if TYPE_CHECKING:
@@ -48,6 +49,11 @@ class TuneResult:
     #: the adaptor that built the candidates (:meth:`save` writes through it; graph
     #: optimization's AMP adaptors are not the framework's registered one)
     adaptor: Adaptor | None = field(default=None, repr=False)
+    #: distributed: evaluations (in :attr:`evaluations`) of configs past a batch's first
+    #: accepted one, which workers finished before the batch was cut; not in :attr:`trials`
+    unrecorded: int = 0
+    #: trial number → the runtimes its speedup compares, where they differ (TFLite vs TF)
+    runtimes: Mapping[int, str] = field(default_factory=dict)
     #: objective name → its unit (``s``, `` B``): how report.html labels its axes
     objective_units: Mapping[str, str] = field(default_factory=dict)
     #: how the best model was put in its deployed form (see ``Adaptor.deploy``), e.g. the backend
@@ -72,34 +78,49 @@ class TuneResult:
         """A few lines for the end of a CLI run."""
         base = self.baseline["metric"]
         status = STATUS_TEXT.get(self.status, self.status)
+        extra = (f" ({self.unrecorded} of them by workers past a batch's first accepted "
+                 "config, not in the history)") if self.unrecorded else ""
         lines = [(f"{'goal met' if self.met else 'goal NOT met'}: {status} "
                   f"after {len(self.trials)} trial(s), {self.evaluations} evaluation(s) "
-                  f"incl. the baseline, {self.wall_s:.1f} s")]
+                  f"incl. the baseline{extra}, {self.wall_s:.1f} s")]
         if self.best_trial is not None and self.best_trial.metric is not None:
             reference = self.space.default() if self.space else None
             lines.append(f"best: trial {self.best_trial.number}, metric {self.best_trial.metric:.4f} "
                          f"(baseline {base:.4f}, target {self.criterion.target(base):.4f}), "
                          f"{self.best_trial.config.summary(reference)}")
+            lines += [f"speed: {speed.text()}" for speed in self.speeds(self.best_trial).values()]
         if self.deployment.get("backend"):
             lines.append(f"deployed with the {self.deployment['backend']} backend")
         lines.append(f"workspace: {self.workspace}")
         return "\n".join(lines)
 
+    def speeds(self, trial: Trial) -> dict[str, Speed]:
+        """Per latency objective timed beside FP32 in ``trial``, its :class:`Speed`."""
+        found = {name: from_details(trial.details, name, self.runtimes.get(trial.number))
+                 for name in self.objective_directions}
+        return {name: speed for name, speed in found.items() if speed is not None}
+
+    def _speed_dicts(self, trial: Trial) -> dict[str, dict[str, Any]]:
+        return {name: speed.to_dict() for name, speed in self.speeds(trial).items()}
+
     def to_dict(self) -> dict[str, Any]:
         best = self.best_trial
         return {
             "met": self.met, "status": self.status, "trials": len(self.trials),
-            "evaluations": self.evaluations, "wall_s": round(self.wall_s, 3),
+            "evaluations": self.evaluations, "unrecorded_evaluations": self.unrecorded,
+            "wall_s": round(self.wall_s, 3),
             "baseline": self.baseline["metric"],
             "baseline_objectives": self.baseline.get("objectives", {}),
             "target": self.criterion.target(self.baseline["metric"]),
             "best_trial": best.number if best else None,
             "best_metric": best.metric if best else None,
             "best_objectives": objective_values(best) if best else {},
+            "speed": self._speed_dicts(best) if best else {},
             "precisions": best.config.counts() if best else {},
             "fallback_ops": {op.name: c.precision for op, c in best.config.ops.items()
                              if c.precision != "int8"} if best else {},
-            "pareto_front": [{"trial": t.number, "metric": t.metric, "objectives": objective_values(t),
+            "pareto_front": [{"trial": t.number, "metric": t.metric,
+                              "objectives": objective_values(t), "speed": self._speed_dicts(t),
                               "ops": t.config.to_list()} for t in self.pareto_front],
             "deployment": dict(self.deployment),
             **self._report_inputs(),
@@ -188,34 +209,50 @@ def model_label(model_ref: Mapping[str, str]) -> str:
 
 
 def report(result: TuneResult) -> str:
-    """``report.md``: the summary and one row per trial."""
+    """``report.md``: the summary and one row per trial. With a latency objective the table
+    shows the speedup (FP32 time / model time, both timed side by side on one batch size);
+    else the objectives' weighted score relative to FP32 (lower is better)."""
     reference = result.space.default() if result.space else None
-    rows = ["| trial | config | metric | meets goal | objective (×FP32) | s |",
+    timed = any(result.speeds(t) for t in result.trials)
+    head = "speedup vs FP32 (FP32 / model ms, batch)" if timed else "objective (×FP32)"
+    rows = [f"| trial | config | metric | meets goal | {head} | s |",
             "|---|---|---|---|---|---|"]
     for t in result.trials:
         metric = "failed: " + (t.error or "")[:80] if t.failed else f"{t.metric:.4f}"
-        objective = f"{t.objective:.3f}" if t.objective is not None else ""
+        if timed:
+            speed = next(iter(result.speeds(t).values()), None)
+            objective = f"{speed.cell()} ({speed.fp32_ms:.3f} / {speed.model_ms:.3f} ms, " \
+                        f"{speed.batch_size})" if speed else ""
+        else:
+            objective = f"{t.objective:.3f}" if t.objective is not None else ""
         rows.append(f"| {t.number} | {t.config.summary(reference)} | {metric} | "
                     f"{'yes' if t.accepted else 'no'} | {objective} | {t.duration_s:.2f} |")
+    notes = sorted(set(result.runtimes.values()))
+    note = "".join(f"\nSpeedups compare {label}: part of them is the runtime's.\n"
+                   for label in notes)
     return "# tunekit tuning report\n\n" + result.summary().replace("\n", "  \n") + \
         f"\n\nFigures, per-op sensitivity and every failure in full: `{HTML_REPORT}`.\n\n" + \
-        "\n".join(rows) + "\n" + _pareto_section(result)
+        "\n".join(rows) + "\n" + note + _pareto_section(result)
 
 
 def _pareto_section(result: TuneResult) -> str:
-    """The Pareto front as a table: metric and each objective's value per front trial."""
+    """The Pareto front as a table: metric and each objective's value per front trial (a
+    latency as its speedup and time in ms)."""
     front = result.pareto_front
     if not front:
         return ""
     names = list(result.objective_directions)
     rows = ["| trial | metric | " + " | ".join(names) + " |",
             "|---" * (len(names) + 2) + "|"]
-    rows += [f"| {t.number} | {t.metric:.4f} | " + " | ".join(f"{t.details[n]:.4g}"
-                                                              for n in names) + " |"
-             for t in front]
+    for t in front:
+        speeds = result.speeds(t)
+        cells = [f"{speeds[n].cell()} ({speeds[n].model_ms:.3f} ms)" if n in speeds
+                 else f"{t.details[n]:.4g}" for n in names]
+        rows.append(f"| {t.number} | {t.metric:.4f} | " + " | ".join(cells) + " |")
     return ("\n## Pareto front of passing trials\n\nNo other passing trial is as good in the "
             "metric and every objective and better in one; `result.json` lists their "
-            "recipes.\n\n" + "\n".join(rows) + "\n")
+            "recipes. A latency shows as its speedup over FP32 and its time per batch.\n\n"
+            + "\n".join(rows) + "\n")
 
 
 def load_recipe(workspace: str | Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from tunekit.adaptor import Adaptor
 from tunekit.config import TuneSpec
-from tunekit.distributed import Dispatcher, Job, LocalWorkers
+from tunekit.distributed import Dispatcher, Job, LocalWorkers, trust_flags
 from tunekit.errors import (ConfigError, ModelError, NotSupportedError, TrialError, TunekitError,
                             TunekitWarning, UserCodeError)
 from tunekit.evaluate import Evaluator
@@ -33,6 +33,7 @@ from tunekit.progress import progress
 from tunekit.result import TuneResult, write_outputs
 from tunekit.sanity import check_baseline
 from tunekit.space import QuantConfig, TuningSpace
+from tunekit.speed import format_objective, runtimes
 from tunekit.strategy import Strategy, TuneContext
 from tunekit.watchdog import raise_if_overrun, time_limit
 from tunekit.workspace import HISTORY, HISTORY_DB, SPACE, Workspace
@@ -77,6 +78,10 @@ class Tuner:
         self.baseline: dict[str, Any] = {}
         self.best = _Best()
         self.evaluations = 0
+        #: distributed: evaluations workers made past a batch's first accepted config
+        self.unrecorded = 0
+        #: trial number → the runtimes its speedup compares, where they differ (TFLite vs TF)
+        self.runtimes: dict[int, str] = {}
 
     # ----------------------------------------------------------------------- set-up
 
@@ -150,7 +155,7 @@ class Tuner:
         spread = self.parts.evaluator.spread
         check_baseline(metric, self.criterion.higher_is_better, spread.constant if spread else None)
         # a drifting objective (latency) is measured on FP32 beside each candidate that needs it
-        # (see _references), so timing it here too would only add seconds to every tuning
+        # (see _measure_all), so timing it here too would only add seconds to every tuning
         objectives = self._measure_all(self.parts.model, drifting=False)
         self.baseline = {"metric": metric, "objectives": objectives,
                          "duration_s": round(time.perf_counter() - start, 4)}
@@ -159,23 +164,33 @@ class Tuner:
 
     def _measure_all(self, model: Any, drifting: bool = True) -> dict[str, float]:
         """Each objective's value under its name, and its further figures (``details()``) as
-        ``<name>.<key>``; ``drifting=False`` leaves out the objectives that drift."""
+        ``<name>.<key>``. An objective that drifts (latency) is measured beside the FP32 model
+        (``<name>.fp32``; see :meth:`Objective.measure_beside`), whose first such figure also
+        becomes the baseline's; ``drifting=False`` leaves those objectives out."""
         values: dict[str, float] = {}
         for name, objective, _ in self.parts.objectives:
             if objective.drifts and not drifting:
                 continue
-            values[name] = self._measure(objective, model)
+            data = self._data(objective)
+            if objective.drifts:
+                value, fp32 = objective.measure_beside(self.parts.adaptor, model,
+                                                       self.parts.model, data)
+                values[f"{name}.fp32"] = float(fp32)
+                self.baseline["objectives"].setdefault(name, float(fp32))
+            else:
+                value = objective.measure(self.parts.adaptor, model, data)
+            values[name] = float(value)
             values.update({f"{name}.{key}": float(value)
                            for key, value in objective.details().items()})
         return values
 
-    def _measure(self, objective: Objective, model: Any) -> float:
+    def _data(self, objective: Objective) -> Any:
         data = self.parts.evaluator.data if self.parts.evaluator.data is not None \
             else self.parts.calib_data
         if data is None:
             raise ConfigError("evaluation.data", f"objective {type(objective).__name__} needs "
                                                  "input batches; give evaluation data")
-        return float(objective.measure(self.parts.adaptor, model, data))
+        return data
 
     def _calibrate(self, space: TuningSpace) -> None:
         """Let the adaptor collect every option's statistics once (see Adaptor.calibrate); QAT
@@ -225,17 +240,6 @@ class Tuner:
                                                  self.spec.base_dir))
 
     # ----------------------------------------------------------------------- one trial
-
-    def _references(self) -> dict[str, float]:
-        """The FP32 model measured again, now, for each drifting objective (``<name>.fp32``).
-
-        The first such figure also becomes the baseline's, which the baseline pass leaves out
-        (a tuning in which no candidate is measured reports no FP32 latency)."""
-        values = {f"{name}.fp32": self._measure(objective, self.parts.model)
-                  for name, objective, _ in self.parts.objectives if objective.drifts}
-        for key, value in values.items():
-            self.baseline["objectives"].setdefault(key.removesuffix(".fp32"), value)
-        return values
 
     def _reference(self, name: str, values: Mapping[str, float]) -> float:
         """The FP32 value to compare a candidate's ``name`` with: measured beside it when the
@@ -300,7 +304,9 @@ class Tuner:
                 if accepted or not any(o.costly for _, o, _ in self.parts.objectives):
                     measured = time.perf_counter()
                     values = self._measure_all(candidate)
-                    values.update(self._references())
+                    label = runtimes(self.parts.adaptor, candidate, self.parts.model)
+                    if label:
+                        self.runtimes[number] = label
                     times["time.measure_s"] = time.perf_counter() - measured
                 times.update(self.parts.adaptor.candidate_details(candidate))
                 if evaluator.last_rejected:  # the metric is the bound, not a full evaluation
@@ -411,7 +417,9 @@ class Tuner:
         result = TuneResult(best_model=self.best.candidate,
                             best_trial=self.best.trial, baseline=self.baseline,
                             trials=history.trials, status=status,
-                            evaluations=self.evaluations, wall_s=time.perf_counter() - started,
+                            evaluations=self.evaluations, unrecorded=self.unrecorded,
+                            runtimes=dict(self.runtimes),
+                            wall_s=time.perf_counter() - started,
                             workspace=self.workspace.path, criterion=self.criterion,
                             framework=self.spec.model.framework, space=space,
                             objective_directions={name: objective.direction for name, objective, _
@@ -457,7 +465,8 @@ class Tuner:
         local = None
         if tuning.workers:
             local = LocalWorkers(tuning.workers, self.storage(), store.study.study_name,
-                                 tuning.heartbeat, self.workspace.file("workers"))
+                                 tuning.heartbeat, self.workspace.file("workers"),
+                                 trust_flags(job))
             dispatcher.supervise = local.supervise
         log.info("distributed: study %r in %s, %d local worker(s); more join with: tunekit "
                  "worker --storage URL --study %s", store.study.study_name,
@@ -468,9 +477,10 @@ class Tuner:
             for trial in trials:
                 self._keep_if_best(trial, None, space)
                 self._log_trial(trial, space, replayed=trial.config in previous)
-            self.evaluations += sum(trial.config not in previous for trial in trials)
+            recorded.append(sum(trial.config not in previous for trial in trials))
             return trials
 
+        recorded: list[int] = []
         try:
             return drive(self.parts.strategy, ctx, lambda n, c: run_batch(n, [c], False)[0],
                          budget, run_batch=run_batch)
@@ -478,6 +488,9 @@ class Tuner:
             dispatcher.finish()
             if local is not None:
                 local.stop()
+            evaluated = dispatcher.evaluated()  # also what workers did past a batch's end
+            self.evaluations += evaluated
+            self.unrecorded = max(0, evaluated - sum(recorded))
 
     def _next_trial(self, number: int, config: QuantConfig, store: Store,
                     previous: dict[QuantConfig, Trial]) -> tuple[Trial, Any]:
@@ -501,17 +514,9 @@ class Tuner:
         for name, objective, _ in self.parts.objectives:
             if name in trial.details:
                 line += " │ " + format_objective(name, objective, trial.details[name],
-                                                  self._reference(name, trial.details))
+                                                  self._reference(name, trial.details),
+                                                  trial.details, self.runtimes.get(trial.number))
         log.info("%s", line)
-
-
-def format_objective(name: str, objective: Objective, value: float, baseline: float) -> str:
-    """``performance 0.95 ms (1.87× FP32)``: value in its unit and the ratio to FP32."""
-    shown = f"{value * 1e3:.3f} ms" if objective.unit == "s" else f"{value:.4g}{objective.unit}"
-    if value > 0 and baseline > 0:
-        ratio = baseline / value if objective.direction == "minimize" else value / baseline
-        shown += f" ({ratio:.2f}× better than FP32)" if ratio >= 1 else f" ({ratio:.2f}× FP32)"
-    return f"{name} {shown}"
 
 
 def storage_label(storage: str) -> str:

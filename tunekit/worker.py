@@ -6,10 +6,17 @@ workspace whose ``calibration`` cache it reuses), takes the FP32 baseline from t
 evaluates exactly as the coordinator would have. While it evaluates, a thread records optuna
 heartbeats; if the process dies, the coordinator (or any worker) fails the trial once its
 heartbeats stop and optuna queues it again.
+
+The study is not trusted: whoever can write to its database writes the job. The worker imports
+only the modules its own command line allows (``--allow-code``), from its own folder
+(``--code-dir``, default the current directory), and unpickles a model file only with
+``--allow-pickle``; ``--trust-study`` restores "do what the study says" for a database that only
+trusted people can write (see :class:`Trust` and docs/distributed.md).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
@@ -17,13 +24,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tunekit.distributed import DONE, FAILED, JOB, NEEDED, NUMBER, WORKER, Job
 from tunekit.errors import ConfigError, TunekitError
 from tunekit.history import Store, fail_stale
+from tunekit.references import allowed_code
 from tunekit.space import QuantConfig
 from tunekit.tuner import Tuner, storage_error, storage_label
 
@@ -33,6 +41,39 @@ POLL_S = 0.2
 
 #: Errors opening the storage that waiting cannot cure.
 _LASTING = frozenset({"ArgumentError", "NoSuchModuleError", "ImportError", "ModuleNotFoundError"})
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the worker's own command line lets a study's job make it do."""
+
+    #: module prefixes whose code the job's ``module:attr`` references may import
+    allow_code: tuple[str, ...] = ()
+    #: the folder those modules are imported from (None: the current directory)
+    code_dir: Path | None = None
+    #: honour the job's ``model.options.allow_pickle`` (unpickling runs code from the file)
+    allow_pickle: bool = False
+    #: do whatever the job says: its modules, its folder, its options
+    trust_study: bool = False
+
+    def job_config(self, job: Job) -> tuple[dict[str, Any], Path]:
+        """The job's config as this worker will run it, and the folder its references import
+        from: the job's own with ``trust_study``; else the worker's, ``allow_pickle`` dropped
+        unless allowed."""
+        raw = copy.deepcopy(dict(job.config))
+        if self.trust_study:
+            return raw, Path(job.base_dir)
+        options = (raw.get("model") or {}).get("options") or {}
+        if options.get("allow_pickle") and not self.allow_pickle:
+            options["allow_pickle"] = False
+            log.warning("the study's model.options.allow_pickle is ignored: this worker "
+                        "unpickles a model file only when started with --allow-pickle")
+        return raw, (self.code_dir or Path.cwd()).resolve()
+
+    @property
+    def modules(self) -> tuple[str, ...] | None:
+        """The modules :func:`~tunekit.references.allowed_code` lets through (None: any)."""
+        return None if self.trust_study else self.allow_code
 
 
 def open_study(storage: str, study: str, heartbeat: int, wait_s: float) -> Store:
@@ -82,12 +123,24 @@ def _open_job(attrs: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def run_worker(storage: str, study: str, *, heartbeat: int = 10, wait_s: float = 600.0,
-               workspace: Path | None = None) -> int:
+               workspace: Path | None = None, trust: Trust = Trust()) -> int:
     """Serve the study's current job until it ends; returns how many trials this worker
-    evaluated."""
+    evaluated. ``trust`` says what of the job's code and options it may run."""
     store = open_study(storage, study, heartbeat, wait_s)
     job = wait_for_job(store, wait_s)
-    tuner = _tuner(job, store, workspace)
+    with allowed_code(trust.modules):
+        try:
+            tuner = _tuner(job, store, workspace, trust)
+        except ConfigError as exc:  # e.g. code this worker may not import: the coordinator
+            # stops with the message instead of waiting for workers that will never serve
+            store.study.set_user_attr(FAILED, {"run": job.run, "error": str(exc)})
+            raise
+        return _serve(store, job, tuner)
+
+
+def _serve(store: Store, job: Job, tuner: Tuner) -> int:
+    """Claim and evaluate the job's trials until it ends; the count evaluated here."""
+    study = store.study.study_name
     name = f"{socket.gethostname()}:{os.getpid()}"
     log.info("worker %s serves run %s of study %r", name, job.run, study)
     evaluated = 0
@@ -149,12 +202,13 @@ def _heartbeats(store: Store) -> Iterator[None]:
         thread.join()
 
 
-def _tuner(job: Job, store: Store, workspace: Path | None) -> Tuner:
+def _tuner(job: Job, store: Store, workspace: Path | None, trust: Trust) -> Tuner:
     """A tuner for ``job``'s config, set up like the coordinator's (space, baseline,
     calibration from the workspace cache) but writing nothing to the workspace."""
     from tunekit import api, config
 
-    spec = config.parse(job.config, base_dir=Path(job.base_dir))
+    raw, base_dir = trust.job_config(job)
+    spec = config.parse(raw, base_dir=base_dir)
     tuning = replace(spec.tuning, workspace=workspace or Path(job.workspace), study=None,
                      workers=0)
     tuner = Tuner(api.parts_from_config(replace(spec, tuning=tuning)))
@@ -166,4 +220,4 @@ def _tuner(job: Job, store: Store, workspace: Path | None) -> Tuner:
     return tuner
 
 
-__all__ = ["open_study", "run_worker"]
+__all__ = ["Trust", "open_study", "run_worker"]

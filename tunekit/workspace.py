@@ -1,15 +1,19 @@
 """The workspace folder: where a tuning keeps its history, best model, recipe and report.
 
-Layout (DESIGN §3): ``history.log`` (optuna journal; or an external ``--storage``),
+Layout: ``history.log`` (optuna journal; or an external ``--storage``),
 ``best_model<suffix>`` (framework-native, safe format), ``best_config.json`` (the recipe),
 ``result.json`` (machine-readable summary), ``report.md`` and ``report.html`` (the same report as
-a self-contained page with figures, drawn from ``result.json``). A new tuning in a workspace that holds
-an earlier one moves the old files to ``previous/<timestamp>/`` instead of deleting them.
+a self-contained page with figures, drawn from ``result.json``). A new tuning in a workspace that
+holds an earlier one moves the old files to ``previous/<timestamp>/`` instead of deleting them:
+only tunekit's own files (:data:`OWN`), whatever the storage (an external ``--storage`` leaves no
+history here, but the best model, recipe and reports are still moved), so a user's files that
+share the folder stay where they are.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -28,6 +32,12 @@ REPORT = "report.md"
 HTML_REPORT = "report.html"
 SPACE = "space.json"
 BEST_MODEL = "best_model"
+#: What a tuning or a benchmark writes here: the names (``best_model*``, ``history.*``: any
+#: suffix) that archiving moves; nothing else in the folder is touched.
+OWN = ("history.", "best_model", RECIPE, RESULT, REPORT, HTML_REPORT, SPACE, "calibration",
+       "workers", "benchmark.json")
+
+log = logging.getLogger("tunekit")
 
 
 class Workspace:
@@ -46,7 +56,7 @@ class Workspace:
                               f"cannot write to {str(self.path)!r} ({exc.strerror or exc}); "
                               "choose a writable folder with --workspace") from exc
         self._drop_partials()
-        if not resume and self.has_history():
+        if not resume and self.own_files():
             self._archive()
 
     def _drop_partials(self) -> None:
@@ -59,19 +69,24 @@ class Workspace:
             elif item.name.startswith(outputs):
                 item.unlink()
 
-    def has_history(self) -> bool:
-        return (self.path / HISTORY).exists() or (self.path / HISTORY_DB).exists()
+    def own_files(self) -> list[Path]:
+        """tunekit's files in the folder (see :data:`OWN`), which a new tuning archives."""
+        return sorted(item for item in self.path.iterdir()
+                      if item.name.startswith(OWN) and not item.name.endswith(".tmp"))
 
     def _archive(self) -> None:
-        target = self.path / "previous" / time.strftime("%Y%m%d-%H%M%S")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path / "previous" / stamp
         suffix = 1
         while target.exists():
-            target = target.with_name(f"{target.name}-{suffix}")
+            target = target.with_name(f"{stamp}-{suffix}")
             suffix += 1
         target.mkdir(parents=True)
-        for item in self.path.iterdir():
-            if item.name != "previous":
-                shutil.move(str(item), str(target / item.name))
+        moved = self.own_files()
+        for item in moved:
+            shutil.move(str(item), str(target / item.name))
+        log.warning("the earlier tuning in %s (%d file(s)) moved to %s", self.path, len(moved),
+                    target)
 
     def file(self, name: str) -> Path:
         return self.path / name

@@ -1,13 +1,13 @@
 """The auto-mixed-precision cases of ``benchmarks/amp_vs_inc.py``, shared by both tools' runs.
 
-Importable by tunekit's environment and by the INC peer's (torch and numpy only, plus the peers'
-``refwork``), so both tools tune the same weights against the same metric and time their
+Importable by tunekit's environment and by the INC peer's (torch and numpy only, plus
+:mod:`refmodels`), so both tools tune the same weights against the same metric and time their
 results with the same loop (:func:`timing.interleaved`):
 
 - ``resnet_digits``: the trained ResNet-like CNN of :mod:`resnet_digits` (convolutions carry
   the time); metric top-1 on its 597 held-out images, batch 32 timed;
-- ``bert_like``: the peers' R3 (4 encoder layers, hidden 256, seq 128, random init; Linear
-  layers carry the time); metric the mean cosine similarity of its logits to FP32's on 32 fixed
+- ``bert_like``: :func:`refmodels.build_r3` (4 encoder layers, hidden 256, seq 128, random init;
+  Linear layers carry the time); metric the mean cosine similarity of its logits to FP32's on 32 fixed
   random sequences, batch 8 timed.
 """
 
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[2] / "shared" / "peers")]
+sys.path.insert(0, str(HERE))
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,16 @@ def _resnet_batch() -> torch.Tensor:
 
 
 def _bert() -> nn.Module:
-    import refwork
+    import refmodels
 
-    return refwork.build_r3()
+    return refmodels.build_r3()
 
 
 @functools.lru_cache(maxsize=1)
 def _bert_reference() -> tuple[torch.Tensor, torch.Tensor]:
-    import refwork
+    import refmodels
 
-    ids = refwork.r3_input(32, seed=1)
+    ids = refmodels.r3_input(32, seed=1)
     with torch.inference_mode():
         return ids, _bert()(ids).float()
 
@@ -78,9 +78,9 @@ def _bert_fidelity(model: nn.Module) -> float:
 
 
 def _bert_batch() -> torch.Tensor:
-    import refwork
+    import refmodels
 
-    return refwork.r3_input(8)
+    return refmodels.r3_input(8)
 
 
 CASES = {

@@ -137,3 +137,8 @@ def top1(model: nn.Module) -> float:
     with torch.inference_mode():
         out = model(torch.from_numpy(data["x_eval"]))
     return float((out.argmax(1) == torch.from_numpy(data["y_eval"])).float().mean())
+
+
+def timed_batch() -> torch.Tensor:
+    """The batch both tools' models are timed on: 32 held-out images."""
+    return torch.from_numpy(digits32()["x_eval"][:32])

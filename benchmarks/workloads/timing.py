@@ -1,5 +1,5 @@
-"""One timing loop for every benchmark process, tunekit's and the peers' (torch only, plus the
-peers' ``refwork`` for its CPU-contention meter): both sides of a comparison time alike."""
+"""One timing loop for every benchmark process, tunekit's and the peers' (torch only, plus
+:mod:`refmodels` for its CPU-contention meter): both sides of a comparison time alike."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "peers"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def interleaved(models: dict[str, nn.Module], batch: torch.Tensor, rounds: int = 7,
                 calls: int = 8) -> dict[str, float]:
     """Median seconds per call of each model, timed in alternating rounds (after a warm-up);
     rounds during which other processes used more than 3% of the CPU are dropped unless fewer
-    than two stay, then the two quietest are kept (the peers' ``ContentionMeter``)."""
-    import refwork
+    than two stay, then the two quietest are kept (:class:`refmodels.ContentionMeter`)."""
+    import refmodels
 
     kept: list[tuple[float, dict[str, list[float]]]] = []
     with torch.inference_mode():
@@ -27,7 +27,7 @@ def interleaved(models: dict[str, nn.Module], batch: torch.Tensor, rounds: int =
             for _ in range(5):
                 model(batch)
         for _ in range(rounds):
-            meter, times = refwork.ContentionMeter().start(), {name: [] for name in models}
+            meter, times = refmodels.ContentionMeter().start(), {name: [] for name in models}
             for name, model in models.items():
                 for _ in range(calls):
                     start = time.perf_counter()

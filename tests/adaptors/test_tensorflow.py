@@ -87,6 +87,18 @@ def test_int8_ops_run_int8_kernels_with_float_io(adaptor: TensorFlowAdaptor, ker
     assert op_input_types(fallback)[:2] == [("CONV_2D", "float32"), ("QUANTIZE", "float32")]
 
 
+def test_a_speedup_names_the_runtimes_it_compares(adaptor: TensorFlowAdaptor, keras_digits: Any,
+                                                  keras_calib: list) -> None:
+    """TFLite int8 against FP32 in TensorFlow: the runtime switch is part of the speedup."""
+    from tunekit.speed import runtimes
+
+    candidate = adaptor.quantize(keras_digits, adaptor.capabilities(keras_digits).default(),
+                                 keras_calib)
+    assert adaptor.runtime(candidate) == "TFLite"
+    assert runtimes(adaptor, candidate, keras_digits) == "TFLite vs FP32 in TensorFlow (Keras)"
+    assert runtimes(adaptor, keras_digits, keras_digits) is None
+
+
 def test_per_tensor_shares_one_weight_scale(adaptor: TensorFlowAdaptor, keras_digits: Any,
                                             keras_calib: list, keras_eval: list) -> None:
     space = adaptor.capabilities(keras_digits)
@@ -201,7 +213,8 @@ def test_keras_example_tunes_from_the_cli_and_reloads(config: str, tmp_path: Pat
     else:
         assert result["precisions"] == {"int8": 7}
     assert (workspace / "best_model" / "model.tflite").is_file()
-    assert accuracy_of(tunekit.load(workspace)) == pytest.approx(result["best_metric"], abs=0)
+    reloaded = tunekit.load(workspace, trust=True)  # the FP32 model from the recorded factory
+    assert accuracy_of(reloaded) == pytest.approx(result["best_metric"], abs=0)
 
 
 def test_entry_point_loads_the_adaptor() -> None:

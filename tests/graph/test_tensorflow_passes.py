@@ -156,6 +156,6 @@ def test_saving_a_savedmodel_over_a_file_is_refused(keras_model: tf.keras.Model,
     from tunekit.errors import ConfigError
 
     (tmp_path / "taken").write_text("user data")
-    with pytest.raises(ConfigError, match="not an empty folder"):
+    with pytest.raises(ConfigError, match="already exists"):
         optimize(keras_model, ("fp32",), None).save(tmp_path / "taken")
     assert (tmp_path / "taken").read_text() == "user data"

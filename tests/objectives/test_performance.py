@@ -165,3 +165,45 @@ def test_bigger_torch_model_measures_slower_through_the_pytorch_adaptor():
         assert timed(1024) > 5 * timed(16) > 0
     finally:
         torch.set_num_threads(threads)
+
+
+class PairAdaptor(MatmulAdaptor):
+    """Models are ``(name, weights, repeats)``: one call multiplies ``repeats`` times; the
+    order of the calls' model names is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    def run_batch(self, model: Any, inputs: Any) -> np.ndarray:
+        name, matrix, repeats = model
+        self.order.append(name)
+        for _ in range(repeats):
+            out = super().run_batch(matrix, inputs)
+        return out
+
+
+def test_beside_fp32_times_both_in_alternating_rounds_with_a_spread():
+    objective = Performance(warmup=2, iterations=15)
+    adaptor = PairAdaptor()
+    w = weights(64)
+    latency, fp32 = objective.measure_beside(adaptor, ("tuned", w, 1), ("fp32", w, 8),
+                                             matmul_data(64))
+    details = objective.details()
+    assert fp32 / latency > 2  # 8× the work
+    assert details["speedup"] == pytest.approx(fp32 / latency)
+    assert 0 <= details["spread"] < 1 and details["batch_size"] == 32
+    assert 0 <= details.get("foreign_cpu", 0) <= 1  # other processes' share (Linux)
+    timed = adaptor.order[4:]  # after two warm-up calls per model
+    per_round = objective.iterations // Performance.ROUNDS
+    firsts = [timed[i * 2 * per_round] for i in range(Performance.ROUNDS)]
+    assert firsts == ["tuned", "fp32", "tuned", "fp32", "tuned"]  # who goes first alternates
+    assert timed.count("tuned") == timed.count("fp32") == Performance.ROUNDS * per_round
+
+
+def test_spread_is_half_the_interquartile_range_relative_to_the_median():
+    from tunekit.objectives.performance import spread
+
+    assert spread([2.0, 2.0, 2.0]) == 0
+    assert spread([1.0, 2.0, 3.0]) == pytest.approx(0.25)  # quartiles 1.5, 2.5 around 2
+    assert spread([4.0]) == 0

@@ -6,6 +6,7 @@ core sets; :mod:`.report` turns the figures into a table with ratios and a JSON 
 """
 
 from tunekit.benchmark.instances import run
+from tunekit.benchmark.measure import workspace_of
 from tunekit.benchmark.report import Report
 
-__all__ = ["Report", "run"]
+__all__ = ["Report", "run", "workspace_of"]

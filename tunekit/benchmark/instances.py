@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,8 +50,11 @@ def core_sets(bench: BenchmarkSpec, available: Sequence[int]) -> list[list[int]]
 def run(config_path: Path, overrides: Sequence[str], tuned_path: Path) -> Report:
     """Benchmark the config's FP32 model against the tuned model at ``tuned_path``."""
     spec = config_module.load(config_path, overrides)
-    bench = spec.benchmark
     measuring.workspace_of(tuned_path)  # a wrong --model fails here, not in every worker
+    sizes = measuring.batch_sizes(spec, tuned_path)
+    bench = replace(spec.benchmark, batch_sizes=sizes)
+    spec = replace(spec, benchmark=bench)
+    overrides = [*overrides, f"benchmark.batch_sizes={list(sizes)}"]  # the workers' too
     total = len(list(measuring.steps(bench)))
     if bench.instances == 1 and bench.processes == 1:
         adaptor, models, data = measuring.load(spec, tuned_path)
@@ -112,7 +116,8 @@ def _collect(workers: list[subprocess.Popen[str]], steps: int,
             elif message["event"] == "tick":
                 yield None
             elif message["event"] == "result":
-                results[index] = [measuring.Figures(**f) for f in message["figures"]]
+                results[index] = [measuring.Figures(**{**f, "round_medians_s": tuple(
+                    f["round_medians_s"])}) for f in message["figures"]]
 
     for _ in progress(events(), label, steps * len(workers)):
         pass

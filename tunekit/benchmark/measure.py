@@ -9,6 +9,7 @@ load are dropped (:mod:`.load`), and each figure pools the calls of the rounds k
 
 from __future__ import annotations
 
+import json
 import statistics
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +21,8 @@ from tunekit import plugins
 from tunekit.adaptor import Adaptor
 from tunekit.benchmark.load import CpuShare, quiet_rounds
 from tunekit.config import BenchmarkSpec, TuneSpec
+from tunekit.data import batch_size as samples_in
+from tunekit.data import split_batch
 from tunekit.errors import ConfigError
 from tunekit.objectives.performance import Performance
 from tunekit.references import data_source, resolve
@@ -41,29 +44,41 @@ class Figures:
     calls: int
     rounds_kept: int = 1
     foreign_cpu: float | None = None  # median share of the CPU other processes used per round
+    #: the median of each kept round (the tuned/FP32 ratio per round gives the spread)
+    round_medians_s: tuple[float, ...] = ()
+    #: the runtime the model ran in (``Adaptor.runtime``), None: the framework's own
+    runtime: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "batch_size": self.batch_size,
                 "median_ms": self.median_s * 1e3, "p90_ms": self.p90_s * 1e3,
                 "throughput": self.throughput, "threads": self.threads, "calls": self.calls,
-                "rounds_kept": self.rounds_kept, "foreign_cpu": self.foreign_cpu}
+                "rounds_kept": self.rounds_kept, "foreign_cpu": self.foreign_cpu,
+                "round_medians_ms": [m * 1e3 for m in self.round_medians_s],
+                "runtime": self.runtime}
 
 
-def workspace_of(tuned_path: Path) -> Path:
-    """The tuning workspace ``tuned_path`` names (the folder, or a model file's folder); a
-    ConfigError naming ``--model`` if it holds no tuned model's recipe."""
+def workspace_of(tuned_path: Path) -> Path | None:
+    """The tuning workspace ``tuned_path`` names (the folder, or a model file in it), or None
+    for a model file of its own (what ``tunekit optimize --out`` writes); a ConfigError naming
+    ``--model`` if it is neither."""
+    tuned_path = Path(tuned_path)
     workspace = tuned_path.parent if tuned_path.is_file() else tuned_path
-    if not (workspace / "best_config.json").exists():
-        raise ConfigError("--model", f"{str(tuned_path)!r} is not a tuning workspace (no "
-                                     "best_config.json); run tunekit tune first or pass --model")
-    return workspace
+    if (workspace / "best_config.json").exists():
+        return workspace
+    if tuned_path.is_file() or (tuned_path / "saved_model.pb").exists():
+        return None
+    raise ConfigError("--model", f"{str(tuned_path)!r} is not a tuning workspace (no "
+                                 "best_config.json) nor a model file; run tunekit tune (or "
+                                 "tunekit optimize --out FILE) first, or pass --model")
 
 
 def load(spec: TuneSpec, tuned_path: Path) -> tuple[Adaptor, dict[str, Any], Iterable[Any]]:
     """The adaptor, ``{"fp32": model, "tuned": model}`` and the input data of a config.
 
-    ``tuned_path`` is a tuning workspace or a model file in one (its recipe beside it); the
-    tuned model is rebuilt with :func:`tunekit.load` from the FP32 model the config names.
+    ``tuned_path`` is a tuning workspace or a model file in one (its recipe beside it): the
+    tuned model is rebuilt with :func:`tunekit.load` from the FP32 model the config names; or
+    a model file of its own (``tunekit optimize --out``), which the adaptor loads.
     """
     from tunekit.api import load as load_tuned
     from tunekit.api import load_model
@@ -73,8 +88,26 @@ def load(spec: TuneSpec, tuned_path: Path) -> tuple[Adaptor, dict[str, Any], Ite
     fp32 = load_model(spec, adaptor)
     with warnings.catch_warnings():  # frameworks' deprecation notices about stored int8 tensors
         warnings.simplefilter("ignore", UserWarning)
-        tuned = load_tuned(workspace, fp32)
+        tuned = adaptor.load_model(Path(tuned_path)) if workspace is None \
+            else load_tuned(workspace, fp32)
     return adaptor, {"fp32": fp32, "tuned": tuned}, _data(spec)
+
+
+def batch_sizes(spec: TuneSpec, tuned_path: Path) -> tuple[int, ...]:
+    """``benchmark.batch_sizes``, else 1 and the batch size the tuning timed (its
+    ``result.json``; for a model without one, the evaluation data's batch size): the speedup
+    the tuning reported is then checked at the same batch, beside the latency of one sample."""
+    if spec.benchmark.batch_sizes is not None:
+        return spec.benchmark.batch_sizes
+    timed = None
+    workspace = workspace_of(tuned_path)
+    if workspace is not None and (workspace / "result.json").exists():
+        result = json.loads((workspace / "result.json").read_text(encoding="utf-8"))
+        timed = next((int(v) for k, v in (result.get("best_objectives") or {}).items()
+                      if k.endswith(".batch_size") and v), None)
+    if timed is None:
+        timed = samples_in(split_batch(next(iter(_data(spec))))[0])
+    return tuple(sorted({1, timed}))
 
 
 def _data(spec: TuneSpec) -> Iterable[Any]:
@@ -88,7 +121,9 @@ def _data(spec: TuneSpec) -> Iterable[Any]:
 
 
 def steps(bench: BenchmarkSpec) -> Iterator[tuple[int, int, str]]:
-    """``(batch size, round, model)`` in the order they are timed."""
+    """``(batch size, round, model)`` in the order they are timed (``bench.batch_sizes`` set,
+    see :func:`batch_sizes`)."""
+    assert bench.batch_sizes is not None
     for batch_size in bench.batch_sizes:
         for round_ in range(bench.rounds):
             for model in MODELS:
@@ -104,6 +139,7 @@ def measure(adaptor: Adaptor, models: dict[str, Any], data: Iterable[Any],
     :func:`~tunekit.benchmark.load.quiet_rounds`); several instances timing at once load each
     other by design, so they keep every round."""
     figures = []
+    assert bench.batch_sizes is not None
     for batch_size in bench.batch_sizes:
         rounds: list[dict[str, list[float]]] = []
         foreign: list[float | None] = []
@@ -123,17 +159,20 @@ def measure(adaptor: Adaptor, models: dict[str, Any], data: Iterable[Any],
             foreign.append(share.foreign)
         kept = quiet_rounds(foreign) if drop_busy else list(range(len(rounds)))
         load = [f for f in foreign if f is not None]
-        for name in models:
+        for name, model in models.items():
             calls = [t for i in kept for t in rounds[i][name]]
             figures.append(_figures(name, batch_size, calls, thread_counts[name], len(kept),
-                                    statistics.median(load) if load else None))
+                                    statistics.median(load) if load else None,
+                                    tuple(statistics.median(rounds[i][name]) for i in kept),
+                                    adaptor.runtime(model)))
     return figures
 
 
 def _figures(model: str, batch_size: int, calls: list[float], threads: int | None,
-             rounds_kept: int, foreign_cpu: float | None) -> Figures:
+             rounds_kept: int, foreign_cpu: float | None, round_medians: tuple[float, ...],
+             runtime: str | None) -> Figures:
     median = statistics.median(calls)
     p90 = statistics.quantiles(calls, n=10, method="inclusive")[-1] if len(calls) > 1 \
         else calls[0]
     return Figures(model, batch_size, median, p90, batch_size / median if median > 0 else 0.0,
-                   threads, len(calls), rounds_kept, foreign_cpu)
+                   threads, len(calls), rounds_kept, foreign_cpu, round_medians, runtime)

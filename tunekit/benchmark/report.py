@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from tunekit.benchmark.load import QUIET
 from tunekit.config import BenchmarkSpec
+from tunekit.objectives.performance import spread
+from tunekit.speed import NOISY
 
 if TYPE_CHECKING:
     from tunekit.benchmark.measure import Figures
 
 COLUMNS = ("batch", "FP32 median ms", "FP32 p90 ms", "FP32 /s", "tuned median ms",
-           "tuned p90 ms", "tuned /s", "latency ×", "throughput ×")
+           "tuned p90 ms", "tuned /s", "speedup")
 
 
 @dataclass
@@ -45,7 +47,10 @@ class Report:
                 "per_run_median_ms": [r["median_ms"] for r in per_run]}
 
     def rows(self) -> list[dict[str, Any]]:
+        """Per batch size: both models' figures and one speedup (FP32 median / tuned median
+        latency), with its range over runs and its spread over the interleaved rounds."""
         rows = []
+        assert self.bench.batch_sizes is not None
         for batch_size in self.bench.batch_sizes:
             fp32, tuned = self.combined("fp32", batch_size), self.combined("tuned", batch_size)
             ratios = [_ratio(f, t) for f, t in zip(fp32["per_run_median_ms"],
@@ -53,15 +58,35 @@ class Report:
             rows.append({"batch_size": batch_size, "fp32": fp32, "tuned": tuned,
                          "speedup": statistics.median(ratios),  # of the runs' own ratios
                          "speedup_range": [min(ratios), max(ratios)],
-                         "throughput_ratio": _ratio(tuned["throughput"], fp32["throughput"])})
+                         "spread": spread(self._round_ratios(batch_size))})
         return rows
+
+    def _round_ratios(self, batch_size: int) -> list[float]:
+        """FP32 / tuned latency of every kept round of every instance and run."""
+        ratios = []
+        for instances in self.runs:
+            for figures in instances:
+                mine = {f.model: f.round_medians_s for f in figures
+                        if f.batch_size == batch_size}
+                ratios += [_ratio(f, t) for f, t in zip(mine.get("fp32", ()),
+                                                        mine.get("tuned", ()))]
+        return ratios
+
+    def runtimes(self) -> str | None:
+        """``tuned in TFLite, FP32 in TensorFlow (Keras)`` when the two ran in different
+        runtimes (part of the speedup is then the runtime's), else None."""
+        found = {f.model: f.runtime for instances in self.runs for figures in instances
+                 for f in figures}
+        tuned, fp32 = found.get("tuned"), found.get("fp32")
+        return f"tuned in {tuned}, FP32 in {fp32}" if tuned and fp32 and tuned != fp32 else None
 
     def to_dict(self) -> dict[str, Any]:
         bench = self.bench
         return {"model": str(self.model_path), "instances": bench.instances, "cores": self.cores,
                 "threads_per_instance": self.rows()[0]["fp32"]["threads"],
                 "warmup": bench.warmup, "iterations": bench.iterations, "rounds": bench.rounds,
-                "processes": len(self.runs), "results": self.rows(),
+                "processes": len(self.runs), "runtimes": self.runtimes(),
+                "results": self.rows(),
                 "per_run": [[[f.to_dict() for f in figures] for figures in instances]
                             for instances in self.runs]}
 
@@ -76,8 +101,7 @@ class Report:
             body.append([str(row["batch_size"]), f"{fp32['median_ms']:.3f}",
                          f"{fp32['p90_ms']:.3f}", f"{fp32['throughput']:.0f}",
                          f"{tuned['median_ms']:.3f}", f"{tuned['p90_ms']:.3f}",
-                         f"{tuned['throughput']:.0f}", _speedup_cell(row),
-                         f"{row['throughput_ratio']:.2f}×"])
+                         f"{tuned['throughput']:.0f}", _speedup_cell(row)])
         widths = [max(len(c) for c in column) for column in zip(COLUMNS, *body)]
         lines = [" │ ".join(c.rjust(w) for c, w in zip(cells, widths))
                  for cells in [list(COLUMNS), *body]]
@@ -87,8 +111,12 @@ class Report:
         lines.append(f"{runs}{self.bench.instances} instance(s) on cores {cores}, "
                      f"{threads if threads is not None else '?'} thread(s) each; "
                      f"{self.bench.rounds} rounds × {self.bench.iterations} calls per model "
-                     f"after {self.bench.warmup} warm-up calls; latency × = FP32 / tuned"
-                     + (" (range over the runs)" if len(self.runs) > 1 else ""))
+                     f"after {self.bench.warmup} warm-up calls; speedup = FP32 / tuned "
+                     "median latency" + (" (range over the runs)" if len(self.runs) > 1
+                                         else "") + f", ±spread over rounds (noisy above "
+                     f"{NOISY:.0%})")
+        if self.runtimes():
+            lines.append(f"runtimes: {self.runtimes()}: part of the speedup is the runtime's")
         lines.append(self._load_line())
         return "\n".join(lines)
 
@@ -121,8 +149,9 @@ def _one_run(instances: list[list[Figures]], model: str, batch_size: int) -> dic
 
 def _speedup_cell(row: dict[str, Any]) -> str:
     low, high = row["speedup_range"]
-    spread = f" ({low:.2f}–{high:.2f})" if high > low else ""
-    return f"{row['speedup']:.2f}×{spread}"
+    between = f" ({low:.2f}–{high:.2f})" if high > low else ""
+    noise = f" ±{row['spread']:.0%}" + (" noisy" if row["spread"] > NOISY else "")
+    return f"{row['speedup']:.2f}×{between}{noise}"
 
 
 def _median_known(values: list[float | None]) -> float | None:

@@ -11,6 +11,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from tunekit.errors import ConfigError
 from tunekit.history import Trial
 from tunekit.space import QuantConfig
 
@@ -22,7 +23,7 @@ class EvaluationCache:
         self.path = path
         self._trials: dict[str, dict] = {}
         if path is not None and path.exists():
-            self._trials = json.loads(path.read_text(encoding="utf-8"))
+            self._trials = _read(path)
 
     def __len__(self) -> int:
         return len(self._trials)
@@ -40,6 +41,19 @@ class EvaluationCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(self._trials, indent=0, sort_keys=True),
                                  encoding="utf-8")
+
+
+def _read(path: Path) -> dict[str, dict]:
+    """The cache file's trials; a ConfigError naming ``--cache`` if it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError("--cache", f"cannot read {str(path)!r} as an evaluation cache ({exc}); "
+                                     "delete it or give another --cache file") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigError("--cache", f"{str(path)!r} is not a tunekit compare cache (a JSON "
+                                     "object of trials); give another --cache file")
+    return data
 
 
 __all__ = ["EvaluationCache"]

@@ -7,27 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunekit.errors import ConfigError
 from tunekit.graph.pipeline import PassReport
+from tunekit.outputs import check_out, clear
 from tunekit.result import TuneResult
 
 
-def prepare_out(path: str | Path, framework: str, where: str = "path") -> Path:
-    """``path``, ready to take an optimized model: its folder exists (created if needed), and a
-    TensorFlow SavedModel target (not ``.pb``) is new or an empty folder. ``tunekit optimize``
-    calls it before any work, so a wrong ``--out`` costs no optimization; ``where`` names the
-    setting in the error."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(where, f"cannot create the folder of {path} ({exc.strerror}); give a "
-                                 "path in a writable folder") from exc
-    if framework == "tensorflow" and path.suffix != ".pb" and path.exists() \
-            and (not path.is_dir() or any(path.iterdir())):
-        raise ConfigError(where, f"{path} exists and is not an empty folder: a SavedModel needs "
-                                 "its own folder (or give a .pb path for the GraphDef)")
-    return path
+def prepare_out(path: str | Path, framework: str, where: str = "path",
+                force: bool = False) -> Path:
+    """``path``, ready to take an optimized model: its folder exists (created if needed), and
+    what is there already is replaced only with ``force`` (a file, or a SavedModel folder; see
+    :func:`tunekit.outputs.check_out`). ``tunekit optimize`` calls it before any work, so a
+    wrong ``--out`` costs no optimization; ``where`` names the setting in the error."""
+    markers = ("saved_model.pb",) if framework == "tensorflow" else ()
+    return check_out(Path(path), where, force, markers)
 
 
 @dataclass
@@ -50,13 +42,16 @@ class GraphResult:
         """Whether the accuracy goal holds (True when no evaluation was asked for)."""
         return self.tuning is None or self.tuning.met
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, force: bool = False) -> None:
         """The model in a safe native form: TensorFlow, a GraphDef for a ``.pb`` path, else a
         SavedModel folder (see :meth:`FrozenGraph.save`); PyTorch, a TorchScript
         archive (a PyTorch result lowered to TorchScript; read it with
         :func:`tunekit.graph.pytorch.torchscript.load`), or the tensors of a ``state_dict`` (an
-        FX result; rebuild with :func:`tunekit.optimize_graph` and load them)."""
-        path = prepare_out(path, self.framework)
+        FX result; rebuild with :func:`tunekit.optimize_graph` and load them). What ``path``
+        names already is replaced only with ``force``."""
+        path = prepare_out(path, self.framework, force=force)
+        if force:
+            clear(path)
         if self.framework == "tensorflow":
             self.model.save(path)
             return

@@ -40,6 +40,11 @@ class Performance(Objective):
     MIN_CALLS = 5
     #: warm-up calls made whatever the budget (the first call of a model pays its set-up)
     MIN_WARMUP = 2
+    #: rounds of :meth:`measure_beside`: enough for a spread, few enough to keep rounds long
+    ROUNDS = 5
+    #: the machine's load is read from /proc/stat in 10 ms ticks: over a shorter timing than
+    #: this it says nothing, so no ``foreign_cpu`` is recorded
+    LOAD_WINDOW_S = 0.5
 
     direction = "minimize"
     costly = True
@@ -73,16 +78,52 @@ class Performance(Objective):
     def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
         inputs = batch_inputs(data, self.iterations, self.batch_size, "performance.batch_size")
         with adaptor.threads(self.threads) as threads:
-            latency = self._time(adaptor, model, inputs)
-        self._details = {"throughput": samples_in(inputs[0]) / latency if latency > 0 else 0.0,
-                         "batch_size": float(samples_in(inputs[0]))}
-        if threads is not None:
-            self._details["threads"] = float(threads)
+            self._warm(adaptor, model, inputs)
+            self._times = tuple(self._timed(adaptor, model, inputs, self.iterations,
+                                            self._budget()))
+        latency = statistics.median(self._times)
+        self._record(inputs, latency, threads)
         return latency
+
+    def measure_beside(self, adaptor: Adaptor, model: Any, reference: Any,
+                       data: Iterable[Batch]) -> tuple[float, float]:
+        """Both models timed in alternating rounds (which goes first alternates too), so a
+        change in the machine's load hits both alike; ``speedup`` (reference / model) and its
+        ``spread`` (half the interquartile range of the rounds' own ratios, relative to their
+        median) join :meth:`details`, so a figure the machine disturbed says so; and
+        ``foreign_cpu``, the share of the CPU other processes used meanwhile (a machine loaded
+        throughout can keep the ratio steady and still distort it)."""
+        from tunekit.benchmark.load import CpuShare  # not at the top: the package imports us
+
+        inputs = batch_inputs(data, self.iterations, self.batch_size, "performance.batch_size")
+        mine: list[float] = []
+        theirs: list[float] = []
+        ratios: list[float] = []
+        started = time.perf_counter()
+        with adaptor.threads(self.threads) as threads, CpuShare().measure() as share:
+            slowest = max(self._warm(adaptor, model, inputs),
+                          self._warm(adaptor, reference, inputs))
+            per_round = max(1, min(self.iterations // self.ROUNDS,
+                                   int(self._budget() / self.ROUNDS / max(slowest, 1e-9))))
+            for round_ in range(self.ROUNDS):
+                pair = [(model, mine), (reference, theirs)]
+                for candidate, times in pair if round_ % 2 == 0 else pair[::-1]:
+                    times.extend(self._timed(adaptor, candidate, inputs, per_round, math.inf))
+                ratios.append(statistics.median(theirs[-per_round:])
+                              / max(statistics.median(mine[-per_round:]), 1e-12))
+        self._times = tuple(mine)
+        latency, fp32 = statistics.median(mine), statistics.median(theirs)
+        self._record(inputs, latency, threads)
+        self._details.update(speedup=fp32 / latency if latency > 0 else 0.0,
+                             spread=spread(ratios))
+        if share.foreign is not None and time.perf_counter() - started >= self.LOAD_WINDOW_S:
+            self._details["foreign_cpu"] = min(1.0, share.foreign)
+        return latency, fp32
 
     def details(self) -> Mapping[str, float]:
         """``throughput`` (samples/s at the timed batch size), ``batch_size`` and ``threads``
-        (when the adaptor reports its thread count) of the last measurement."""
+        (when the adaptor reports its thread count) of the last measurement; after
+        :meth:`measure_beside`, also ``speedup`` and its ``spread``."""
         return dict(self._details)
 
     def times(self) -> tuple[float, ...]:
@@ -90,27 +131,53 @@ class Performance(Objective):
         beyond the median, as ``tunekit benchmark`` reports)."""
         return self._times
 
-    def _time(self, adaptor: Adaptor, model: Any, inputs: list[Any]) -> float:
-        budget = math.inf if self.budget_s is None else self.budget_s
-        warm_start = time.perf_counter()
+    def _budget(self) -> float:
+        return math.inf if self.budget_s is None else self.budget_s
+
+    def _record(self, inputs: list[Any], latency: float, threads: int | None) -> None:
+        self._details = {"throughput": samples_in(inputs[0]) / latency if latency > 0 else 0.0,
+                         "batch_size": float(samples_in(inputs[0]))}
+        if threads is not None:
+            self._details["threads"] = float(threads)
+
+    def _warm(self, adaptor: Adaptor, model: Any, inputs: list[Any]) -> float:
+        """The untimed warm-up calls; returns the last one's duration (an estimate of a call)."""
+        start = last = time.perf_counter()
+        duration = 0.0
         for i in range(self.warmup):
             adaptor.run_batch(model, inputs[i % len(inputs)])
-            if i + 1 >= self.MIN_WARMUP and time.perf_counter() - warm_start >= budget / 2:
+            now = time.perf_counter()
+            duration, last = now - last, now
+            if i + 1 >= self.MIN_WARMUP and now - start >= self._budget() / 2:
                 break
-        times = []
-        # as timeit does: a collection during a timed call would be charged to the model
+        return duration
+
+    def _timed(self, adaptor: Adaptor, model: Any, inputs: list[Any], calls: int,
+               budget: float) -> list[float]:
+        """Up to ``calls`` timed calls, stopping once ``budget`` s are spent after
+        ``MIN_CALLS``; garbage collection is off meanwhile (as timeit does: a collection during
+        a timed call would be charged to the model)."""
+        times: list[float] = []
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            for i in range(self.iterations):
-                batch = inputs[i % len(inputs)]
+            for i in range(calls):
                 start = time.perf_counter()
-                adaptor.run_batch(model, batch)
+                adaptor.run_batch(model, inputs[i % len(inputs)])
                 times.append(time.perf_counter() - start)
                 if len(times) >= self.MIN_CALLS and sum(times) >= budget:
                     break
         finally:
             if gc_was_enabled:
                 gc.enable()
-        self._times = tuple(times)
-        return statistics.median(times)
+        return times
+
+
+def spread(ratios: list[float]) -> float:
+    """Half the interquartile range of ``ratios`` relative to their median: ``0.05`` reads
+    "±5%". 0 for fewer than two ratios."""
+    if len(ratios) < 2:
+        return 0.0
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    middle = statistics.median(ratios)
+    return (high - low) / 2 / middle if middle > 0 else 0.0

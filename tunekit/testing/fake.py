@@ -32,7 +32,7 @@ from tunekit.errors import NotSupportedError, TrialError
 from tunekit.objective import Objective
 from tunekit.space import INT8_ITEMS, OpConfig, OpKey, QuantConfig, TuningSpace, int8_options
 
-#: The five tunable ops of the R1 digits CNN (see DESIGN.md §5), in graph order.
+#: The five tunable ops of the R1 digits CNN (examples/digits_pytorch), in graph order.
 DIGITS_OPS: tuple[OpKey, ...] = (OpKey("conv1", "Conv2d"), OpKey("conv2", "Conv2d"),
                                  OpKey("conv3", "Conv2d"), OpKey("fc1", "Linear"),
                                  OpKey("fc2", "Linear"))

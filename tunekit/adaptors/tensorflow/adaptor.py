@@ -227,6 +227,17 @@ class TensorFlowAdaptor(Adaptor):
     def run_batch(self, model: Any, inputs: Any) -> Any:
         return self._run(model, inputs)
 
+    def runtime(self, model: Any) -> str:
+        """``TFLite`` for int8/fp32 candidates; FP32 models and bf16 candidates run in
+        TensorFlow (the runtime switch alone makes a small Keras model several times faster)."""
+        import tensorflow as tf
+
+        from tunekit.adaptors.tensorflow.runtime import TFLiteModel
+
+        if isinstance(model, TFLiteModel):
+            return "TFLite"
+        return "TensorFlow (Keras)" if isinstance(model, tf.keras.Model) else "TensorFlow"
+
     def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
                 data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, its output in the float flatbuffer the candidate was built from and in the

@@ -2,7 +2,7 @@
 
 Each bf16 layer gets Keras' ``mixed_bfloat16`` dtype policy: its variables stay float32 and are
 cast to bf16 when read, its inputs are cast on entry (Keras autocasts), and the next float32
-layer casts back. Those are exactly the per-op casts DESIGN §4 asks for; TensorFlow's oneDNN
+layer casts back. Those are exactly the per-op casts a bf16 op needs; TensorFlow's oneDNN
 kernels then run the layer's conv/matmul in bf16 (avx512_bf16 here). The clone is called through
 one ``tf.function`` so the casts fuse into the graph Grappler optimises.
 

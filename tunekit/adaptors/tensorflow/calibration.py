@@ -4,7 +4,7 @@ TFLite's calibrator runs the float model over the user's data and writes each ac
 tensor's min/max into the flatbuffer (``_experimental_calibrate_only``). That model is kept, and
 each trial's int8 model is quantized from it (``mlir_quantize``, tens of milliseconds) after the
 ranges of the trial's algorithm are written in, so calibration data is read once per tuning, not
-once per trial (DESIGN §4).
+once per trial.
 
 Algorithms: ``minmax`` (TFLite's own ranges) and ``percentile`` (0.01/99.99 percentiles of the
 values seen, from one extra pass that keeps every intermediate tensor).

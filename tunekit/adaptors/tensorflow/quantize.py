@@ -6,7 +6,7 @@ Per op, the config decides:
   its output tensor, so it runs TFLite's float kernel between a dequantize and a quantize;
 - the model's inputs and outputs stay float32 (``input_data_type=float32``). With the
   quantization debugger's models the input is quantized even when the first op is denied, so a
-  loss caused by the input quantizer could never be recovered (DESIGN §4, the Keras R1 ×0.5
+  loss caused by the input quantizer could never be recovered (the Keras R1 ×0.5
   case); here the quantize op moves behind a denied first op;
 - algorithm: the range written into the op's input tensors before quantizing;
 - granularity: TFLite quantizes weights per channel; a ``per_tensor`` op gets one scale shared by

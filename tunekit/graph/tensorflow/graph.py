@@ -63,13 +63,17 @@ class FrozenGraph:
         result = self.function()(*[tf.constant(values[n]) for n in self.inputs])
         return np.asarray(result[0])
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, force: bool = False) -> None:
         """A ``.pb`` path gets the GraphDef (for ``tf.compat.v1`` and TF's graph tools); any
         other path becomes a SavedModel folder whose ``serving_default`` signature takes the
-        graph's inputs by name (for TF Serving, ``tf.saved_model.load``, or ``tunekit tune``)."""
+        graph's inputs by name (for TF Serving, ``tf.saved_model.load``, or ``tunekit tune``).
+        What ``path`` names already is replaced only with ``force``."""
         from tunekit.graph.result import prepare_out
+        from tunekit.outputs import clear
 
-        path = prepare_out(path, "tensorflow")
+        path = prepare_out(path, "tensorflow", force=force)
+        if force:
+            clear(path)
         if path.suffix == ".pb":
             path.write_bytes(self.graph_def.SerializeToString())
             return

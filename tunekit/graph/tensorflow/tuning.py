@@ -76,8 +76,9 @@ class AMPAdaptor(Adaptor):
         return model(inputs)
 
     def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:
-        """The candidate's GraphDef (a ``.pb`` TensorFlow loads: no code runs on load)."""
-        candidate.save(Path(path))
+        """The candidate's GraphDef (a ``.pb`` TensorFlow loads: no code runs on load), replacing
+        the workspace's earlier best."""
+        candidate.save(Path(path), force=True)
 
     def load(self, model: Any, config: QuantConfig, path: Path) -> Any:
         import tensorflow as tf
