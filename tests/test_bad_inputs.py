@@ -168,7 +168,7 @@ CASES = [
     Case("factory module missing", USAGE, ("model.factory: cannot import module 'modle'",),
          args=_set("model.factory=modle:build")),
     # --- data
-    Case("empty calibration data", ERROR,
+    Case("empty calibration data", USAGE,
          ("the calibration data yielded no batches", "check the dataset"),
          args=_set("quantization.calibration.data=extra:nothing"),
          files={"extra.py": "def nothing():\n    return []\n"}),
@@ -178,9 +178,9 @@ CASES = [
          files={"extra.py": "def number():\n    return 3\n"}),
     Case("metric without evaluation data", USAGE, ("evaluation.data: is required with a metric",),
          args=_set("evaluation={metric: {name: topk}}")),
-    Case("evaluation inputs of the wrong shape", ERROR,
-         ("evaluating the FP32 baseline failed", "to have 1 channels, but got 3",
-          "check that evaluation.data yields"),
+    Case("evaluation inputs of the wrong shape", USAGE,
+         ("evaluation batch 0 does not fit the model: model(Tensor[4, 3, 8, 8]) raised",
+          "to have 1 channels, but got 3", ".forward takes (x)", "fix: "),
          args=_set("evaluation.data=extra:wrong_shape"),
          files={"extra.py": "import torch\n\ndef wrong_shape():\n"
                             "    return [(torch.rand(4, 3, 8, 8), torch.zeros(4).long())]\n"}),

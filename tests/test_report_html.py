@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ import pytest
 
 from tunekit import cli, config
 from tunekit.changes import encode
-from tunekit.errors import TrialError
+from tunekit.errors import TrialError, TuningFailed
 from tunekit.evaluate import Evaluator
 from tunekit.htmlreport import render
 from tunekit.htmlreport.views import ReportView
 from tunekit.metrics.topk import TopK
 from tunekit.space import OpConfig, OpKey, QuantConfig
+from tunekit.speed import Speed
 from tunekit.strategies.basic import BasicStrategy
 from tunekit.testing import DIGITS_OPS, FakeAdaptor, FakeModel, ModelledLatency, fake_data
 from tunekit.tuner import Parts, Tuner
@@ -93,7 +95,7 @@ def test_per_op_views(workspace: Path) -> None:
     page = (workspace / "report.html").read_text(encoding="utf-8")
     row = re.search(r'<tr class="fallback"><td>conv1</td>.*?</tr>', page)
     assert row and "+0.2000 (trial 5 vs 0)" in row.group(0)  # what conv1's fallback won back
-    speedup = view.speedup(view.best.details)  # type: ignore[union-attr]
+    speedup = view.speedup(view.best)  # type: ignore[arg-type]
     assert speedup is not None and speedup > 1  # ModelledLatency: int8 ops are faster
 
 
@@ -132,6 +134,18 @@ def test_proxy_scores_are_shown_when_the_strategy_recorded_them(workspace: Path)
     assert rows[0] == "conv1"  # most sensitive first
 
 
+def test_a_timed_trial_shows_the_tunings_own_speed_figure(workspace: Path) -> None:
+    """Where a trial was timed beside FP32, the page shows :class:`Speed` as the console and
+    report.md do, disturbed timings flagged."""
+    data = json.loads((workspace / "result.json").read_text())
+    best = data["best_trial"]
+    speed = Speed(model_ms=2.0, fp32_ms=9.0, batch_size=64, spread=0.3)
+    data["history"][best]["speed"] = {"latency": speed.to_dict()}
+    page = render(data)
+    assert escape(speed.text()) in page  # the header's best-trial speed line
+    assert f"<td class=\"num\">{speed.cell()}</td>" in page and "noisy" in speed.cell()
+
+
 def test_cli_report_html(workspace: Path, tmp_path: Path,
                          capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "page.html"
@@ -139,7 +153,7 @@ def test_cli_report_html(workspace: Path, tmp_path: Path,
     assert out.read_text(encoding="utf-8") == \
         (workspace / "report.html").read_text(encoding="utf-8")
     assert cli.main(["report", str(workspace), "--html", "--out", str(out)]) == cli.EXIT_USAGE
-    assert "exists; pass --force" in capsys.readouterr().err
+    assert "already exists; add --force" in capsys.readouterr().err
     assert cli.main(["report", str(workspace), "--html", "--out", str(out), "--force"]) == 0
     assert cli.main(["report", str(workspace), "--out", str(out)]) == cli.EXIT_USAGE
 
@@ -167,9 +181,10 @@ def test_a_tuning_where_every_trial_failed_still_has_a_page(tmp_path: Path) -> N
     adaptor = FakeAdaptor(DIGITS_OPS, fails=lambda config: True)
     parts = Parts(spec, adaptor, FakeModel(), DATA, Evaluator(adaptor, DATA, TopK(), None),
                   BasicStrategy(), [])  # no objective: no speed figures
-    Tuner(parts).run()
+    with pytest.raises(TuningFailed):  # the first 2 failed alike: the tuning stops with it
+        Tuner(parts).run()
     page = (tmp_path / "ws" / "report.html").read_text(encoding="utf-8")
-    assert "none (every trial failed)" in page and "Failures (3)" in page
+    assert "none (every trial failed)" in page and "Failures (2)" in page
     assert "No trial's speed was measured" in page
     assert page.count('<img src="data:image/png;base64,') == 1  # the metric per trial only
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,7 +19,8 @@ import numpy as np
 from tunekit.errors import NotSupportedError
 from tunekit.space import OpKey, QuantConfig, TuningSpace
 
-#: A batch as a dataloader yields it: ``(inputs, labels)``; inputs may be a tensor, tuple or dict.
+#: A batch: ``(inputs, labels)``; inputs may be a tensor, tuple or dict. Adaptors receive the
+#: canonical pairs of the data contract (:mod:`tunekit.batches`), labels None when absent.
 Batch = Any
 
 
@@ -27,6 +29,25 @@ class Adaptor(abc.ABC):
 
     #: File suffix of saved tuned models, e.g. ``.pt``.
     model_suffix: ClassVar[str] = ""
+
+    @classmethod
+    def handles(cls, model: Any) -> bool:
+        """Whether this adaptor tunes ``model``: a model object (tell by ``isinstance``) or a
+        model path (a ``str``/``PathLike``: tell by suffix or folder layout).
+
+        :func:`tunekit.api.guess_framework` asks every installed adaptor, so a third-party
+        adaptor claims its own model types without any change to the core. Answer without
+        importing a heavy framework: a model object of framework X cannot exist unless X is
+        already in ``sys.modules``, so look there first. The default claims nothing.
+        """
+        return False
+
+    def forward_signature(self, model: Any) -> inspect.Signature | None:
+        """The signature a batch's inputs are bound to when ``model`` is called (``forward``'s
+        for a torch module), or None when the framework has none to offer. The data contract
+        (:mod:`tunekit.batches`) reads it to tell a 2-tuple of inputs from ``(inputs, labels)``
+        and to name what the model expects when a batch does not fit."""
+        return None
 
     @abc.abstractmethod
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:

@@ -7,8 +7,10 @@ to objects, the Python API receives the objects; everything else is shared.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,13 @@ from tunekit.data import require_batches, take_samples
 from tunekit.errors import ConfigError
 from tunekit.evaluate import Evaluator
 from tunekit.metric import Metric
+from tunekit.progress import trial_lines
 from tunekit.references import call_user, data_source, resolve
 from tunekit.result import TuneResult, class_path, load_recipe, recipe_config
 from tunekit.training import TrainingCall
 from tunekit.tuner import Parts, Tuner
+
+log = logging.getLogger("tunekit")
 
 #: ``tune(**kw)`` keywords → their YAML path.
 KEYWORDS: Mapping[str, str] = {
@@ -38,10 +43,13 @@ KEYWORDS: Mapping[str, str] = {
     "max_trials": "tuning.exit_policy.max_trials",
     "timeout": "tuning.exit_policy.timeout",
     "trial_timeout": "tuning.exit_policy.trial_timeout",
+    "failure_share": "tuning.exit_policy.failure_share",
     "random_seed": "tuning.random_seed",
     "workspace": "tuning.workspace.path",
     "resume": "tuning.workspace.resume",
     "storage": "tuning.storage",
+    "label_key": "data.label_key",
+    "pairs": "data.pairs",
 }
 
 
@@ -59,14 +67,37 @@ def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
 
 
 def guess_framework(model: Any) -> str:
-    """The adaptor name for ``model``, told from the package its class comes from."""
-    module = type(model).__module__.split(".")[0]
-    if module == "torch":
-        return "pytorch"
-    if module in ("keras", "tensorflow", "tf_keras"):
-        return "tensorflow"
-    raise ConfigError("framework", f"cannot tell the framework of a {type(model).__name__}; pass "
-                                   f"framework= (installed: {', '.join(plugins.names('tunekit.adaptors'))})")
+    """The name of the installed adaptor that claims ``model`` (see :meth:`Adaptor.handles`).
+
+    Adaptors whose entry point names a package the model's class is built from (the top-level
+    packages of its MRO: ``torch`` for any ``nn.Module`` subclass) are asked first, the others
+    only when none of those claims it: a Keras model thus never makes the PyTorch adaptor import
+    torch. An adaptor that fails to load claims nothing (it could not tune the model either).
+    """
+    values = {p.name: p.value for p in plugins.installed("tunekit.adaptors")}
+    # "tunekit" is in every built-in entry point: a tunekit class tells nothing
+    packages = {cls.__module__.split(".")[0] for cls in type(model).__mro__} - {"builtins",
+                                                                                 "tunekit"}
+    likely = [name for name, value in values.items() if any(p in value for p in packages)]
+    for group in (likely, [name for name in values if name not in likely]):
+        claims = [name for name in group if _claims(name, model)]
+        if len(claims) > 1:
+            raise ConfigError("framework", f"the adaptors {', '.join(claims)} all claim a "
+                                           f"{type(model).__name__}; pass framework= (one of them)")
+        if claims:
+            return claims[0]
+    shown = repr(str(model)) if isinstance(model, (str, PathLike)) else \
+        f"a {type(model).__module__}.{type(model).__qualname__}"
+    raise ConfigError("framework", f"no installed adaptor handles {shown}; pass framework= "
+                                   f"(installed adaptors: {', '.join(values) or 'none'})")
+
+
+def _claims(name: str, model: Any) -> bool:
+    try:
+        return bool(plugins.load("tunekit.adaptors", name).handles(model))
+    except Exception as exc:  # noqa: BLE001 - a broken plugin claims nothing
+        log.debug("adaptor %r cannot answer whether it handles the model: %s", name, exc)
+        return False
 
 
 def raw_config(config: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], Path]:
@@ -84,8 +115,12 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
          eval_data: Iterable[Any] | None = None, metric: Metric | str | Mapping[str, Any] | None = None,
          eval_func: Callable[[Any], Any] | None = None,
          train_func: Callable[..., Any] | None = None,
-         config: str | Path | Mapping[str, Any] | None = None, **kw: Any) -> TuneResult:
+         config: str | Path | Mapping[str, Any] | None = None, quiet: bool = False,
+         **kw: Any) -> TuneResult:
     """Tune ``model`` to the fastest low-precision model that meets the accuracy goal.
+
+    One line per trial goes to stderr, as from the CLI, unless ``quiet`` or the program set up
+    logging itself (a handler on the root or ``tunekit`` logger: then that decides).
 
     ``config`` is a YAML path or mapping of the same schema as the CLI's (its model and data
     references are ignored in favour of the objects given here); keywords (``strategy``,
@@ -142,7 +177,8 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
     if train_func is not None and spec.quantization.training is not None:
         parts.train_func = TrainingCall(train_func, spec.quantization.training.params,
                                         f"train_func {getattr(train_func, '__name__', '')}")
-    return Tuner(parts).run()
+    with trial_lines(quiet):
+        return Tuner(parts).run()
 
 
 def tune_config(spec: TuneSpec) -> TuneResult:
@@ -239,12 +275,19 @@ def assemble_parts(spec: TuneSpec, adaptor: Adaptor, model: Any,
     return Parts(spec, adaptor, model, calib, evaluator, strategy, objectives)
 
 
+def runs_code(ref: Mapping[str, Any]) -> bool:
+    """Whether rebuilding the recorded FP32 model runs code the workspace names: a factory, or
+    a model file that may only be unpickled (``options.allow_pickle``)."""
+    return bool(ref.get("factory") or (ref.get("options") or {}).get("allow_pickle"))
+
+
 def load(workspace: str | Path, model: Any = None, *, trust: bool = False) -> Any:
     """Rebuild a tuned model from a workspace (its recipe and saved weights), without tuning.
 
     ``model`` is the FP32 model. Without it, the model reference the CLI run recorded in
-    ``best_config.json`` (a factory imported from a recorded folder, or a model file) is used,
-    but only with ``trust=True``: that file decides which code runs, so a workspace from
+    ``best_config.json`` is used: a model file read in a safe format as it is, but a factory
+    (imported from a recorded folder) or a pickled model only with ``trust=True``: that file
+    decides which code runs, so a workspace from
     someone else is no safer to load that way than their Python script. The weights themselves
     are read in a safe format either way.
     """
@@ -262,7 +305,7 @@ def load(workspace: str | Path, model: Any = None, *, trust: bool = False) -> An
         if not ref:
             raise ConfigError("model", "this workspace was tuned from Python; pass the FP32 model: "
                                        "tunekit.load(workspace, model)")
-        if not trust:
+        if not trust and runs_code(ref):
             raise ConfigError("model", f"{str(workspace)!r} names the code that builds its FP32 "
                                        f"model ({ref.get('factory') or ref.get('path')}), which "
                                        "tunekit.load does not run unasked: pass the model "

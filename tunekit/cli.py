@@ -1,8 +1,9 @@
 """The ``tunekit`` command line.
 
 Exit codes (README, "From the command line"): 0 goal met, 3 goal not met (best-so-far saved),
-2 configuration or usage error, 1 anything else. Every error prints as one line, no traceback
-(``TUNEKIT_DEBUG=1`` shows it); an unexpected one says so.
+2 configuration, usage or data error, 1 anything else (e.g. every candidate failed:
+tunekit.failures). Every error prints as one line, no traceback (``TUNEKIT_DEBUG=1`` shows it);
+an unexpected one says so.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from tunekit.errors import ConfigError, PluginError, TunekitError, TunekitWarning
+from tunekit.errors import ConfigError, DataError, PluginError, TunekitError, TunekitWarning
 from tunekit.outputs import check_out
 
 EXIT_MET, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_MET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -280,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(plugins.describe())
             return 0
         return _cmd_report(args)
-    except (ConfigError, PluginError) as exc:
+    except (ConfigError, PluginError, DataError) as exc:  # the user's config or data
         _report_error(exc)
         return EXIT_USAGE
     except TunekitError as exc:

@@ -71,6 +71,16 @@ class EvaluationSpec:
 
 
 @dataclass(frozen=True)
+class DataSpec:
+    """How batches are read (see :mod:`tunekit.batches`): the key of the labels in mapping
+    batches, and how a flat tuple is read (``auto``, ``inputs``: all inputs, ``labelled``: the
+    last element is the labels)."""
+
+    label_key: str = "labels"
+    pairs: str = "auto"
+
+
+@dataclass(frozen=True)
 class TuningSpec:
     strategy: PluginSpec = PluginSpec("basic")
     criterion: AccuracyCriterion = AccuracyCriterion(relative=0.01)
@@ -83,6 +93,7 @@ class TuningSpec:
     resume: bool = False
     storage: str | None = None
     trial_timeout: float = 0.0  # seconds one trial may take (0: no limit); see tunekit.watchdog
+    failure_share: float = 1.0  # stop once this share of ≥ 3 trials failed; see tunekit.failures
     # distributed tuning (docs/distributed.md): a study name makes this run the coordinator
     study: str | None = None
     workers: int = 0  # local worker processes to start (0: only workers started elsewhere)
@@ -125,6 +136,7 @@ class TuneSpec:
     graph_optimization: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = Path(".")
     benchmark: BenchmarkSpec = BenchmarkSpec()
+    data: DataSpec = DataSpec()
     #: the config mapping this spec was parsed from (overrides applied): what distributed
     #: workers rebuild the same model, data and evaluation from
     source: Mapping[str, Any] = field(default_factory=dict)
@@ -133,7 +145,9 @@ class TuneSpec:
 # --------------------------------------------------------------------------- raw YAML handling
 
 SECTIONS: Mapping[str, tuple[str, ...]] = {
-    "": ("model", "quantization", "evaluation", "tuning", "graph_optimization", "benchmark"),
+    "": ("model", "quantization", "evaluation", "tuning", "graph_optimization", "benchmark",
+         "data"),
+    "data": ("label_key", "pairs"),
     "model": ("framework", "path", "factory", "options"),
     "quantization": ("approach", "calibration", "op_rules", "training"),
     "quantization.calibration": ("data", "sampling_size"),
@@ -141,7 +155,7 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
     "tuning": ("strategy", "accuracy_criterion", "objective", "exit_policy", "random_seed",
                "workspace", "storage", "study", "workers", "heartbeat"),
     "tuning.accuracy_criterion": ("relative", "absolute", "higher_is_better"),
-    "tuning.exit_policy": ("timeout", "max_trials", "trial_timeout"),
+    "tuning.exit_policy": ("timeout", "max_trials", "trial_timeout", "failure_share"),
     "tuning.workspace": ("path", "resume"),
     "graph_optimization": ("precisions", "passes"),
     "benchmark": ("batch_sizes", "warmup", "iterations", "rounds", "threads", "instances",
@@ -433,6 +447,10 @@ def _tuning(raw: Any, check: bool) -> TuningSpec:
     if trial_timeout < 0 or not math.isfinite(trial_timeout):
         raise ConfigError("tuning.exit_policy.trial_timeout", f"must be ≥ 0 seconds per trial "
                                                               f"(0 = no limit), got {trial_timeout}")
+    failure_share = _typed(exit_sec, "failure_share", "tuning.exit_policy", float, 1.0)
+    if not 0 < failure_share <= 1:
+        raise ConfigError("tuning.exit_policy.failure_share", f"is the share of failed trials "
+                          f"that stops the tuning, in (0, 1], got {failure_share}")
     seed = _typed(sec, "random_seed", "tuning", int, DEFAULT_SEED)
     ws = _section(sec.get("workspace"), "tuning.workspace")
     workspace = Path(_typed(ws, "path", "tuning.workspace", str, "tunekit_workspace"))
@@ -447,7 +465,7 @@ def _tuning(raw: Any, check: bool) -> TuningSpec:
         raise ConfigError("tuning.heartbeat", f"must be ≥ 1 second, got {heartbeat}")
     return TuningSpec(strategy, criterion, direction_given, objectives, timeout, max_trials, seed,
                       workspace, resume, storage, trial_timeout=trial_timeout, study=study,
-                      workers=workers, heartbeat=heartbeat,
+                      workers=workers, heartbeat=heartbeat, failure_share=failure_share,
                       strategy_given="strategy" in sec)
 
 
@@ -491,8 +509,16 @@ def parse(raw: Mapping[str, Any], base_dir: Path = Path("."), check_plugins: boo
                     evaluation=_evaluation(sec.get("evaluation"), check_plugins),
                     tuning=_tuning(sec.get("tuning"), check_plugins),
                     graph_optimization=_graph_optimization(sec.get("graph_optimization")),
-                    benchmark=_benchmark(sec.get("benchmark")),
+                    benchmark=_benchmark(sec.get("benchmark")), data=_data(sec.get("data")),
                     base_dir=base_dir, source=sec)
+
+
+def _data(raw: Any) -> DataSpec:
+    sec = _section(raw, "data")
+    label_key = _typed(sec, "label_key", "data", str, "labels")
+    pairs = _choice(_typed(sec, "pairs", "data", str, "auto"), ("auto", "inputs", "labelled"),
+                    "data.pairs")
+    return DataSpec(label_key, pairs)
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> TuneSpec:

@@ -9,10 +9,13 @@ from tunekit.errors import DataError
 
 
 def split_batch(batch: Any) -> tuple[Any, Any]:
-    """``(inputs, labels)`` of one batch.
+    """``(inputs, labels)`` of one batch, by the plain reading: a 2-tuple is the pair, anything
+    else is bare inputs (labels ``None``: enough for calibration and for an ``eval_func``, not
+    for a metric).
 
-    A dataloader may yield ``(inputs, labels)`` pairs or bare inputs (labels ``None``: enough for
-    calibration and for an ``eval_func``, not for a metric).
+    Within a tuning every loader has already been resolved by the data contract
+    (:mod:`tunekit.batches`) into canonical ``(inputs, labels)`` pairs, for which this reading
+    is exact; only code outside a tuning (graph optimization's example batch) meets raw ones.
     """
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]

@@ -50,3 +50,8 @@ class TrialError(TunekitError):
 
 class TunekitWarning(UserWarning):
     """Something the user should change, though tuning can proceed."""
+
+
+class TuningFailed(TunekitError):
+    """Every candidate fails (see :mod:`tunekit.failures`): the tuning stopped with the error
+    they share instead of spending its budget on it."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tunekit.adaptor import Adaptor
-from tunekit.errors import ConfigError, NotSupportedError, TrialError
+from tunekit.errors import ConfigError, DataError, NotSupportedError, TrialError, TunekitError
 from tunekit.references import resolve
 from tunekit.space import OpKey, QuantConfig
 from tunekit.strategy import HessianTrace, Sensitivity
@@ -74,7 +74,17 @@ def hessian_probe(adaptor: Adaptor, model: Any, ops: Sequence[OpKey], calib: Seq
                 function = resolve(loss, base_dir, "tuning.strategy.loss")
                 if not callable(function):
                     raise ConfigError("tuning.strategy.loss", f"{loss!r} is not callable")
-            cache[loss] = adaptor.hessian_trace(model, ops, batches, function)
+            try:
+                cache[loss] = adaptor.hessian_trace(model, ops, batches, function)
+            except TunekitError:
+                raise
+            except Exception as exc:  # a loss that does not fit the data or the outputs
+                raise DataError(f"the Hessian traces (hawq strategy) failed on the calibration "
+                                f"data with loss {loss or 'cross-entropy'}: "
+                                f"{type(exc).__name__}: {exc}; give labelled (inputs, labels) "
+                                "batches the loss accepts, unlabelled batches (the loss is then "
+                                "the distance to the FP32 outputs), or tuning.strategy.loss"
+                                ) from exc
         return cache[loss]
 
     return hessian

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunekit import __version__, changes
 from tunekit.criterion import AccuracyCriterion
+from tunekit.failures import failures
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
 from tunekit.space import QuantConfig, TuningSpace
@@ -25,6 +26,7 @@ STATUS_TEXT = {
     "max_trials": "the trial budget (exit_policy.max_trials) is spent",
     "timeout": "the time budget (exit_policy.timeout) is spent",
     "strategy_stuck": "the strategy kept proposing configs that were already evaluated",
+    "failing": "the candidates kept failing (tuning.exit_policy.failure_share)",
 }
 
 
@@ -78,9 +80,11 @@ class TuneResult:
         """A few lines for the end of a CLI run."""
         base = self.baseline["metric"]
         status = STATUS_TEXT.get(self.status, self.status)
+        verdict = "goal met" if self.met else "goal NOT met" if self.best_trial is not None \
+            else "no model"
         extra = (f" ({self.unrecorded} of them by workers past a batch's first accepted "
                  "config, not in the history)") if self.unrecorded else ""
-        lines = [(f"{'goal met' if self.met else 'goal NOT met'}: {status} "
+        lines = [(f"{verdict}: {status} "
                   f"after {len(self.trials)} trial(s), {self.evaluations} evaluation(s) "
                   f"incl. the baseline{extra}, {self.wall_s:.1f} s")]
         if self.best_trial is not None and self.best_trial.metric is not None:
@@ -122,6 +126,7 @@ class TuneResult:
             "pareto_front": [{"trial": t.number, "metric": t.metric,
                               "objectives": objective_values(t), "speed": self._speed_dicts(t),
                               "ops": t.config.to_list()} for t in self.pareto_front],
+            "failures": failures(self.trials),
             "deployment": dict(self.deployment),
             **self._report_inputs(),
         }
@@ -139,7 +144,7 @@ class TuneResult:
             "best_ops": self.best_trial.config.to_list() if self.best_trial else [],
             "op_types": changes.op_types([default] if default else
                                          [t.config for t in self.trials]),
-            "history": [trial_record(t, default) for t in self.trials],
+            "history": [trial_record(t, default, self._speed_dicts(t)) for t in self.trials],
         }
 
     def save(self, path: str | Path) -> None:
@@ -164,13 +169,15 @@ def objective_values(trial: Trial) -> dict[str, float]:
     return {k: v for k, v in trial.details.items() if not k.startswith(_BOOKKEEPING)}
 
 
-def trial_record(trial: Trial, default: QuantConfig | None) -> dict[str, Any]:
-    """One trial for result.json: its outcome, full error, details and the ops that differ
-    from ``default`` (:mod:`tunekit.changes`)."""
+def trial_record(trial: Trial, default: QuantConfig | None,
+                 speed: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """One trial for result.json: its outcome, full error, details, speed per latency
+    objective (:class:`tunekit.speed.Speed`) and the ops that differ from ``default``
+    (:mod:`tunekit.changes`)."""
     return {"trial": trial.number, "metric": trial.metric, "objective": trial.objective,
             "accepted": trial.accepted, "failed": trial.failed, "error": trial.error,
             "duration_s": round(trial.duration_s, 4), "details": dict(trial.details),
-            "changes": changes.encode(trial.config, default)}
+            "speed": dict(speed), "changes": changes.encode(trial.config, default)}
 
 
 def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> dict[str, Any]:
@@ -218,7 +225,7 @@ def report(result: TuneResult) -> str:
     rows = [f"| trial | config | metric | meets goal | {head} | s |",
             "|---|---|---|---|---|---|"]
     for t in result.trials:
-        metric = "failed: " + (t.error or "")[:80] if t.failed else f"{t.metric:.4f}"
+        metric = "failed: " + table_cell(t.error or "") if t.failed else f"{t.metric:.4f}"
         if timed:
             speed = next(iter(result.speeds(t).values()), None)
             objective = f"{speed.cell()} ({speed.fp32_ms:.3f} / {speed.model_ms:.3f} ms, " \
@@ -233,6 +240,11 @@ def report(result: TuneResult) -> str:
     return "# tunekit tuning report\n\n" + result.summary().replace("\n", "  \n") + \
         f"\n\nFigures, per-op sensitivity and every failure in full: `{HTML_REPORT}`.\n\n" + \
         "\n".join(rows) + "\n" + note + _pareto_section(result)
+
+
+def table_cell(text: str) -> str:
+    """``text`` whole inside a Markdown table cell: pipes escaped, line breaks as ``<br>``."""
+    return text.replace("|", "\\|").replace("\r\n", "\n").replace("\n", "<br>")
 
 
 def _pareto_section(result: TuneResult) -> str:

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tunekit.adaptor import Adaptor
+from tunekit.batches import feed
 from tunekit.config import TuneSpec
 from tunekit.distributed import Dispatcher, Job, LocalWorkers, trust_flags
 from tunekit.errors import (ConfigError, ModelError, NotSupportedError, TrialError, TunekitError,
                             TunekitWarning, UserCodeError)
 from tunekit.evaluate import Evaluator
+from tunekit.failures import FailureWatch
 from tunekit.history import History, Store, Trial, TrialState
 from tunekit.loop import Budget, drive
 from tunekit.objective import Objective
@@ -78,12 +80,24 @@ class Tuner:
         self.baseline: dict[str, Any] = {}
         self.best = _Best()
         self.evaluations = 0
+        self.watch = FailureWatch(parts.spec.tuning.failure_share)
+        self._fed = False
         #: distributed: evaluations workers made past a batch's first accepted config
         self.unrecorded = 0
         #: trial number → the runtimes its speedup compares, where they differ (TFLite vs TF)
         self.runtimes: dict[int, str] = {}
 
     # ----------------------------------------------------------------------- set-up
+
+    def _feed(self) -> None:
+        """Resolve the data contract and check it on the FP32 model, once, before anything
+        else runs the model (see :mod:`tunekit.batches`)."""
+        if self._fed:
+            return
+        parts = self.parts
+        parts.calib_data, parts.evaluator.data = feed(
+            parts.adaptor, parts.model, parts.calib_data, parts.evaluator.data, self.spec.data)
+        self._fed = True
 
     def _space(self, write: bool = True) -> TuningSpace:
         spec, adaptor = self.spec, self.parts.adaptor
@@ -214,6 +228,7 @@ class Tuner:
         :mod:`tunekit.compare` shares across strategies before calling :meth:`evaluate`."""
         self.workspace.prepare(False)
         space = self._space()
+        self._feed()
         self._measure_baseline(None, None)
         self._calibrate(space)
         return space
@@ -228,7 +243,9 @@ class Tuner:
         """Set up a distributed worker: the coordinator's baseline, the space and the
         calibration (from the workspace cache where the coordinator left it), writing nothing."""
         self.baseline = dict(baseline)
-        self._calibrate(self._space(write=False))
+        space = self._space(write=False)
+        self._feed()
+        self._calibrate(space)
 
     def context(self, space: TuningSpace, history: History, seed: int) -> TuneContext:
         """The strategy's view, with the model probes (output MSE, Hessian traces) wired in."""
@@ -317,6 +334,7 @@ class Tuner:
             raise  # wrong for every trial alike: stop with the message
         except Exception as exc:  # anything one candidate raises fails that trial alone
             log.debug("trial %d failed", number, exc_info=True)
+            self.watch.causes[number] = exc
             error = str(exc) if isinstance(exc, (TrialError, UserCodeError, NotSupportedError)) \
                 else f"{type(exc).__name__}: {exc}"
             trial = Trial(number, config, TrialState.FAILED, error=error,
@@ -401,6 +419,7 @@ class Tuner:
         started = time.perf_counter()
         self.workspace.prepare(tuning.resume)
         space = self._space()
+        self._feed()
         store = self._store()
         stored = store.load() if tuning.resume else None
         if stored and stored.stale:
@@ -412,8 +431,14 @@ class Tuner:
         previous = {t.config: t for t in stored.trials} if stored else {}
         history = History(self.baseline["metric"])
         ctx = self.context(space, history, tuning.seed)
-        status = self._loop(ctx, store, previous, space, started)
-        deployment = self._deploy(space)
+        stop: TunekitError | None = None
+        try:
+            status = self._loop(ctx, store, previous, space, started)
+        except TunekitError as exc:
+            if exc is not self.watch.stopped:
+                raise
+            status, stop = "failing", exc  # the report and result keep every failure, then stop
+        deployment = self._deploy(space) if stop is None else {}
         result = TuneResult(best_model=self.best.candidate,
                             best_trial=self.best.trial, baseline=self.baseline,
                             trials=history.trials, status=status,
@@ -429,6 +454,9 @@ class Tuner:
                             adaptor=self.parts.adaptor, deployment=deployment)
         write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
                       self.spec)
+        if stop is not None:
+            raise stop
+        self.watch.check_end()
         return result
 
     def _loop(self, ctx: TuneContext, store: Store, previous: dict[QuantConfig, Trial],
@@ -436,9 +464,11 @@ class Tuner:
         tuning = self.spec.tuning
 
         def run_trial(number: int, config: QuantConfig) -> Trial:
+            self.watch.check()  # here, not after a trial: the history has recorded them all
             trial, candidate = self._next_trial(number, config, store, previous)
             self._keep_if_best(trial, candidate, space)
             self._log_trial(trial, space, replayed=config in previous)
+            self.watch.record(trial)
             return trial
 
         budget = Budget(max_trials=tuning.max_trials, stop_on_first_accept=tuning.timeout == 0,
@@ -473,10 +503,12 @@ class Tuner:
                  storage_label(self.storage()), tuning.workers, store.study.study_name)
 
         def run_batch(first: int, configs: Sequence[QuantConfig], stop: bool) -> list[Trial]:
+            self.watch.check()
             trials = dispatcher.run_batch(first, configs, stop, previous)
             for trial in trials:
                 self._keep_if_best(trial, None, space)
                 self._log_trial(trial, space, replayed=trial.config in previous)
+                self.watch.record(trial)
             recorded.append(sum(trial.config not in previous for trial in trials))
             return trials
 

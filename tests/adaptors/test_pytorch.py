@@ -22,7 +22,7 @@ from tunekit.adaptors.pytorch.qconfig import PercentileObserver
 from tunekit.errors import ConfigError, DataError, ModelError, TrialError
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
 
-DEFAULT_INT8 = OpConfig("int8", "static", "asym", "per_channel", "minmax")
+DEFAULT_INT8 = OpConfig("int8", "static", "asym", "per_channel", "histogram")
 DIGITS_OPS = [OpKey("conv1", "Conv2d"), OpKey("conv2", "Conv2d"), OpKey("conv3", "Conv2d"),
               OpKey("fc1", "Linear"), OpKey("fc2", "Linear")]
 
@@ -158,7 +158,7 @@ def test_half_scale_calibration_needs_conv1_to_fall_back(trained_digits: nn.Modu
         assert top1(adaptor, bf16, eval_data) > 0.99
 
 
-@pytest.mark.parametrize("item,value", [("algorithm", "histogram"), ("algorithm", "percentile"),
+@pytest.mark.parametrize("item,value", [("algorithm", "minmax"), ("algorithm", "percentile"),
                                         ("scheme", "sym"), ("granularity", "per_tensor")])
 def test_every_int8_item_builds(digits_model: nn.Module, calib: list, item: str,
                                 value: str) -> None:
@@ -206,9 +206,10 @@ class Glue(nn.Module):
 
 @pytest.mark.filterwarnings("error:All inputs of this cat operator")
 def test_glue_between_int8_ops() -> None:
-    """An int8 concat of differently scaled inputs would be inaccurate: it stays float. The mul of
-    two int8 convs and the add of an int8 conv to the (float) stream run in int8; the add that
-    reads the model input does not."""
+    """A concat fed by a conv that is called three times stays float: that conv's one int8
+    module has one output scale, which cannot also be the concat's. The mul of two int8 convs
+    and the add of an int8 conv to the (float) stream run in int8; the add that reads the model
+    input does not."""
     torch.manual_seed(0)
     model, x = Glue().eval(), torch.randn(4, 3, 8, 8)
     adaptor = PyTorchAdaptor()
@@ -264,7 +265,7 @@ def test_failure_inside_torch_is_a_trial_error_naming_the_config() -> None:
 
     model = OneDimensional().eval()
     adaptor = PyTorchAdaptor()
-    with pytest.raises(TrialError, match=r"int8\(static,asym,per_channel,minmax\): fc"):
+    with pytest.raises(TrialError, match=r"int8\(static,asym,per_channel,histogram\): fc"):
         adaptor.quantize(model, adaptor.capabilities(model).default(), [torch.randn(2, 8)])
 
 

@@ -18,14 +18,15 @@ from tunekit.adaptors.pytorch.sink_dequantize import sink_dequantize
 
 def test_pool_and_flatten_run_in_int8_between_differently_calibrated_ops(
         digits_model: Any, calib: list) -> None:
-    """conv3 (min/max) → pool2 → flatten → fc1 (histogram): FX dequantizes after conv3; the
-    rewrite moves the dequantize behind pool2 and flatten, with bit-identical outputs."""
+    """conv3 (min/max) → pool2 → flatten → fc1 (histogram), pooling left without a qconfig (no
+    int8 glue): FX dequantizes after conv3; the rewrite moves the dequantize behind pool2 and
+    flatten, with bit-identical outputs."""
     adaptor = PyTorchAdaptor(backend="fx")
     space = adaptor.capabilities(digits_model)
     default = space.default()
     fc1 = next(op for op in space.ops if op.name == "fc1")
     config = default.with_op(fc1, space.option(fc1, "int8", algorithm="histogram"))
-    prepared = fx_backend.prepare(adaptor._fused(digits_model), config)
+    prepared = fx_backend.prepare(adaptor._fused(digits_model), config, followers=False)
     calibrate(prepared, calib)
     plain = convert_fx(prepared)
     sunk = copy.deepcopy(plain)

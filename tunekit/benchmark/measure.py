@@ -19,6 +19,7 @@ from typing import Any
 
 from tunekit import plugins
 from tunekit.adaptor import Adaptor
+from tunekit.batches import feed
 from tunekit.benchmark.load import CpuShare, quiet_rounds
 from tunekit.config import BenchmarkSpec, TuneSpec
 from tunekit.data import batch_size as samples_in
@@ -90,7 +91,9 @@ def load(spec: TuneSpec, tuned_path: Path) -> tuple[Adaptor, dict[str, Any], Ite
         warnings.simplefilter("ignore", UserWarning)
         tuned = adaptor.load_model(Path(tuned_path)) if workspace is None \
             else load_tuned(workspace, fp32)
-    return adaptor, {"fp32": fp32, "tuned": tuned}, _data(spec)
+    # the batches read as the tuning read them (tunekit.batches), checked on the FP32 model
+    return adaptor, {"fp32": fp32, "tuned": tuned}, feed(adaptor, fp32, None, _data(spec),
+                                                         spec.data)[1]
 
 
 def batch_sizes(spec: TuneSpec, tuned_path: Path) -> tuple[int, ...]:

@@ -9,7 +9,6 @@ strategy becomes ``amp``: op-type-wise, then op-wise fallback to fp32, see
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -49,7 +48,7 @@ def optimize_graph(model: Any, precisions: Sequence[str] = ("fp32",), *,
                                    f"{', '.join(core_api.KEYWORDS)}")
         core_api.set_path(raw, core_api.KEYWORDS[key], value)
     raw["model"] = {"framework": raw.get("model", {}).get("framework")
-                    or _framework(model), "factory": "<python>:model"}
+                    or core_api.guess_framework(model), "factory": "<python>:model"}
     raw["graph_optimization"] = {**(raw.get("graph_optimization") or {}),
                                  "precisions": list(precisions),
                                  **({"passes": passes} if passes is not None else {})}
@@ -60,15 +59,6 @@ def optimize_graph(model: Any, precisions: Sequence[str] = ("fp32",), *,
     spec = config_module.parse(raw, base_dir=base_dir)
     metric_obj = metric if isinstance(metric, Metric) else core_api.create_metric(spec)
     return _run(spec, model, example_data, eval_data, metric_obj, eval_func, "eval_func")
-
-
-def _framework(model: Any) -> str:
-    """``pytorch`` for any ``nn.Module`` (user subclasses live in the user's modules), else the
-    core's guess from the model's package."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):
-        return "pytorch"
-    return core_api.guess_framework(model)
 
 
 def optimize_config(spec: TuneSpec) -> GraphResult:

@@ -11,27 +11,25 @@ from pathlib import Path
 
 from tunekit.errors import ConfigError
 from tunekit.htmlreport.page import render
+from tunekit.outputs import check_out
 from tunekit.workspace import HTML_REPORT, RESULT, Workspace
 
 
 def write_html(workspace: Path, out: Path | None = None, force: bool = False) -> Path:
     """Draw report.html again from a workspace's ``result.json`` (``tunekit report --html``):
     into the workspace, or to ``out``, which must not exist unless ``force``."""
-    if out is not None and out.exists() and not force:
-        raise ConfigError("--out", f"{str(out)!r} exists; pass --force to overwrite it or "
-                                   "choose another file")
     if out is not None and out.is_dir():
         raise ConfigError("--out", f"{str(out)!r} is a folder; give a file name such as "
                                    f"{str(out / HTML_REPORT)!r}")
+    if out is not None:
+        check_out(out, "--out", force)
     try:
         data = Workspace(workspace).read_json(RESULT)
     except ValueError as exc:  # JSONDecodeError
         raise ConfigError("workspace", f"{str(workspace / RESULT)!r} is not valid JSON "
                                        f"({exc}); tune again to rewrite it") from None
     target = out if out is not None else workspace / HTML_REPORT
-    page = render(data)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    Workspace(target.parent).write_text(target.name, page)
+    Workspace(target.parent).write_text(target.name, render(data))
     return target
 
 

@@ -20,7 +20,7 @@ max-width:1100px;padding:0 1em;color:#1f2328;line-height:1.45}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.8em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f6f8fa;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.fallback td{background:#fff4d6;font-weight:600}tr.failed td{background:#ffebe9}
 tr.pass td.goal{color:#1a7f37;font-weight:600}
 .met{color:#1a7f37;font-weight:700}.notmet{color:#c62828;font-weight:700}
@@ -80,18 +80,20 @@ def render(data: Mapping[str, Any]) -> str:
 
 
 def _speed_text(view: ReportView, trial: TrialView | None) -> str:
-    """``4.21× faster than FP32 (FP32 12.1 ms, model 2.87 ms, batch 64)`` for a timed trial."""
-    if trial is None or (speedup := view.speedup(trial.details)) is None:
+    """The speed line of :class:`tunekit.speed.Speed` for a trial timed beside FP32 (``4.21×
+    faster than FP32 (2.870 vs 12.100 ms, batch 64, ±3%)``), else the objective's ratio."""
+    if trial is not None and trial.speed is not None:
+        return trial.speed.text()
+    if trial is None or (ratio := view.speedup(trial)) is None:
         return "not measured"
-    name = view.speed_objective or ""
-    fp32, value = view.fp32_value(trial.details) or 0.0, trial.details[name]
-    factor, unit = scale(view.objectives[name].get("unit", ""), [fp32, value])
-    batch = trial.details.get(f"{name}.batch_size")
-    verdict = (f"{speedup:.2f}× {'faster' if speedup >= 1 else 'slower'} than FP32 "
-               f"(speed-up = FP32 time / model time)" if view.timed
-               else f"{speedup:.2f}× FP32 in {name} (> 1 better)")
-    per = f" per batch of {batch:g}" if batch else ""
-    return f"{verdict}: FP32 {fp32 * factor:.4g} {unit}, model {value * factor:.4g} {unit}{per}"
+    return f"{ratio:.2f}× FP32 in {view.speed_objective} (> 1 better)"
+
+
+def _speed_cell(view: ReportView, trial: TrialView) -> str:
+    """``3.58×``, flagged ``±23% noisy`` or ``busy`` where the timing was disturbed."""
+    if trial.speed is not None:
+        return trial.speed.cell()
+    return _num(view.speedup(trial), ".2f")
 
 
 def _header(view: ReportView) -> str:
@@ -130,7 +132,7 @@ def _trials(view: ReportView) -> str:
             _cell(t.number, True), _cell(t.label), _cell(metric, not t.failed),
             _cell("yes" if t.accepted else "no", css="goal"),
             _cell(_num(None if value is None else value * factor, ".4g"), True),
-            _cell(_num(view.speedup(t.details), ".2f"), True),
+            _cell(_speed_cell(view, t), True),
             _cell(_num(t.duration_s, ".2f"), True)]))
     how = ("Top: the metric of each trial (green: meets the goal, orange: misses it, red "
            "triangles: failed) against the target (solid red) and the FP32 model (dashed). "
@@ -211,7 +213,7 @@ def _tradeoff(view: ReportView) -> str:
                         "tuning has no speed objective).</p>")
     front = [t for t in view.trials if t.number in view.pareto_numbers]
     rows = [("pass", [_cell(t.number, True), _cell(_num(t.metric), True),
-                      _cell(_num(view.speedup(t.details), ".2f"), True), _cell(t.label)])
+                      _cell(_speed_cell(view, t), True), _cell(t.label)])
             for t in front]
     return _section("tradeoff", "Accuracy–speed trade-off", how,
                     _figure(figure, "accuracy against speed-up, Pareto front") +

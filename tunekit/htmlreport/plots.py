@@ -54,7 +54,9 @@ def trials_figure(view: ReportView) -> str | None:
     axes[-1][0].set_xlabel("trial")
     from matplotlib.ticker import MaxNLocator
 
-    axes[-1][0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1][0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    numbers = [t.number for t in view.trials]  # half a trial of room: one trial is no range
+    axes[-1][0].set_xlim(min(numbers) - 0.5, max(numbers) + 0.5)
     return _uri(figure, hspace=0.08)
 
 
@@ -134,7 +136,7 @@ def pareto_figure(view: ReportView) -> str | None:
     target line, and the Pareto front joined and labelled."""
     points = [(s, t) for t in view.trials
               if not t.failed and t.metric is not None
-              and (s := view.speedup(t.details)) is not None]
+              and (s := view.speedup(t)) is not None]
     if not points:
         return None
     plt = _pyplot()

@@ -15,6 +15,7 @@ from typing import Any
 from tunekit.changes import decode
 from tunekit.errors import ConfigError
 from tunekit.space import PRECISIONS, OpConfig, OpKey, QuantConfig
+from tunekit.speed import Speed
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class TrialView:
     config: QuantConfig
     label: str
     changes: Mapping[OpKey, OpConfig]  # the ops that differ from the default config
+    #: the speed objective timed beside FP32, as the tuning measured it (None: not timed)
+    speed: Speed | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,15 @@ class ReportView:
                          accepted=bool(record.get("accepted")), failed=bool(record.get("failed")),
                          error=record.get("error"), duration_s=record.get("duration_s") or 0.0,
                          details=record.get("details") or {}, config=config, label=label,
-                         changes=changes.ops)
+                         changes=changes.ops, speed=self._speed(record))
+
+    def _speed(self, record: Mapping[str, Any]) -> Speed | None:
+        """The trial's :class:`Speed` for the speed objective, from its ``speed`` record."""
+        figure = (record.get("speed") or {}).get(self.speed_objective or "")
+        if not figure:
+            return None
+        return Speed(figure["model_ms"], figure["fp32_ms"], figure.get("batch_size"),
+                     figure.get("spread"), figure.get("runtimes"), figure.get("foreign_cpu"))
 
     # ------------------------------------------------------------------ speed
 
@@ -130,10 +141,13 @@ class ReportView:
         return beside if beside is not None else \
             (self.data.get("baseline_objectives") or {}).get(name)
 
-    def speedup(self, details: Mapping[str, float]) -> float | None:
-        """``FP32 value / model value`` for a time (> 1: faster); the inverse for an objective
-        to maximize, so > 1 always means better than FP32."""
-        name = self.speed_objective
+    def speedup(self, trial: TrialView) -> float | None:
+        """The trial's speed-up over FP32 (:class:`Speed`: FP32 time / model time, > 1 faster)
+        where it was timed beside FP32; else ``FP32 value / model value`` of the speed
+        objective, inverted for one to maximize, so > 1 always means better than FP32."""
+        if trial.speed is not None:
+            return trial.speed.speedup
+        details, name = trial.details, self.speed_objective
         value, fp32 = details.get(name or ""), self.fp32_value(details)
         if value is None or fp32 is None or value <= 0 or fp32 <= 0:
             return None
@@ -166,7 +180,7 @@ class ReportView:
             before, after = ref.metric or 0.0, trial.metric or 0.0
             gain = after - before if self.higher_is_better else before - after
             found.append(Fallback(op, trial.config.ops[op].precision, trial.number, ref.number,
-                                  (before, after), gain, self.speedup(trial.details)))
+                                  (before, after), gain, self.speedup(trial)))
         return sorted(found, key=lambda f: (-f.metric_change, f.trial))
 
     def sensitivity(self) -> dict[str, dict[str, float]]:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import logging
+import os
+import sys
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -59,14 +62,35 @@ class PyTorchAdaptor(Adaptor):
         calibration_batches: use at most this many calibration batches (``None``: all).
         allow_pickle: let :meth:`load_model` unpickle a whole ``nn.Module`` (runs code from the
             file; off by default).
-        int8_followers: run adds/muls/concats fed only by int8 ops in int8 as well (FX backend;
-            see :mod:`tunekit.adaptors.pytorch.followers`).
+        int8_followers: run the glue between int8 ops (activations, gates, pooling, adds,
+            multiplies, concats) in int8 as well, so an int8 model has no float islands (FX
+            backend; see :mod:`tunekit.adaptors.pytorch.followers`).
         pt2e_min_params: under ``auto``, PT2E is built and compiled at deployment only for
             models with at least this many parameters (0: always): a 10-60 s compile is worth
             it for real models, not for the toy models of a test suite.
     """
 
     model_suffix: ClassVar[str] = ".pt"
+    #: model files this adaptor claims (state_dict/whole-module files, exported programs)
+    file_suffixes: ClassVar[tuple[str, ...]] = (".pt", ".pth", ".pt2")
+
+    @classmethod
+    def handles(cls, model: Any) -> bool:
+        """Any ``nn.Module`` (a user's own subclass, a HuggingFace model, a ``GraphModule``)
+        and ``.pt``/``.pth``/``.pt2`` files."""
+        if isinstance(model, (str, os.PathLike)):
+            path = Path(model)
+            return path.suffix in cls.file_suffixes and not path.is_dir()
+        torch_module = sys.modules.get("torch")
+        return torch_module is not None and isinstance(model, torch_module.nn.Module)
+
+    def forward_signature(self, model: Any) -> inspect.Signature | None:
+        """``model.forward``'s signature (what a batch's inputs are bound to), None if torch
+        cannot give one (a scripted module's builtin forward)."""
+        try:
+            return inspect.signature(model.forward)
+        except (TypeError, ValueError, AttributeError):
+            return None
 
     def __init__(self, *, backend: str = "auto", calibration_batches: int | None = None,
                  allow_pickle: bool = False, int8_followers: bool = True,

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.ao.quantization import ObserverBase
+from torch.ao.quantization.observer import FixedQParamsObserver
 from torch.fx import GraphModule, Node
 
 from tunekit.adaptors.pytorch.qconfig import activation_observer, is_static
@@ -203,9 +204,11 @@ class ObserverStore:
 
 
 def _observers(prepared: GraphModule) -> list[tuple[Node, nn.Module]]:
+    """The observers that hold statistics; fixed-qparams ones (sigmoid-like glue) have none."""
     modules = dict(prepared.named_modules())
     return [(n, modules[str(n.target)]) for n in prepared.graph.nodes
-            if n.op == "call_module" and isinstance(modules.get(str(n.target)), ObserverBase)]
+            if n.op == "call_module" and isinstance(modules.get(str(n.target)), ObserverBase)
+            and not isinstance(modules[str(n.target)], FixedQParamsObserver)]
 
 
 def _settled(observer: nn.Module) -> nn.Module:

@@ -33,7 +33,7 @@ from torch.fx import GraphModule, Node
 
 from tunekit.adaptors.pytorch.bf16 import wrap_bf16
 from tunekit.adaptors.pytorch.calibration import TWINS, ObserverStore
-from tunekit.adaptors.pytorch.followers import add_followers
+from tunekit.adaptors.pytorch.followers import add_followers, methods_as_functions
 from tunekit.adaptors.pytorch.prepack import PackedWeights
 from tunekit.adaptors.pytorch.qconfig import qconfigs_by_name, to_qconfig
 from tunekit.adaptors.pytorch.runtime import calibrate
@@ -68,7 +68,8 @@ class FusedGraphCache:
         entry = self._entries.get(model)
         if entry is None or entry[0] != fingerprint:
             try:
-                result: Any = fuse_fx(copy.deepcopy(model).eval())
+                result: Any = fuse_fx(unshare_stateless(copy.deepcopy(model).eval()))
+                methods_as_functions(result)
             except Exception as exc:  # torch.fx raises many types; all mean "not traceable"
                 result = exc.with_traceback(None)  # keep no frames (and model copies) alive
             entry = (fingerprint, result)
@@ -76,6 +77,37 @@ class FusedGraphCache:
         if isinstance(entry[1], Exception):
             raise entry[1]
         return entry[1]
+
+
+def unshare_stateless(model: nn.Module) -> nn.Module:
+    """``model`` traced, with each extra call of a parameter-free module (one ``nn.ReLU`` called
+    after ``bn1`` and again after the residual add, as torchvision's ResNet does) given its own
+    copy.
+
+    Fusion folds the first call's module into the conv before it; the second call then points
+    into the fused module and conversion fails (``KeyError: 'layer1.0.conv1.1'``). A copy per call
+    costs nothing (no state) and keeps every call fusable on its own. Returns ``model`` unchanged
+    when it shares nothing (or cannot be traced: fusion then reports that itself).
+    """
+    try:
+        traced = torch.fx.symbolic_trace(model)
+    except Exception:  # torch.fx raises many types; fuse_fx's own trace reports it
+        return model
+    seen: dict[str, int] = {}
+    for node in traced.graph.nodes:
+        if node.op != "call_module":
+            continue
+        uses = seen[node.target] = seen.get(node.target, 0) + 1
+        module = traced.get_submodule(node.target)
+        if uses == 1 or any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
+            continue
+        name = f"{node.target}_call{uses}"
+        traced.add_submodule(name, copy.deepcopy(module))
+        node.target = name
+    if all(uses == 1 for uses in seen.values()):
+        return model
+    traced.recompile()
+    return traced
 
 
 def qconfig_mapping(config: QuantConfig) -> QConfigMapping:
@@ -92,8 +124,7 @@ def build(fused: GraphModule, config: QuantConfig, calib_batches: Iterable[Any],
     """A candidate: prepare a copy of ``fused``, calibrate, convert (dequantizes sunk past
     int8-exact ops, see :mod:`.sink_dequantize`), then wrap the bf16 ops.
 
-    ``followers`` also runs in int8 the adds/muls/concats fed only by int8 ops (see
-    :mod:`.followers`). With a ``store`` (see :mod:`.calibration`) the observers come calibrated
+    ``followers`` also runs in int8 the glue between int8 ops (see :mod:`.followers`). With a ``store`` (see :mod:`.calibration`) the observers come calibrated
     from it and the batches are not run. With ``packed`` (see :mod:`.prepack`), weights packed
     for an earlier candidate are reused. With no calibration batches the observers keep their
     defaults; loading a saved candidate relies on that to rebuild the structure before restoring
@@ -105,6 +136,7 @@ def build(fused: GraphModule, config: QuantConfig, calib_batches: Iterable[Any],
             calibrate(prepared, calib_batches)
             if store is not None:
                 store.remember(prepared)
+        reshare_observers(prepared)
         with packed.reused() if packed is not None else contextlib.nullcontext():
             candidate = convert_fx(prepared)
         sink_dequantize(candidate)
@@ -136,6 +168,7 @@ def prepare(fused: GraphModule, config: QuantConfig, *, followers: bool = True) 
     if followers:
         add_followers(mapping, fused, static)
     prepared = prepare_fx(copy.deepcopy(fused), mapping, example_inputs=())
+    unshare_observers(prepared)
     split_mixed_users(prepared)
     keep_float_concats(prepared)
     observe_static_inputs(prepared, static)
@@ -146,6 +179,50 @@ def _is_observer(node: Node, modules: dict[str, nn.Module]) -> bool:
     """An observer, or a fake quantizer (its QAT counterpart, see :mod:`.qat`)."""
     return node.op == "call_module" and isinstance(modules.get(str(node.target)),
                                                    (ObserverBase, FakeQuantizeBase))
+
+
+#: ``GraphModule.meta`` key: the observer attribute names FX made share one observer, per group
+SHARED = "tunekit_shared_observers"
+
+
+def unshare_observers(prepared: GraphModule) -> int:
+    """Give each observed tensor its own observer where FX shares one (the input and output of a
+    pooling or shape op; every input and the output of a concat), until :func:`reshare_observers`.
+
+    The calibrate-once store (:mod:`.calibration`) keeps statistics per tensor and could not
+    rebuild a histogram of several tensors observed together; with one observer per tensor a
+    trial calibrated on its own and one restored from the store hold the same statistics.
+    Returns the observers made.
+    """
+    groups: dict[int, list[str]] = {}
+    for node in prepared.graph.nodes:
+        if node.op == "call_module" and isinstance(
+                prepared.get_submodule(str(node.target)), ObserverBase):
+            groups.setdefault(id(prepared.get_submodule(str(node.target))), []).append(
+                str(node.target))
+    shared = [targets for targets in groups.values() if len(targets) > 1]
+    for targets in shared:
+        for target in targets[1:]:
+            prepared.add_submodule(target, copy.deepcopy(prepared.get_submodule(target)))
+    prepared.meta[SHARED] = shared
+    return sum(len(targets) - 1 for targets in shared)
+
+
+def reshare_observers(prepared: GraphModule) -> None:
+    """Before convert, make each group of :func:`unshare_observers` one observer again, so the
+    tensors get one scale as FX meant: a concat's inputs share the scale of the concat's output
+    (which covers them all), a pooling or shape op keeps its input's scale."""
+    nodes = {str(n.target): n for n in prepared.graph.nodes if n.op == "call_module"}
+    for targets in prepared.meta.pop(SHARED, []):
+        chosen = next((t for t in targets if _observes_concat(nodes[t])), targets[0])
+        for target in targets:
+            prepared.add_submodule(target, prepared.get_submodule(chosen))
+
+
+def _observes_concat(observer: Node) -> bool:
+    watched = observer.args[0] if observer.args else None
+    return isinstance(watched, Node) and watched.op == "call_function" \
+        and watched.target in (torch.cat, torch.stack)
 
 
 def split_mixed_users(prepared: GraphModule) -> int:
@@ -160,7 +237,7 @@ def split_mixed_users(prepared: GraphModule) -> int:
     single-typed; the twin costs one extra call of a cheap op. Returns the number of twins made.
     """
     graph = prepared.graph
-    modules = dict(prepared.named_modules())
+    modules = dict(prepared.named_modules(remove_duplicate=False))
     attrs = prepared.meta.get("_observed_graph_module_attrs")
     twins = 0
     for node in list(graph.nodes):
@@ -198,10 +275,13 @@ def keep_float_concats(prepared: GraphModule) -> int:
     dequantize and the reader's own quantize. Returns the concats kept float.
     """
     graph = prepared.graph
-    modules = dict(prepared.named_modules())
+    modules = dict(prepared.named_modules(remove_duplicate=False))
+    attrs = prepared.meta.get("_observed_graph_module_attrs")
+    qconfigs = getattr(attrs, "node_name_to_qconfig", None) or {}
     kept = 0
     for node in list(graph.nodes):
-        if node.op != "call_function" or node.target not in (torch.cat, torch.stack):
+        if node.op != "call_function" or node.target not in (torch.cat, torch.stack) \
+                or qconfigs.get(node.name) is not None:  # an int8 concat (see .followers)
             continue
         observed = [n for n in node.all_input_nodes if _is_observer(n, modules)]
         if not observed:
@@ -225,7 +305,7 @@ def observe_static_inputs(prepared: GraphModule, static: Mapping[str, Any]) -> i
     the static op expects (it lowers the pair into int8 kernels). Returns the observers added.
     """
     graph = prepared.graph
-    modules = dict(prepared.named_modules())
+    modules = dict(prepared.named_modules(remove_duplicate=False))
     added = 0
     for node in list(graph.nodes):
         if node.op != "call_module" or node.target not in static or not node.args:
@@ -254,4 +334,4 @@ def _copy_node_attrs(attrs: Any, source: str, target: str) -> None:
 
 
 __all__ = ["FusedGraphCache", "build", "keep_float_concats", "observe_static_inputs", "prepare",
-           "qconfig_mapping", "split_mixed_users"]
+           "qconfig_mapping", "reshare_observers", "split_mixed_users", "unshare_observers"]

@@ -3,6 +3,12 @@
 ``tr(H) = E[vᵀHv]`` for random vectors ``v`` of ±1 entries; ``Hv`` is one extra backward pass
 through the gradient (double backprop), so the trace of every op's weight block costs a few
 forward/backward passes over a few batches, never the Hessian itself.
+
+Unlabelled batches (an inputs-only calibration loader) have no labels to take a loss against;
+the loss is then the mean squared difference between the model's outputs and the FP32 outputs
+themselves (detached). Its gradient vanishes at the FP32 weights but its Hessian is the
+Gauss-Newton matrix ``2 JᵀJ / n`` (how strongly each weight moves the outputs), which ranks ops
+by sensitivity as the labelled loss does.
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ def hessian_traces(model: nn.Module, ops: Sequence[OpKey], batches: Iterable[Any
     try:
         for batch in batches:
             inputs, labels = split_batch(batch)
-            value = loss(first_tensor(call_model(model, inputs)), torch.as_tensor(labels))
+            outputs = first_tensor(call_model(model, inputs)).float()
+            value = self_distillation(outputs) if labels is None else \
+                loss(outputs, torch.as_tensor(labels))
             grads = torch.autograd.grad(value, params, create_graph=True)
             for _ in range(SAMPLES):
                 probes = [torch.randint(0, 2, p.shape, generator=generator).to(p.dtype) * 2 - 1
@@ -53,4 +61,10 @@ def hessian_traces(model: nn.Module, ops: Sequence[OpKey], batches: Iterable[Any
     return {op: total / max(count, 1) for op, total in totals.items()}
 
 
-__all__ = ["SAMPLES", "hessian_traces"]
+def self_distillation(outputs: torch.Tensor) -> torch.Tensor:
+    """The loss of unlabelled batches: MSE between the outputs and their own detached values
+    (see the module docstring)."""
+    return nn.functional.mse_loss(outputs, outputs.detach())
+
+
+__all__ = ["SAMPLES", "hessian_traces", "self_distillation"]
