@@ -209,7 +209,7 @@ def test_keras_example_tunes_from_the_cli_and_reloads(config: str, tmp_path: Pat
     assert result["met"]
     if config == "fallback.yaml":
         assert set(result["fallback_ops"]) == {"conv1"}
-        assert result["best_metric"] >= result["baseline"]
+        assert result["best_metric"] >= result["baseline"] - 0.002
     else:
         assert result["precisions"] == {"int8": 7}
     assert (workspace / "best_model" / "model.tflite").is_file()
