@@ -4,7 +4,8 @@ inference optimizers, on the same models in one run.
     .venv/bin/python benchmarks/graph_optimize.py [--quick] [--rounds N] [--only pytorch|tensorflow]
 
 PyTorch (R2 ResNet-18-like, R3 BERT-like from ``workloads/refmodels.py``): eager FP32 (baseline),
-``torch.jit.freeze`` + ``torch.jit.optimize_for_inference``, tunekit FP32, tunekit bf16 (every
+``torch.jit.freeze`` + ``torch.jit.optimize_for_inference``, ``torch.compile`` with frozen
+weights (Inductor, the framework's current FP32 path), tunekit FP32, tunekit bf16 (every
 Conv/Linear). TensorFlow (the Keras digits CNN twin and a wider conv block): ``tf.function``
 (baseline), TF's ``optimize_for_inference`` tool on the frozen graph, tunekit FP32 and bf16; both
 frozen graphs run the same way (:class:`FrozenGraph`, a ``tf.function`` importing the GraphDef).
@@ -34,6 +35,7 @@ Row = tuple[str, str, float, float | None]
 EAGER, JIT, TOOL, FUNCTION = ("eager fp32 (baseline)", "torch.jit freeze+optimize_for_inference",
                               "TF optimize_for_inference tool", "tf.function fp32 (baseline)")
 FP32, BF16 = "tunekit fp32", "tunekit bf16 (AMP)"
+COMPILE = "torch.compile, frozen weights (inductor)"
 #: FP32 speed ratios in [TIE, 1) are reported as a tie, not a pass or a failure: on the shared
 #: 2-core machine, repeated runs of one comparison spread by about ±2%
 TIE = 0.98
@@ -108,15 +110,20 @@ def pytorch_case(name: str, model: Any, example: Any, held_out: Any, rounds: int
 
     with torch.no_grad():
         jit = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example)))
+    with torch._inductor.config.patch(freezing=True), torch.inference_mode():
+        compiled = torch.compile(model, dynamic=False)
+        compiled(held_out)  # compiles (for inference_mode, the mode timed below)
     fp32 = tunekit.optimize_graph(model, ("fp32",), example_data=[(example, None)])
     bf16 = tunekit.optimize_graph(model, ("bf16",), example_data=[(example, None)]).model
     print(f"{name}: {fp32.reports[-1].line()}", file=sys.stderr)
     with torch.inference_mode():
         reference = model(held_out)
         errors = {JIT: rel_error(jit(held_out), reference),
+                  COMPILE: rel_error(compiled(held_out), reference),
                   FP32: rel_error(fp32.model(held_out), reference),
                   BF16: rel_error(bf16(held_out).float(), reference)}
         variants = {EAGER: lambda: model(held_out), JIT: lambda: jit(held_out),
+                    COMPILE: lambda: compiled(held_out),
                     FP32: lambda: fp32.model(held_out), BF16: lambda: bf16(held_out)}
         times = timed(variants, rounds, 1)
     return [(name, v, t, errors.get(v)) for v, t in times.items()]
@@ -198,6 +205,7 @@ def checks(rows: list[Row]) -> list[str]:
         peer = JIT if JIT in group else TOOL
         (fp32, error), (bf16, bf16_error) = group[FP32], group[BF16]
         ratio = group[peer][0] / fp32
+        lines += [_fp32_check(model, group, COMPILE)] if COMPILE in group else []
         lines += [(_check(ratio >= 1, f"{model}: tunekit fp32 {ratio:.3f}× of {peer}")
                    if not TIE <= ratio < 1 else f"TIE   {model}: tunekit fp32 {ratio:.3f}× of "
                    f"{peer} (within the ±{1 - TIE:.0%} run-to-run noise of these medians)"),
@@ -209,6 +217,15 @@ def checks(rows: list[Row]) -> list[str]:
                          f"{model}: tunekit bf16 output error {bf16_error:.1e} relative on "
                          f"held-out inputs (≤ {BF16_ERROR:.0e})")]
     return lines
+
+
+def _fp32_check(model: str, group: dict[str, tuple[float, Any]], peer: str) -> str:
+    """tunekit's FP32 result against ``peer``: PASS at least as fast, TIE within the noise."""
+    ratio = group[peer][0] / group[FP32][0]
+    text = f"{model}: tunekit fp32 {ratio:.3f}× of {peer}"
+    if TIE <= ratio < 1:
+        return f"TIE   {text} (within the ±{1 - TIE:.0%} run-to-run noise of these medians)"
+    return _check(ratio >= 1, text)
 
 
 def _check(passed: bool, text: str) -> str:

@@ -147,6 +147,26 @@ class Adaptor(abc.ABC):
         raise NotSupportedError(f"{type(self).__name__} cannot compute Hessian traces "
                                 "(needed by the hawq strategy)")
 
+    def deploy(self, model: Any, config: QuantConfig, candidate: Any,
+               calib_data: Iterable[Batch], inputs: Any,
+               accepts: Callable[[Any], bool]) -> tuple[Any, dict[str, Any]]:
+        """The form in which the tuning's accepted ``candidate`` is handed over, and what was
+        decided (JSON-able, e.g. ``{"backend": ...}``; it goes into ``result.json`` and the
+        recipe).
+
+        The tuner calls it once, after the trials, with the user's timed batch ``inputs`` (None
+        if there is none) and ``accepts(model)``, which evaluates a model and says whether it
+        meets the accuracy goal. An adaptor whose deployed form differs from its trial
+        candidates (compiled, another backend) builds it here, checks it with ``accepts`` and
+        returns the candidate unchanged when it fails. The default hands the candidate over.
+        """
+        return candidate, {}
+
+    def candidate_details(self, candidate: Any) -> Mapping[str, float]:
+        """Figures about how a candidate was built beyond the tuner's own timings (e.g.
+        ``time.compile_s``), stored with its trial; the default has none."""
+        return {}
+
     def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:
         """Write a tuned model to ``path`` in a safe, framework-native format (no pickle),
         with what :meth:`load` needs to check it was built from ``config``."""

@@ -68,6 +68,8 @@ class TuneResult:
     #: the adaptor's options (``model.options``): the recipe keeps them so that
     #: :func:`tunekit.load` rebuilds the model with the same adaptor settings
     adaptor_options: Mapping[str, Any] = field(default_factory=dict)
+    #: how the best model was put in its deployed form (see ``Adaptor.deploy``), e.g. the backend
+    deployment: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -106,6 +108,8 @@ class TuneResult:
                          f"(baseline {base:.4f}, target {self.criterion.target(base):.4f}), "
                          f"{self.best_trial.config.summary(reference)}")
             lines += [f"speed: {speed.text()}" for speed in self.speeds(self.best_trial).values()]
+        if self.deployment.get("backend"):
+            lines.append(f"deployed with the {self.deployment['backend']} backend")
         lines.append(f"workspace: {self.workspace}")
         return "\n".join(lines)
 
@@ -141,6 +145,7 @@ class TuneResult:
             "stages": stage_counts(self.trials),
             "sensitivity": {source: dict(scores) for source, scores in self.sensitivity.items()},
             "failures": failures(self.trials),
+            "deployment": dict(self.deployment),
             **self._report_inputs(),
         }
 
@@ -213,7 +218,8 @@ def recipe(result: TuneResult, adaptor: Adaptor, model_ref: dict[str, str]) -> d
             "adaptor": class_path(type(adaptor)), "options": dict(result.adaptor_options),
             "model_file": f"best_model{adaptor.model_suffix}", "met": result.met,
             "trial": best.number, "metric": best.metric, "baseline": result.baseline["metric"],
-            "objectives": objective_values(best), "ops": best.config.to_list()}
+            "objectives": objective_values(best), "ops": best.config.to_list(),
+            "deployment": dict(result.deployment)}
 
 
 def class_path(cls: type) -> str:

@@ -29,6 +29,7 @@ from tunekit.failures import FailureWatch
 from tunekit.history import History, Store, Trial, TrialState
 from tunekit.loop import Budget, drive
 from tunekit.objective import Objective
+from tunekit.objectives._inputs import batch_inputs
 from tunekit.probes import hessian_probe, sensitivity_probe
 from tunekit.progress import progress
 from tunekit.result import TuneResult, write_outputs
@@ -325,6 +326,7 @@ class Tuner:
                     if label:
                         self.runtimes[number] = label
                     times["time.measure_s"] = time.perf_counter() - measured
+                times.update(self.parts.adaptor.candidate_details(candidate))
                 if evaluator.last_rejected:  # the metric is the bound, not a full evaluation
                     times.update({"early_rejected": 1.0,
                                   "evaluated_samples": float(evaluator.last_samples)})
@@ -387,6 +389,38 @@ class Tuner:
         except NotSupportedError as exc:
             log.warning("the best model is not saved: %s", exc)
 
+    def _deploy(self, space: TuningSpace) -> dict[str, Any]:
+        """Let the adaptor put the accepted best candidate in its deployed form (see
+        :meth:`Adaptor.deploy`: compiled, or built by a faster backend), checked against the
+        accuracy goal by evaluating it again; the best model on disk follows the choice."""
+        best, parts = self.best, self.parts
+        if best.trial is None or not best.trial.accepted or best.candidate is None:
+            return {}
+        data = parts.evaluator.data if parts.evaluator.data is not None else parts.calib_data
+        inputs = batch_inputs(data, 1, None, "the evaluation data")[0] if data else None
+        checked: list[float] = []
+
+        def accepts(model: Any) -> bool:
+            metric = parts.evaluator(model, "deployed model")
+            self.evaluations += 1
+            checked.append(metric)
+            return math.isfinite(metric) and self.criterion.accepts(metric, self.baseline["metric"])
+
+        try:
+            candidate, info = parts.adaptor.deploy(parts.model, best.trial.config, best.candidate,
+                                                   parts.calib_data or [], inputs, accepts)
+        except TunekitError as exc:
+            log.warning("the tuned model is kept as its trial built it: deploying it failed: %s",
+                        exc)
+            return {"error": str(exc)}
+        info = dict(info, **({"checked_metrics": checked} if checked else {}))
+        if candidate is not best.candidate:
+            self.best = _Best(best.trial, candidate)
+            self._save_best(space)
+        if info:
+            log.info("deployed: %s", ", ".join(f"{k} {v}" for k, v in info.items()))
+        return info
+
     # ----------------------------------------------------------------------- the loop
 
     def run(self) -> TuneResult:
@@ -414,6 +448,7 @@ class Tuner:
                 raise
             status, stop = "failing", exc  # the report and result keep every failure, then stop
         fp32_kept = self._keep_fp32_if_none_faster(history)
+        deployment = self._deploy(space) if stop is None else {}
         result = TuneResult(best_model=self.best.candidate,
                             best_trial=self.best.trial, baseline=self.baseline,
                             trials=history.trials, status=status,
@@ -426,7 +461,7 @@ class Tuner:
                                                   in self.parts.objectives},
                             objective_units={name: objective.unit for name, objective, _
                                              in self.parts.objectives},
-                            adaptor=self.parts.adaptor,
+                            adaptor=self.parts.adaptor, deployment=deployment,
                             adaptor_options=self.spec.model.options, fp32_kept=fp32_kept,
                             sensitivity=ctx.notes.sensitivity)
         write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,

@@ -437,7 +437,7 @@ def test_constructor_only_stores_keyword_parameters() -> None:
     assert all(p.kind is p.KEYWORD_ONLY for p in signature.parameters.values())
     adaptor = PyTorchAdaptor(backend="eager", calibration_batches=2, allow_pickle=True)
     assert vars(adaptor) == {"backend": "eager", "calibration_batches": 2, "allow_pickle": True,
-                             "int8_followers": True}
+                             "int8_followers": True, "pt2e_min_params": 1_000_000}
 
 
 def test_entry_point_loads_the_adaptor() -> None:

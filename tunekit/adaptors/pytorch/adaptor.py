@@ -1,15 +1,19 @@
 """The PyTorch adaptor: the plugin the core talks to; the work lives in the sibling modules.
 
-Backends: ``fx`` (torch.ao FX graph mode, fused, real int8 kernels: the default and fastest),
-``eager`` (module swapping: any model), ``auto`` (FX when the model traces and its fused graph
-reproduces the model's outputs, eager otherwise; a config FX fails to build is retried eagerly).
-The backend that built a candidate is recorded on it (``_tunekit_backend``) and in its saved
-file, so inspecting and reloading use the same one.
+Backends: ``fx`` (torch.ao FX graph mode, fused, real int8 kernels, no compile), ``eager``
+(module swapping: any model), ``pt2e`` (torch.export + torchao, compiled by Inductor when
+deployed: the fastest, see :mod:`.pt2e_backend`), ``auto`` (trials by FX when the model traces
+and its fused graph reproduces the model's outputs, eager otherwise, a config FX fails to build
+retried eagerly; then the accepted config is deployed by the fastest backend that builds it, see
+:mod:`.deployment`). The backend that built a candidate is recorded on it (``_tunekit_backend``)
+and in its saved file, so inspecting and reloading use the same one. FX graph mode is imported
+only when used, so the adaptor works on a torch without it (PT2E and eager remain).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import logging
 import os
@@ -24,13 +28,16 @@ import torch
 from torch import nn
 
 from tunekit.adaptor import Adaptor, Batch
-from tunekit.adaptors.pytorch import eager_backend, fx_backend, memory, qat, serialize
+from tunekit.adaptors.pytorch import deployment, eager_backend, memory, pt2e_backend, serialize
 from tunekit.adaptors.pytorch.calibration import ObserverStore, fingerprint
 from tunekit.adaptors.pytorch.capabilities import capabilities, find_ops
 from tunekit.adaptors.pytorch.inspection import capture
 from tunekit.adaptors.pytorch.prepack import PackedWeights
 from tunekit.adaptors.pytorch.qconfig import is_static
 from tunekit.adaptors.pytorch.runtime import (
+    BACKEND_ATTR,
+    checked_build,
+    describe,
     call_model,
     eval_mode,
     first_tensor,
@@ -40,25 +47,27 @@ from tunekit.adaptors.pytorch.runtime import (
     use_x86_engine,
 )
 from tunekit.data import require_batches, split_batch
-from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError, TunekitError
+from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError
 from tunekit.space import OpKey, QuantConfig, TuningSpace
 
 _log = logging.getLogger(__name__)
-BACKENDS = ("auto", "fx", "eager")
-BACKEND_ATTR = "_tunekit_backend"
+BACKENDS = ("auto", "fx", "eager", "pt2e")
 
 
 class PyTorchAdaptor(Adaptor):
     """Tunes ``torch.nn.Module`` models on CPU: int8 (static/dynamic), bf16 and fp32 per op.
 
     Parameters (keyword-only, stored as given):
-        backend: ``auto`` | ``fx`` | ``eager`` (see the module docstring).
+        backend: ``auto`` | ``fx`` | ``eager`` | ``pt2e`` (see the module docstring).
         calibration_batches: use at most this many calibration batches (``None``: all).
         allow_pickle: let :meth:`load_model` unpickle a whole ``nn.Module`` (runs code from the
             file; off by default).
         int8_followers: run the glue between int8 ops (activations, gates, pooling, adds,
             multiplies, concats) in int8 as well, so an int8 model has no float islands (FX
             backend; see :mod:`tunekit.adaptors.pytorch.followers`).
+        pt2e_min_params: under ``auto``, PT2E is built and compiled at deployment only for
+            models with at least this many parameters (0: always): a 10-60 s compile is worth
+            it for real models, not for the toy models of a test suite.
     """
 
     model_suffix: ClassVar[str] = ".pt"
@@ -84,11 +93,13 @@ class PyTorchAdaptor(Adaptor):
             return None
 
     def __init__(self, *, backend: str = "auto", calibration_batches: int | None = None,
-                 allow_pickle: bool = False, int8_followers: bool = True) -> None:
+                 allow_pickle: bool = False, int8_followers: bool = True,
+                 pt2e_min_params: int = 1_000_000) -> None:
         self.backend = backend
         self.calibration_batches = calibration_batches
         self.allow_pickle = allow_pickle
         self.int8_followers = int8_followers
+        self.pt2e_min_params = pt2e_min_params
 
     def __getstate__(self) -> dict[str, Any]:
         """Only the constructor parameters: the per-model caches hold models and stay local."""
@@ -97,8 +108,9 @@ class PyTorchAdaptor(Adaptor):
     # -- tuning space and candidates -----------------------------------------------------------
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
         if approach == "qat":
-            return qat.space(capabilities(model, "static"))
-        return capabilities(model, approach)
+            return _fx_module("qat").space(capabilities(model, "static"))
+        space = capabilities(model, approach)
+        return pt2e_backend.restrict(space) if self.backend == "pt2e" else space
 
     def train_quantized(self, model: Any, config: QuantConfig, train_func: Callable[[Any], Any],
                         calib_data: Iterable[Batch]) -> Any:
@@ -118,9 +130,9 @@ class PyTorchAdaptor(Adaptor):
                 f"{type(model).__name__} is not ({type(exc).__name__}: {exc}); use "
                 "quantization.approach: static") from exc
         batches = list(calib_data or [])[:1]
-        return _checked(lambda: qat.train(fused, config, train_func,
-                                          followers=self.int8_followers),
-                        batches, "fx", f"quantization-aware training of {describe(config)}")
+        return checked_build(lambda: _fx_module("qat").train(fused, config, train_func,
+                                                             followers=self.int8_followers),
+                             batches, "fx", f"quantization-aware training of {describe(config)}")
 
     def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[Batch],
                   cache_dir: Path | None = None) -> None:
@@ -133,12 +145,16 @@ class PyTorchAdaptor(Adaptor):
         batches = require_batches(calib_data, "the calibration data")
         if self.calibration_batches is not None:
             batches = batches[: self.calibration_batches]
-        if self._choose_backend(model, batches[:1]) != "fx":
+        backend = self._choose_backend(model, batches[:1])
+        if backend == "pt2e":
+            self._build_checked("pt2e", model, space.default(), batches)  # fills the cache
+        if backend != "fx":
             return
         fused = self._fused(model)
         with quiet_torch_ao():
             watch = ObserverStore.observed(
-                fx_backend.prepare(fused, space.default(), followers=self.int8_followers))
+                _fx_module("fx_backend").prepare(fused, space.default(),
+                                                 followers=self.int8_followers))
             path = None
             if cache_dir is not None:
                 key = fingerprint(model, fused, space, batches, watch)
@@ -192,6 +208,9 @@ class PyTorchAdaptor(Adaptor):
         if self.backend not in BACKENDS:
             raise ConfigError("adaptor.backend", f"unknown backend {self.backend!r}; expected "
                               f"one of {', '.join(BACKENDS)}")
+        if type(self.pt2e_min_params) is not int or self.pt2e_min_params < 0:
+            raise ConfigError("model.options.pt2e_min_params",
+                              f"must be an integer ≥ 0, got {self.pt2e_min_params!r}")
         unknown = sorted(set(config.ops) - set(find_ops(model)))
         if unknown:
             raise ModelError("the config names ops this model does not have: "
@@ -208,26 +227,40 @@ class PyTorchAdaptor(Adaptor):
     def _build_checked(self, backend: str, model: nn.Module, config: QuantConfig,
                        batches: Sequence[Batch]) -> nn.Module:
         """Build, then run one batch so a broken graph fails here as this config's TrialError."""
-        return _checked(lambda: self._build(backend, model, config, batches), batches, backend,
-                        f"the {backend} candidate for {describe(config)}")
+        return checked_build(lambda: self._build(backend, model, config, batches), batches,
+                             backend, f"the {backend} candidate for {describe(config)}")
 
     def _build(self, backend: str, model: nn.Module, config: QuantConfig,
                batches: Sequence[Batch]) -> nn.Module:
+        if backend == "pt2e":
+            return self._build_pt2e(model, config, batches)
         if backend == "fx":
             packed = self.__dict__.setdefault("_packed", PackedWeights())
-            return fx_backend.build(self._fused(model), config, batches,
+            return _fx_module("fx_backend").build(self._fused(model), config, batches,
                                     followers=self.int8_followers, store=self._store(model),
                                     packed=packed)
         return eager_backend.build(model, config, batches)
 
     # -- backend choice ------------------------------------------------------------------------
     def _fused(self, model: nn.Module) -> Any:
-        cache = self.__dict__.setdefault("_fx_cache", fx_backend.FusedGraphCache())
-        return cache.get(model)
+        if "_fx_cache" not in self.__dict__:
+            self._fx_cache = _fx_module("fx_backend").FusedGraphCache()
+        return self._fx_cache.get(model)
+
+    def _build_pt2e(self, model: nn.Module, config: QuantConfig,
+                    batches: Sequence[Batch]) -> nn.Module:
+        builder = self.__dict__.setdefault("_pt2e", pt2e_backend.Builder())
+        return builder.build(model, config, batches)
 
     def _choose_backend(self, model: nn.Module, probe: Sequence[Batch]) -> str:
         """``fx``/``eager`` as configured; for ``auto``, FX if it traces and is faithful."""
         if self.backend != "auto":
+            if self.backend == "pt2e":
+                problem = self.__dict__.setdefault("_pt2e", pt2e_backend.Builder()).problem(
+                    model, probe)
+                if problem:
+                    raise ModelError(f"backend pt2e: {problem}; use backend 'auto', 'fx' or "
+                                     "'eager'")
             if self.backend == "fx":
                 try:
                     with quiet_torch_ao():
@@ -250,6 +283,8 @@ class PyTorchAdaptor(Adaptor):
         try:
             with quiet_torch_ao():
                 fused = self._fused(model)
+        except ImportError as exc:
+            return f"torch.ao's FX graph mode is not available ({exc})"
         except Exception as exc:
             return f"torch.fx cannot trace it ({type(exc).__name__}: {exc})"
         if not probe:
@@ -282,6 +317,10 @@ class PyTorchAdaptor(Adaptor):
                 yield outputs_for_metric(call_model(model, inputs)), labels_to_numpy(labels)
 
     def run_batch(self, model: Any, inputs: Any) -> Any:
+        """One call; a PT2E candidate is deployed (compiled) first: timed uncompiled it would
+        measure the emulation of int8, not the model the user gets."""
+        if isinstance(model, pt2e_backend.PT2EModel):
+            model.deploy()
         with eval_mode(model), torch.inference_mode():
             return call_model(model, inputs)
 
@@ -304,8 +343,9 @@ class PyTorchAdaptor(Adaptor):
                 data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, (FP32 output, candidate output) on the same batches; ops that never run are
         left out. The FP32 side is the fused FP32 graph for FX candidates."""
-        batches = list(data)
-        backend = getattr(candidate, BACKEND_ATTR, "eager")
+        batches, backend = list(data), getattr(candidate, BACKEND_ATTR, "eager")
+        if backend == "pt2e":
+            return {}  # an exported graph has no modules left to hook: every op is skipped
         reference = self._fused(model) if backend == "fx" else model
         names = [op.name for op in ops]
         with quiet_torch_ao():
@@ -326,11 +366,20 @@ class PyTorchAdaptor(Adaptor):
         return serialize.load_model_file(Path(path), self.allow_pickle)
 
     def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:
+        if isinstance(candidate, pt2e_backend.PT2EModel):
+            serialize.save_program(candidate, config, Path(path))
+            return
         serialize.save_candidate(candidate, getattr(candidate, BACKEND_ATTR, "eager"), config,
                                  Path(path))
 
     def load(self, model: Any, config: QuantConfig, path: Path) -> Any:
-        """Rebuild the candidate's structure without calibration, then restore its tensors."""
+        """Rebuild the candidate's structure without calibration, then restore its tensors; a
+        PT2E candidate is read whole from its ``torch.export`` archive and compiles on its first
+        call."""
+        if serialize.is_program(Path(path)):
+            loaded = serialize.load_program(Path(path), config).deploy()
+            setattr(loaded, BACKEND_ATTR, "pt2e")
+            return loaded
         payload = serialize.read_candidate(Path(path), config)
         backend = payload["backend"]
         use_x86_engine()
@@ -347,6 +396,10 @@ class PyTorchAdaptor(Adaptor):
     def model_size(self, model: Any) -> int:
         return serialize.state_bytes(model)
 
+    def candidate_details(self, candidate: Any) -> Mapping[str, float]:
+        """``time.compile_s``: the Inductor compile of a PT2E candidate that was timed."""
+        compile_s = getattr(candidate, "compile_s", None)
+        return {} if compile_s is None else {"time.compile_s": round(compile_s, 3)}
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
@@ -355,35 +408,24 @@ class PyTorchAdaptor(Adaptor):
 
         return optimize_batch(model, precisions, passes, example_batch, tune)
 
-
-def _checked(build: Callable[[], nn.Module], batches: Sequence[Batch], backend: str,
-             what: str) -> nn.Module:
-    """Build a candidate and run one batch through it, so that a graph torch cannot build or
-    run fails here, as this config's :class:`TrialError`, rather than later in evaluation."""
-    use_x86_engine()
-    stage = "building"
-    try:
-        with quiet_torch_ao():
-            candidate = build()
-            if batches:
-                stage = "running one batch through"
-                with torch.inference_mode():
-                    call_model(candidate, split_batch(batches[0])[0])
-    except TunekitError:
-        raise
-    except Exception as exc:
-        raise TrialError(f"{stage} {what} failed: {type(exc).__name__}: {exc}") from exc
-    setattr(candidate, BACKEND_ATTR, backend)
-    return candidate
+    def deploy(self, model: Any, config: QuantConfig, candidate: Any,
+               calib_data: Iterable[Batch], inputs: Any,
+               accepts: Callable[[Any], bool]) -> tuple[Any, dict[str, Any]]:
+        """PT2E candidates are compiled (and checked against the goal again: compiled int8
+        rounds differently from the emulated graph the trials scored); under ``auto`` the
+        config is also built by PT2E and the faster backend is kept (:mod:`.deployment`)."""
+        backend = getattr(candidate, BACKEND_ATTR, "eager")
+        alternatives = {}
+        if self.backend == "auto" and backend != "pt2e" and inputs is not None:
+            alternatives["pt2e"] = lambda: self._build_checked(
+                "pt2e", model, config, self._calib_batches(config, calib_data))
+        params = sum(p.numel() for p in model.parameters())
+        return deployment.deploy(candidate, backend, alternatives, inputs, accepts,
+                                 params < self.pt2e_min_params and
+                                 f"{params} parameters < pt2e_min_params {self.pt2e_min_params}")
 
 
-def describe(config: QuantConfig, limit: int = 4) -> str:
-    """Ops grouped by option: ``int8(static,asym,per_channel,minmax): conv1, conv2; fp32: fc``."""
-    groups: dict[str, list[str]] = {}
-    for op, op_config in config.ops.items():
-        groups.setdefault(str(op_config), []).append(op.name)
-    parts = []
-    for option, names in groups.items():
-        more = f", +{len(names) - limit} more" if len(names) > limit else ""
-        parts.append(f"{option}: {', '.join(names[:limit])}{more}")
-    return "; ".join(parts)
+def _fx_module(name: str) -> Any:
+    """``tunekit.adaptors.pytorch.<name>``, a module built on torch.ao's FX graph mode, imported
+    on first use: FX mode is deprecated, may be missing, and PT2E and eager must not need it."""
+    return importlib.import_module(f"tunekit.adaptors.pytorch.{name}")

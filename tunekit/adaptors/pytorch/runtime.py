@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,9 +18,19 @@ import torch
 from torch import nn
 
 from tunekit.data import split_batch
-from tunekit.errors import DataError
+from tunekit.errors import DataError, TrialError, TunekitError
+from tunekit.space import QuantConfig
 
 _log = logging.getLogger(__name__)
+#: attribute naming the backend that built a candidate (inspecting and saving follow it)
+BACKEND_ATTR = "_tunekit_backend"
+
+
+def model_fingerprint(model: nn.Module) -> tuple[Any, ...]:
+    """Changes when a parameter or buffer is replaced or modified in place (its version bumps):
+    per-model caches (export, tracing) compare it to rebuild rather than serve a stale graph."""
+    return tuple((name, id(t), t._version) for name, t in
+                 [*model.named_parameters(), *model.named_buffers()])
 
 
 def call_model(model: nn.Module, inputs: Any) -> Any:
@@ -165,3 +175,39 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+
+
+
+def checked_build(build: Callable[[], nn.Module], batches: Sequence[Any], backend: str,
+                  what: str) -> nn.Module:
+    """Build a candidate and run one batch through it, so that a graph torch cannot build or
+    run fails here, as this config's :class:`TrialError`, rather than later in evaluation."""
+    use_x86_engine()
+    stage = "building"
+    try:
+        with quiet_torch_ao():
+            candidate = build()
+            if batches:
+                stage = "running one batch through"
+                with torch.inference_mode():
+                    call_model(candidate, split_batch(batches[0])[0])
+    except TunekitError:
+        raise
+    except Exception as exc:
+        raise TrialError(f"{stage} {what} failed: {type(exc).__name__}: {exc}") from exc
+    setattr(candidate, BACKEND_ATTR, backend)
+    return candidate
+
+
+def describe(config: QuantConfig, limit: int = 4) -> str:
+    """Ops grouped by option: ``int8(static,asym,per_channel,minmax): conv1, conv2; fp32: fc``."""
+    groups: dict[str, list[str]] = {}
+    for op, op_config in config.ops.items():
+        groups.setdefault(str(op_config), []).append(op.name)
+    parts = []
+    for option, names in groups.items():
+        more = f", +{len(names) - limit} more" if len(names) > limit else ""
+        parts.append(f"{option}: {', '.join(names[:limit])}{more}")
+    return "; ".join(parts)

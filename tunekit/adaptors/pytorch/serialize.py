@@ -5,6 +5,11 @@ readable with ``torch.load(weights_only=True)``: no pickled classes, so opening 
 not run code. The structure is not in the file; it is rebuilt from the FP32 model and the recipe
 (the config), which is why :meth:`PyTorchAdaptor.load` takes both.
 
+PT2E candidates (:mod:`.pt2e_backend`) are saved whole instead, as a ``torch.export`` archive
+(``torch.export.save``: the graph, its int8 weights and tunekit's header as an extra file
+``tunekit.json``; no pickle either). Loading one needs no FP32 model and no calibration; it is
+compiled by Inductor on its first call.
+
 Dynamic int8 LSTM/GRU keep their packed weights in ``torch.ScriptObject`` values that
 ``weights_only`` refuses. Those entries are left out of the file and listed under ``rebuilt``:
 dynamic quantization of weights has no calibration, so rebuilding from the same FP32 weights
@@ -14,6 +19,7 @@ yields the same packed weights.
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
 import zipfile
@@ -28,6 +34,8 @@ from tunekit.errors import ModelError
 from tunekit.space import QuantConfig
 
 FORMAT = "tunekit.pytorch/1"
+#: the extra file of a saved PT2E archive holding tunekit's header
+PROGRAM_HEADER = "tunekit.json"
 
 
 def state_bytes(model: nn.Module) -> int:
@@ -49,6 +57,48 @@ def save_candidate(candidate: nn.Module, backend: str, config: QuantConfig, path
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     torch.save(payload, partial)
     os.replace(partial, path)
+
+
+def save_program(candidate: Any, config: QuantConfig, path: Path) -> None:
+    """A PT2E candidate as a ``torch.export`` archive, its batch dimension dynamic."""
+    from tunekit.adaptors.pytorch import pt2e_backend
+
+    program = getattr(candidate, "program", None)
+    if program is None:
+        args, kwargs, shapes = pt2e_backend.export_spec(candidate.example)
+        with pt2e_backend.quiet_export(), torch.no_grad():
+            program = torch.export.export(candidate.graph, args, kwargs or None,
+                                          dynamic_shapes=shapes)
+    header = json.dumps({"format": FORMAT, "backend": "pt2e", "config": config.to_json()})
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with partial.open("wb") as file:  # a file object: torch wants a .pt2 name for a path
+        torch.export.save(program, file, extra_files={PROGRAM_HEADER: header})
+    os.replace(partial, path)
+
+
+def is_program(path: Path) -> bool:
+    """Whether ``path`` is a ``torch.export`` archive written by :func:`save_program`."""
+    return any(n.endswith(PROGRAM_HEADER) for n in _zip_names(path))
+
+
+def load_program(path: Path, config: QuantConfig) -> Any:
+    """The PT2E candidate saved in ``path`` (checked against the recipe), not yet compiled."""
+    from tunekit.adaptors.pytorch import pt2e_backend
+
+    extra = {PROGRAM_HEADER: ""}
+    try:
+        with pt2e_backend.quiet_export(), path.open("rb") as file:
+            program = torch.export.load(file, extra_files=extra)
+        header = json.loads(extra[PROGRAM_HEADER])
+    except Exception as exc:
+        raise ModelError(f"tuned model file {path} cannot be read as a torch.export archive "
+                         f"({type(exc).__name__}: {exc})") from exc
+    if header.get("format") != FORMAT or QuantConfig.from_json(header["config"]) != config:
+        raise ModelError(f"{path} was saved for another config than the recipe given; load it "
+                         "with the best_config.json saved beside it")
+    candidate = pt2e_backend.PT2EModel(program.module())
+    candidate.program = program
+    return candidate
 
 
 def read_candidate(path: Path, config: QuantConfig) -> dict[str, Any]:
