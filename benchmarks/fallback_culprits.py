@@ -42,32 +42,17 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from culprit_workloads import WORKLOADS, Workload, batches, digits, speedup, top1  # noqa: E402
+import peers
+from culprit_workloads import WORKLOADS, Workload, batches, digits, speedup, top1
 
-VENV = Path.home() / ".cache" / "tunekit-peers" / "venv-inc2"
-INC_PACKAGES = ["neural-compressor==2.6", "setuptools<81", "six", "tqdm", "scikit-learn", "scipy"]
 LOSS = 0.01
 MAX_EVALUATIONS_LARGE = 25
 OVERHEAD = 0.05
 
 
 def inc_python() -> Path | None:
-    """The INC environment's python, built on first use; None (with the reason) on failure."""
-    python = VENV / "bin" / "python"
-    if python.exists() and (VENV / ".ready").exists():
-        return python
-    print(f"INC: building {VENV} (torch 2.13.0 CPU, neural-compressor 2.6; a few minutes) ...",
-          flush=True)
-    steps = [[sys.executable, "-m", "venv", "--clear", str(VENV)],
-             [str(VENV / "bin" / "pip"), "install", "-q", "torch==2.13.0"],
-             [str(VENV / "bin" / "pip"), "install", "-q", *INC_PACKAGES]]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"INC: `{' '.join(step)}` failed:\n{(done.stdout + done.stderr)[-2000:]}")
-            return None
-    (VENV / ".ready").touch()
-    return python
+    """The INC 2.6 environment's python, built on first use (benchmarks/peers.py)."""
+    return peers.python_of("inc2")
 
 
 def run_inc(python: Path, model_file: Path, work: Path) -> dict[str, Any]:
@@ -197,7 +182,7 @@ def one_workload(workload: Workload, data: dict, python: Path | None,
 def checks(workload: Workload, runs: dict[str, dict[str, Any]], ops: int) -> list[tuple[str, bool]]:
     """The PASS/FAIL lines of one workload."""
     auto, inc = runs["auto"], runs.get("inc_basic")
-    found = [(f"auto meets the goal", bool(auto["met"])),
+    found = [("auto meets the goal", bool(auto["met"])),
              (f"auto ops out of int8 {len(auto['fallback_ops'])} ≤ minimal "
               f"{len(workload.minimal)}", len(auto["fallback_ops"]) <= len(workload.minimal)),
              (f"tunekit time per trial {auto['per_trial_ms']:.0f} ms = {auto['overhead']:.1%} "

@@ -28,17 +28,20 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import math
 import statistics
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "workloads"))
+import refmodels
 
 BATCHES = (1, 32)
 TARGET = 0.95
@@ -49,77 +52,6 @@ INT8 = (FX, PT2E)
 
 
 # ----------------------------------------------------------------------------------- models
-class BasicBlock(nn.Module):
-    def __init__(self, inp: int, out: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out)
-        self.relu2 = nn.ReLU()
-        self.down = None
-        if stride != 1 or inp != out:
-            self.down = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False),
-                                      nn.BatchNorm2d(out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.down is None else self.down(x)
-        y = self.relu1(self.bn1(self.conv1(x)))
-        return self.relu2(self.bn2(self.conv2(y)) + identity)
-
-
-class ResNet18Like(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        layers, inp = [], 64
-        for out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            layers.append(nn.Sequential(BasicBlock(inp, out, stride), BasicBlock(out, out)))
-            inp = out
-        self.layers = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, 1000)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layers(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
-        return self.fc(torch.flatten(self.pool(x), 1))
-
-
-class EncoderLayer(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.q, self.k, self.v, self.o = (nn.Linear(HIDDEN, HIDDEN) for _ in range(4))
-        self.ln1, self.ln2 = nn.LayerNorm(HIDDEN), nn.LayerNorm(HIDDEN)
-        self.fc1, self.act, self.fc2 = nn.Linear(HIDDEN, FFN), nn.GELU(), nn.Linear(FFN, HIDDEN)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.size(0), x.size(1), HIDDEN // HEADS
-        q, k, v = (p(x).view(b, t, HEADS, d).transpose(1, 2) for p in (self.q, self.k, self.v))
-        att = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d), dim=-1)
-        x = self.ln1(x + self.o(torch.matmul(att, v).transpose(1, 2).reshape(b, t, HIDDEN)))
-        return self.ln2(x + self.fc2(self.act(self.fc1(x))))
-
-
-class BertLike(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tok, self.pos = nn.Embedding(VOCAB, HIDDEN), nn.Embedding(SEQ, HIDDEN)
-        self.ln = nn.LayerNorm(HIDDEN)
-        self.layers = nn.ModuleList(EncoderLayer() for _ in range(LAYERS))
-        self.pool, self.cls = nn.Linear(HIDDEN, HIDDEN), nn.Linear(HIDDEN, 2)
-        self.register_buffer("pos_ids", torch.arange(SEQ).unsqueeze(0), persistent=False)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.ln(self.tok(ids) + self.pos(self.pos_ids))
-        for layer in self.layers:
-            x = layer(x)
-        return self.cls(torch.tanh(self.pool(x[:, 0])))
-
-
 def hf_bert() -> nn.Module:
     import transformers
 
@@ -150,8 +82,8 @@ def inputs_for(name: str, batch: int, seed: int = 0) -> Any:
 
 
 MODELS: dict[str, tuple[str, Callable[[], nn.Module]]] = {
-    "resnet": ("ResNet-18-like 224²", lambda: with_trained_bn(ResNet18Like())),
-    "bert": ("BERT-like encoder seq128", lambda: BertLike().eval()),
+    "resnet": ("ResNet-18-like 224²", lambda: with_trained_bn(refmodels.build_r2())),
+    "bert": ("BERT-like encoder seq128", refmodels.build_r3),
     "hf_bert": ("transformers BERT (small BertConfig)", hf_bert),
 }
 
@@ -196,7 +128,9 @@ def fx_jit(model: nn.Module, name: str) -> Callable[[int], Any]:
 def pt2e_inductor(model: nn.Module, name: str) -> nn.Module:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
 
     example = inputs_for(name, 32, 1)
     args, kwargs = ((), example) if isinstance(example, dict) else ((example,), {})

@@ -22,7 +22,7 @@ def test_pytorch_recipe_keeps_options_and_load_uses_them(tmp_path: Path) -> None
     with torch.no_grad():
         y = model(x).argmax(1)
     result = tunekit.tune(model, [(x, y)], eval_data=[(x, y)], metric="topk",
-                          accuracy_criterion={"absolute": 0.5}, max_trials=2,
+                          accuracy_criterion={"absolute": 0.5}, max_trials=2, objective="size",
                           workspace=str(tmp_path / "ws"),
                           config={"model": {"options": {"backend": "eager"}}})
     recipe_path = tmp_path / "ws" / "best_config.json"

@@ -101,7 +101,7 @@ def test_auto_skips_a_backend_that_fails_with_one_line_naming_it(zoo: Any, tmp_p
     with caplog.at_level(logging.WARNING):
         result = tunekit.tune(model, data, eval_data=data, metric="topk", framework="pytorch",
                               config={"model": {"options": {"pt2e_min_params": 0}}},
-                              accuracy_criterion={"absolute": 1.0}, max_trials=1,
+                              accuracy_criterion={"absolute": 1.0}, max_trials=1, objective="size",
                               workspace=str(tmp_path / "ws"))
     assert result.met and result.deployment["backend"] == "eager"
     assert "pt2e" in result.deployment["skipped"]
@@ -112,7 +112,7 @@ def test_auto_skips_a_backend_that_fails_with_one_line_naming_it(zoo: Any, tmp_p
 
     # by default a model this small is not worth a compile: PT2E is not even tried
     result = tunekit.tune(model, data, eval_data=data, metric="topk", framework="pytorch",
-                          accuracy_criterion={"absolute": 1.0}, max_trials=1,
+                          accuracy_criterion={"absolute": 1.0}, max_trials=1, objective="size",
                           workspace=str(tmp_path / "ws2"))
     assert result.deployment["backend"] == "eager" and "pt2e" in result.deployment["not_tried"]
 

@@ -55,21 +55,23 @@ def test_dict_and_tuple_outputs(kind: type[nn.Module], tmp_path: Path) -> None:
 
 def test_readme_snippet_with_a_users_own_module(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The README's "From Python" lines, as written (no framework=), on a user's nn.Module."""
+    """The README's "From Python" lines, as written (no framework=), on a user's nn.Module
+    (wide enough that int8 beats FP32: a slower int8 model would not be returned)."""
 
     class MyNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.body = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+            self.body = nn.Sequential(nn.Linear(256, 1024), nn.ReLU(), nn.Linear(1024, 1024),
+                                      nn.ReLU(), nn.Linear(1024, 4))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.body(x)
 
     model = MyNet().eval()
-    x = torch.cat(_features(8))
+    x = torch.cat(_features(4, width=256, batch=64))
     dataset = TensorDataset(x, predictions(model, x))
-    calib_loader = DataLoader(dataset, batch_size=16)
-    eval_loader = DataLoader(dataset, batch_size=16)
+    calib_loader = DataLoader(dataset, batch_size=64)
+    eval_loader = DataLoader(dataset, batch_size=64)
     monkeypatch.chdir(tmp_path)
     result = tunekit.tune(model, calib_loader, eval_data=eval_loader, metric={"name": "topk"},
                           accuracy_criterion={"relative": 0.01}, workspace="ws")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 
 from tunekit.history import Trial
-from tunekit.space import OpKey, QuantConfig
+from tunekit.space import QuantConfig
 from tunekit.strategies.polish import int8_targets, polish
 from tunekit.strategies.walk import Walker, fallback_candidates, isolated_sensitivity, rank
 from tunekit.strategy import Strategy, TuneContext
