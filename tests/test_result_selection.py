@@ -106,3 +106,42 @@ def test_fewer_float_ops_win_within_timing_noise_only() -> None:
     assert preferred_passing(slower, more) is more
     other = trial(3, {"fc1": "bf16"}, 0.49)  # not comparable by precision: objective decides
     assert preferred_passing(other, more) is other
+
+
+class CompiledFake(FakeAdaptor):
+    """Deploys a candidate in a compiled form (``Deployed``), as PyTorch's ``auto`` compiles a
+    PT2E model where the trials ran eagerly."""
+
+    def deploy(self, model: Any, config: QuantConfig, candidate: Any, calib_data: Any,
+               inputs: Any, accepts: Any) -> tuple[Any, dict[str, Any]]:
+        deployed = Deployed(candidate.config)
+        return (deployed, {"backend": "compiled"}) if accepts(deployed) else (candidate, {})
+
+
+class Deployed(FakeModel):
+    """A deployed candidate: its int8 ops run at half an fp32 op's cost."""
+
+
+class SlowUntilDeployed(SlowInt8):
+    def measure(self, adaptor: Any, model: Any, data: Any) -> float:
+        if isinstance(model, Deployed):
+            return sum(2.0 if c.precision == "int8" else 4.0 for c in model.config.ops.values())
+        return super().measure(adaptor, model, data)
+
+
+def test_a_passing_candidate_faster_once_deployed_is_returned(tmp_path: Path) -> None:
+    """Trials time the slow form (FP32 would be kept), the deployed form beats FP32 measured
+    beside it: that model is the result, with its deployed speedup in the deployment record."""
+    adaptor = CompiledFake(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+    result = run(tmp_path, adaptor, AutoStrategy(), SlowUntilDeployed())
+    assert result.met and not result.fp32_kept and result.best_trial is not None
+    assert isinstance(result.best_model, Deployed)
+    assert result.deployment["backend"] == "compiled"
+    assert result.deployment["deployed_speed"]["latency"] > 1.0
+    assert (tmp_path / "ws" / "best_config.json").exists()
+
+
+def test_fp32_is_kept_when_the_deployed_form_is_no_faster(tmp_path: Path) -> None:
+    adaptor = CompiledFake(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2})
+    result = run(tmp_path, adaptor, AutoStrategy(), SlowInt8())
+    assert result.fp32_kept and result.best_trial is None and result.best_model == FakeModel()

@@ -34,7 +34,7 @@ from tunekit.probes import hessian_probe, sensitivity_probe
 from tunekit.progress import progress
 from tunekit.result import TuneResult, write_outputs
 from tunekit.sanity import check_baseline
-from tunekit.selection import preferred_passing
+from tunekit.selection import best_passing, preferred_passing
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.speed import format_objective, runtimes
 from tunekit.strategy import Strategy, TuneContext
@@ -349,7 +349,7 @@ class Tuner:
 
     def _is_better(self, trial: Trial) -> bool:
         best = self.best.trial
-        if trial.failed or (trial.accepted and self._not_faster(trial)):
+        if trial.failed or (trial.accepted and self._not_faster(trial.details)):
             return False  # a passing candidate no faster than FP32 is never the result
         if best is None:
             return True
@@ -363,12 +363,36 @@ class Tuner:
                 return preferred is trial
         return self.criterion.better(trial.metric or 0.0, best.metric or 0.0)
 
-    def _not_faster(self, trial: Trial) -> bool:
-        """Whether a measured candidate is no faster than FP32 on a time objective (unit ``s``,
-        e.g. latency: speedup = FP32 time / model time ≤ 1)."""
-        return any(objective.unit == "s" and name in trial.details
-                   and trial.details[name] >= self._reference(name, trial.details)
+    def _not_faster(self, values: Mapping[str, float]) -> bool:
+        """Whether a measured candidate (its objective ``values``) is no faster than FP32 on a
+        time objective (unit ``s``, e.g. latency: speedup = FP32 time / model time ≤ 1)."""
+        return any(objective.unit == "s" and name in values
+                   and values[name] >= self._reference(name, values)
                    for name, objective, _ in self.parts.objectives)
+
+    def _deploy_slow_passing(self, history: History, space: TuningSpace) -> dict[str, Any] | None:
+        """Where every passing candidate timed no faster than FP32 as its trial built it, the
+        adaptor may still deploy the best of them in a faster form (PyTorch's ``auto``: PT2E
+        compiled by Inductor where the trials ran eagerly, as for HuggingFace encoders FX cannot
+        trace). That model is kept when, measured beside FP32 again, it is faster; otherwise
+        nothing changes (None) and FP32 is kept."""
+        if self.best.trial is not None and self.best.trial.accepted:
+            return None
+        trial = best_passing(history.trials, self.criterion)
+        if trial is None or not any(o.unit == "s" for _, o, _ in self.parts.objectives):
+            return None
+        previous = self.best
+        self.best = _Best(trial, self._build(trial.config))
+        info = self._deploy(space)
+        values = self._measure_all(self.best.candidate)
+        if self.best.trial is None or not self.best.trial.accepted or self._not_faster(values):
+            self.best = previous
+            return None
+        self._save_best(space)
+        return dict(info, deployed_speed={name: round(self._reference(name, values)
+                                                      / values[name], 3)
+                                          for name, objective, _ in self.parts.objectives
+                                          if objective.unit == "s" and name in values})
 
     def _keep_if_best(self, trial: Trial, candidate: Any, space: TuningSpace) -> None:
         if candidate is None and not trial.failed:
@@ -447,8 +471,10 @@ class Tuner:
             if exc is not self.watch.stopped:
                 raise
             status, stop = "failing", exc  # the report and result keep every failure, then stop
+        deployed = self._deploy_slow_passing(history, space) if stop is None else None
         fp32_kept = self._keep_fp32_if_none_faster(history)
-        deployment = self._deploy(space) if stop is None else {}
+        deployment = deployed if deployed is not None else (
+            self._deploy(space) if stop is None else {})
         result = TuneResult(best_model=self.best.candidate,
                             best_trial=self.best.trial, baseline=self.baseline,
                             trials=history.trials, status=status,
