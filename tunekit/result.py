@@ -92,6 +92,8 @@ class TuneResult:
         """A few lines for the end of a CLI run."""
         base = self.baseline["metric"]
         status = STATUS_TEXT.get(self.status, self.status)
+        if self.met and self.status == "strategy_done":
+            status = "the strategy finished (nothing left to improve)"
         verdict = "goal met" if self.met else "goal NOT met" if self.best_trial is not None \
             else "no model"
         extra = (f" ({self.unrecorded} of them by workers past a batch's first accepted "
