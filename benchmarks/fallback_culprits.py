@@ -69,86 +69,23 @@ def run_inc(python: Path, model_file: Path, work: Path) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-class Stopwatch:
-    """Seconds spent in chosen methods of tunekit's classes during one tuning (the benchmark's
-    own instrumentation: wrapped for the run, restored after)."""
-
-    def __init__(self, *methods: tuple[type, str]) -> None:
-        self.methods, self.seconds = methods, {name: 0.0 for _, name in methods}
-
-    def __enter__(self) -> Stopwatch:
-        import time
-
-        self.saved = [(cls, name, getattr(cls, name)) for cls, name in self.methods]
-        for cls, name, method in self.saved:
-            def timed(*args: Any, _method: Any = method, _name: str = name, **kw: Any) -> Any:
-                start = time.perf_counter()
-                try:
-                    return _method(*args, **kw)
-                finally:
-                    self.seconds[_name] += time.perf_counter() - start
-            setattr(cls, name, timed)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for cls, name, method in self.saved:
-            setattr(cls, name, method)
-
-
-class Probes:
-    """The tuner's sensitivity probe, timed: a one-off pass like the calibration, not a cost
-    that recurs with each trial."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def __enter__(self) -> Probes:
-        import time
-
-        from tunekit import tuner
-
-        self.original = original = tuner.sensitivity_probe
-
-        def probe(*args: Any, **kw: Any) -> Any:
-            measure = original(*args, **kw)
-
-            def timed(config: Any) -> Any:
-                start = time.perf_counter()
-                try:
-                    return measure(config)
-                finally:
-                    self.seconds += time.perf_counter() - start
-            return timed
-
-        tuner.sensitivity_probe = probe
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from tunekit import tuner
-
-        tuner.sensitivity_probe = self.original
-
-
 def run_tunekit(model: torch.nn.Module, data: dict, strategy: str, work: Path) -> dict[str, Any]:
     """``tunekit.tune`` with ``strategy``; the figures of the table and tunekit's own time per
     trial: the tuning's wall time less the baseline, the calibration, the sensitivity probes
     (one-off passes, shown apart) and the trials, so the strategy, history writes (shown
-    apart), logging and saving the best model."""
+    apart), logging and saving the best model. Every figure is the tuning's own
+    (``result.timings``, each trial's ``duration_s``): nothing of tunekit is wrapped."""
     import tunekit
-    from tunekit.history import Store
-    from tunekit.tuner import Tuner
 
-    with Stopwatch((Tuner, "_calibrate"), (Store, "begin"), (Store, "finish")) as watch, \
-            Probes() as probes:
-        result = tunekit.tune(
+    result = tunekit.tune(
         model, batches(data["x_train"][:100], data["y_train"][:100], 10),
         eval_data=batches(data["x_eval"], data["y_eval"]), metric={"name": "topk", "k": 1},
         framework="pytorch", strategy={"name": strategy}, objective="size",
-            accuracy_criterion={"relative": LOSS}, workspace=str(work / f"tunekit_{strategy}"))
+        accuracy_criterion={"relative": LOSS}, workspace=str(work / f"tunekit_{strategy}"))
     trials_s = sum(t.duration_s for t in result.trials)
-    outside = result.wall_s - trials_s - result.baseline.get("duration_s", 0.0) \
-        - watch.seconds["_calibrate"] - probes.seconds
-    history = watch.seconds["begin"] + watch.seconds["finish"]
+    one_off = result.timings["calibrate_s"] + result.timings["probes_s"]
+    outside = result.wall_s - trials_s - result.baseline.get("duration_s", 0.0) - one_off
+    history = result.timings["history_s"]
     summary = result.to_dict()
     figures = {"met": result.met, "evaluations": result.evaluations,
                "wall_s": round(result.wall_s, 2), "fallback_ops": summary["fallback_ops"],
@@ -156,7 +93,7 @@ def run_tunekit(model: torch.nn.Module, data: dict, strategy: str, work: Path) -
                "history_share": history / trials_s if trials_s else 0.0,
                "per_trial_ms": 1e3 * outside / max(1, len(result.trials)),
                "trial_ms": 1e3 * trials_s / max(1, len(result.trials)),
-               "one_off_s": watch.seconds["_calibrate"] + probes.seconds,
+               "one_off_s": one_off,
                "stages": summary["stages"]}
     if result.best_trial is not None:
         figures.update(final_acc=top1(result.best_model, data),

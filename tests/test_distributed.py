@@ -20,6 +20,7 @@ from tunekit.distributed import NUMBER, WORKER, Dispatcher, Job
 from tunekit.history import Store, Trial, TrialState, retried
 from tunekit.loop import in_order
 from tunekit.space import QuantConfig
+from tunekit.strategy import Batch
 from tunekit.testing import DIGITS_OPS, FakeAdaptor
 
 ADAPTOR = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=1.0, drops={"conv2": 0.2, "fc1": 0.2})
@@ -28,7 +29,7 @@ CRITERION = AccuracyCriterion(absolute=0.25)
 HEARTBEAT = 1
 
 
-def evaluate(number: int, config: QuantConfig) -> Trial:
+def evaluate(number: int, config: QuantConfig, needed: object = "exact") -> Trial:
     metric = ADAPTOR.evaluate(config)
     return Trial(number, config, TrialState.COMPLETE, metric=metric,
                  accepted=CRITERION.accepts(metric, 1.0))
@@ -67,7 +68,7 @@ def dispatcher(url: str) -> tuple[Dispatcher, str]:
     study = f"queue-{uuid.uuid4().hex[:8]}"
     store = open_store(url, study, create=True)
     job = Job.new({"tuning": {}}, Path("."), Path("."))
-    result = Dispatcher(store, job, lambda: "exact")
+    result = Dispatcher(store, job)
     result.publish()
     return result, study
 
@@ -93,7 +94,7 @@ def summary(trials: Sequence[Trial]) -> list[tuple[int, QuantConfig, float | Non
 @pytest.mark.parametrize("stop", [True, False])
 def test_a_batch_through_postgres_equals_one_process_in_order(postgres_url: str,
                                                               stop: bool) -> None:
-    expected = in_order(evaluate)(0, singles(), stop)
+    expected = in_order(evaluate)(0, Batch(singles()), stop)
     assert summary(run_batch(postgres_url, singles(), stop)) == summary(expected)
 
 
@@ -115,7 +116,7 @@ def test_a_dead_workers_trial_is_requeued_and_answered_once(postgres_url: str) -
     alive.stop.set()
     alive.join()
     trials = answer[0]
-    assert summary(trials) == summary(in_order(evaluate)(0, configs, False))
+    assert summary(trials) == summary(in_order(evaluate)(0, Batch(configs), False))
     assert sorted(alive.answered) == [0, 1, 2]
     # the dead worker's late answer is refused: the retry already counted
     assert not dead.finish_claimed(evaluate(0, configs[0]))

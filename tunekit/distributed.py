@@ -87,9 +87,9 @@ class Job:
 class Dispatcher:
     """Answers batches through the storage (a :data:`tunekit.loop.RunBatch` with extras)."""
 
-    def __init__(self, store: Store, job: Job, needed: Callable[[], str | float],
+    def __init__(self, store: Store, job: Job,
                  supervise: Callable[[], None] = lambda: None) -> None:
-        self.store, self.job, self.needed, self.supervise = store, job, needed, supervise
+        self.store, self.job, self.supervise = store, job, supervise
         self._waiting_since = 0.0
 
     def publish(self) -> None:
@@ -118,12 +118,15 @@ class Dispatcher:
                    and (not frozen.user_attrs.get(DISCARDED) or frozen.state == complete))
 
     def run_batch(self, first: int, configs: Sequence[QuantConfig], stop_at_accept: bool,
-                  known: Mapping[QuantConfig, Trial]) -> list[Trial]:
+                  known: Mapping[QuantConfig, Trial], needed: str | float | None = "exact"
+                  ) -> list[Trial]:
         """Queue ``configs`` not in ``known`` (trials stored by an earlier run), wait for their
         answers and return the trials in batch order, numbered from ``first``; with
-        ``stop_at_accept``, up to the first accepted one, cancelling the rest."""
+        ``stop_at_accept``, up to the first accepted one, cancelling the rest. ``needed`` (the
+        batch's signal, :attr:`tunekit.strategy.Batch.needed`) travels with each queued config,
+        so its worker may reject it early exactly as this process would have."""
         tasks = [f"{self.job.run}:{first + i}" for i in range(len(configs))]
-        needed = self.needed()
+        needed = "exact" if needed is None else needed
         for task, number, config in zip(tasks, range(first, first + len(configs)), configs):
             if config not in known:
                 self.store.study.enqueue_trial({}, user_attrs={

@@ -5,8 +5,10 @@ evaluation, no budget), the budget counts evaluated trials, an accepted trial en
 the exit policy and the strategy allow it, and a strategy that only repeats itself is stopped.
 
 A proposal is a :class:`~tunekit.strategy.Batch` of independent configs (a single config is a
-batch of one). Its new configs go to ``run_batch`` together, so workers can evaluate them at the
-same time; the trials come back in batch order and are recorded in that order.
+batch of one) with its signals (how much of the metric it needs, whether its first accepted
+config is final). Its new configs go to ``run_batch`` together, under those signals, so workers
+can evaluate them at the same time; the trials come back in batch order and are recorded in that
+order.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from dataclasses import dataclass, replace
 from tunekit.errors import TunekitError
 from tunekit.history import History, Trial
 from tunekit.space import QuantConfig, TuningSpace
-from tunekit.strategy import Strategy, TuneContext, as_batch
+from tunekit.strategy import Batch, Needed, Strategy, TuneContext, as_batch
 
-#: Evaluates one new config: ``(trial number, config) -> Trial``.
-RunTrial = Callable[[int, QuantConfig], Trial]
+#: Evaluates one new config: ``(trial number, config, needed) -> Trial``; ``needed`` is its
+#: proposal's :attr:`~tunekit.strategy.Batch.needed` (when it may be rejected early).
+RunTrial = Callable[[int, QuantConfig, Needed], Trial]
 
-#: Evaluates new configs: ``(number of the first, configs, stop_at_accept) -> trials`` in the
-#: configs' order. With ``stop_at_accept`` the trials end at the first accepted one (the configs
-#: after it need no answer); otherwise there is one trial per config.
-RunBatch = Callable[[int, Sequence[QuantConfig], bool], list[Trial]]
+#: Evaluates new configs: ``(number of the first, batch, stop_at_accept) -> trials`` in the
+#: batch's order, under its signals (``batch.needed``). With ``stop_at_accept`` the trials end at
+#: the first accepted one (the configs after it need no answer); otherwise there is one trial per
+#: config.
+RunBatch = Callable[[int, Batch, bool], list[Trial]]
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,11 @@ def in_order(run_trial: RunTrial) -> RunBatch:
     first accepted one when asked (so a batch costs what the same configs yielded one by one
     would)."""
 
-    def run_batch(first: int, configs: Sequence[QuantConfig], stop_at_accept: bool) -> list[Trial]:
+    def run_batch(first: int, batch: Batch, stop_at_accept: bool) -> list[Trial]:
         trials = []
-        for number, config in enumerate(configs, start=first):
-            trials.append(run_trial(number, config))
+        needed = "exact" if batch.needed is None else batch.needed
+        for number, config in enumerate(batch, start=first):
+            trials.append(run_trial(number, config, needed))
             if stop_at_accept and trials[-1].accepted:
                 break
         return trials
@@ -68,7 +73,7 @@ def drive(strategy: Strategy, ctx: TuneContext, run_trial: RunTrial, budget: Bud
     proposals = repeats = 0
     for proposal in strategy.propose(ctx):
         try:
-            batch = as_batch(proposal)
+            batch = as_batch(proposal, strategy)
         except TypeError as exc:
             raise TunekitError(f"{type(strategy).__name__}: {exc}") from None
         if not batch:
@@ -94,10 +99,10 @@ def drive(strategy: Strategy, ctx: TuneContext, run_trial: RunTrial, budget: Bud
         if time.perf_counter() >= budget.deadline:
             return "timeout"
         stage = ctx.notes.stage
-        # read per proposal: a strategy's first accepted config may be final in one stage
-        # (basic's single-op fallbacks) and a step on the way in the next (before its polish)
-        stops = budget.stop_on_first_accept and strategy.first_accept_is_final
-        for trial in run_batch(len(history), fresh[:room], stops):
+        # per proposal: a strategy's first accepted config may be final in one stage (basic's
+        # single-op fallbacks) and a step on the way in the next (before its polish)
+        stops = budget.stop_on_first_accept and bool(batch.final)
+        for trial in run_batch(len(history), batch.with_configs(fresh[:room]), stops):
             history.record(trial if trial.stage == stage else replace(trial, stage=stage))
             if trial.accepted and stops:
                 return "met"

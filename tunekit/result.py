@@ -70,6 +70,9 @@ class TuneResult:
     adaptor_options: Mapping[str, Any] = field(default_factory=dict)
     #: how the best model was put in its deployed form (see ``Adaptor.deploy``), e.g. the backend
     deployment: Mapping[str, Any] = field(default_factory=dict)
+    #: seconds outside the trials (each trial's own are in its ``time.*`` details):
+    #: ``calibrate_s`` and ``probes_s`` (one-off passes), ``history_s`` (history writes)
+    timings: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:

@@ -1,9 +1,10 @@
-"""Which trial is the result: the rules the tuner keeps its best model by, also used by the
-strategy test driver so that strategy tests judge what a tuning would return."""
+"""Which trial is the result: the rules the tuner keeps its best model by (:func:`is_better`),
+also used by ``tunekit compare`` and the strategy test driver so that both judge what a tuning
+would return."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tunekit.criterion import AccuracyCriterion
 from tunekit.history import Trial
@@ -44,4 +45,25 @@ def best_passing(trials: Iterable[Trial], criterion: AccuracyCriterion) -> Trial
     return best
 
 
-__all__ = ["OBJECTIVE_NOISE", "best_passing", "preferred_passing"]
+def is_better(trial: Trial, best: Trial | None, criterion: AccuracyCriterion,
+              not_faster: Callable[[Trial], bool]) -> bool:
+    """Whether ``trial`` displaces ``best`` as the tuning's result: a passing trial beats any
+    failing one, never one that is ``not_faster`` than FP32 (then FP32 itself is kept); among
+    passing trials :func:`preferred_passing` decides, then the metric; a failing trial whose
+    metric is only an early-rejection bound never displaces a model kept before."""
+    if trial.failed or (trial.accepted and not_faster(trial)):
+        return False
+    if best is None:
+        return True
+    if trial.accepted != best.accepted:
+        return trial.accepted
+    if not trial.accepted and trial.details.get("early_rejected"):
+        return False
+    if trial.accepted:
+        preferred = preferred_passing(trial, best)
+        if preferred is not None:
+            return preferred is trial
+    return criterion.better(trial.metric or 0.0, best.metric or 0.0)
+
+
+__all__ = ["OBJECTIVE_NOISE", "best_passing", "is_better", "preferred_passing"]

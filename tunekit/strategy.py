@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import abc
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Self
 
 from tunekit.criterion import AccuracyCriterion
 from tunekit.history import History, Trial
@@ -71,31 +72,69 @@ class TuneContext:
         return self.criterion.better(trial.metric, than.metric)
 
 
+#: How much of a candidate's metric a proposal's strategy reads (see :attr:`Batch.needed`).
+Needed = str | float
+
+
 class Batch(tuple[QuantConfig, ...]):
-    """Independent configs proposed at once, in priority order.
+    """Independent configs proposed at once, in priority order, with the proposal's signals.
 
     After the ``yield``, every config of the batch is answered: ``ctx.history.find(config)`` is
     its trial and ``ctx.history.last`` the trial of the batch's last config. Where the tuner stops
     at the first accepted config, the winner is the first accepted config *in batch order*, and
     the history holds the batch's trials up to it only, so one worker and many reach the same
     result (a single process evaluates the batch in order and stops at that same config).
-    A plain ``yield config`` is a batch of one.
+    A plain ``yield config`` is a batch of one with the strategy's default signals.
+
+    The signals travel with the proposal, so a strategy that changes them from stage to stage
+    keeps that state in its own generator, never in the instance or the module:
+
+    - ``needed``: how much of each candidate's metric the strategy reads, so the tuner knows when
+      it may stop evaluating early (``evaluation.early_reject``): ``"exact"`` (the strategy
+      ranks or compares the metrics of failing candidates: always a full evaluation),
+      ``"goal"`` (only whether the goal is met), or a metric value ``v`` (whether it meets the
+      goal or beats ``v``). A candidate stopped early records the metric's bound (at least as
+      good as its true metric) and ``details["early_rejected"] == 1``.
+    - ``final``: whether the first accepted config of this proposal is the strategy's answer,
+      so the tuner may stop there (``exit_policy.timeout: 0``); False where a later stage
+      (a polish) would still improve on it.
+
+    ``None`` (the default) means the strategy's own default (:attr:`Strategy.metric_needed`,
+    :attr:`Strategy.first_accept_is_final`), which :func:`as_batch` fills in.
     """
 
-    __slots__ = ()
+    needed: Needed | None
+    final: bool | None
+
+    def __new__(cls, configs: Iterable[QuantConfig] = (), *, needed: Needed | None = None,
+                final: bool | None = None) -> Self:
+        batch = super().__new__(cls, configs)
+        batch.needed, batch.final = needed, final
+        return batch
+
+    def with_configs(self, configs: Iterable[QuantConfig]) -> Batch:
+        """Other configs under this batch's signals (the part of a batch still to evaluate)."""
+        return Batch(configs, needed=self.needed, final=self.final)
 
 
-def as_batch(proposal: QuantConfig | Batch) -> Batch:
-    """A proposal as a batch (a single config is a batch of one); TypeError for anything else
-    (a list or a generator of configs is a common slip for a Batch)."""
+def as_batch(proposal: QuantConfig | Batch, strategy: Strategy | None = None) -> Batch:
+    """A proposal as a batch whose signals are set (a single config is a batch of one; a signal
+    left ``None`` takes ``strategy``'s default); TypeError for anything else (a list or a
+    generator of configs is a common slip for a Batch)."""
     if isinstance(proposal, Batch):
         if not all(isinstance(config, QuantConfig) for config in proposal):
             raise TypeError("a Batch holds QuantConfigs only")
-        return proposal
-    if not isinstance(proposal, QuantConfig):
+        batch = proposal
+    elif isinstance(proposal, QuantConfig):
+        batch = Batch((proposal,))
+    else:
         raise TypeError(f"a strategy yields a QuantConfig or a tunekit.Batch of them, not a "
                         f"{type(proposal).__name__}")
-    return Batch((proposal,))
+    needed = batch.needed if batch.needed is not None \
+        else getattr(strategy, "metric_needed", "exact")
+    final = batch.final if batch.final is not None \
+        else getattr(strategy, "first_accept_is_final", True)
+    return Batch(batch, needed=needed, final=bool(final))
 
 
 class Strategy(abc.ABC):
@@ -105,31 +144,15 @@ class Strategy(abc.ABC):
     ``strategy: {name: basic, order: conservative}`` is exactly the constructor call.
     """
 
-    @property
-    def first_accept_is_final(self) -> bool:
-        """Whether the tuner may stop at the first accepted config (``exit_policy.timeout: 0``).
+    #: The default of :attr:`Batch.final` for this strategy's proposals: whether the tuner may
+    #: stop at the first accepted config (``exit_policy.timeout: 0``). A strategy whose accepted
+    #: configs grow more aggressive as it goes (a polish stage) sets False; one whose answer
+    #: differs per stage says so per proposal with ``Batch(..., final=...)``.
+    first_accept_is_final: bool = True
 
-        A strategy whose accepted configs grow more aggressive as it goes (basic with
-        ``order="conservative"``, any strategy with a polish stage) returns False; the tuner
-        then runs it until it returns. Read before each proposal, like :attr:`metric_needed`,
-        so a strategy may say True only in a stage whose first accepted config is its answer."""
-        return True
-
-    @property
-    def metric_needed(self) -> str | float:
-        """How much of the next candidate's metric this strategy reads, so the tuner knows
-        when it may stop evaluating a candidate early (``evaluation.early_reject``):
-
-        - ``"exact"`` (the default): the exact metric (the strategy ranks, compares or models
-          the metrics of failing candidates), so candidates are always evaluated in full;
-        - ``"goal"``: only whether the candidate meets the accuracy goal;
-        - a metric value ``v``: whether it meets the goal or is better than ``v`` (e.g. the
-          best metric so far, when only improvements are kept).
-
-        Read just before each proposed config is evaluated, so a strategy may change it from
-        one proposal to the next. A candidate stopped early records the metric's bound (at
-        least as good as its true metric) and ``details["early_rejected"] == 1``."""
-        return "exact"
+    #: The default of :attr:`Batch.needed` for this strategy's proposals: ``"exact"`` (always
+    #: evaluate in full), ``"goal"`` or a metric value; per proposal with ``Batch(..., needed=)``.
+    metric_needed: Needed = "exact"
 
     @abc.abstractmethod
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig | Batch]:

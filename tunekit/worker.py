@@ -32,8 +32,10 @@ from tunekit.distributed import DONE, FAILED, JOB, NEEDED, NUMBER, WORKER, Job
 from tunekit.errors import ConfigError, TunekitError
 from tunekit.history import Store, fail_stale
 from tunekit.references import allowed_code
+from tunekit.runner import TrialRunner
 from tunekit.space import QuantConfig
-from tunekit.tuner import Tuner, storage_error, storage_label
+from tunekit.storage_url import storage_error, storage_label
+from tunekit.workspace import Workspace
 
 log = logging.getLogger("tunekit")
 
@@ -130,15 +132,15 @@ def run_worker(storage: str, study: str, *, heartbeat: int = 10, wait_s: float =
     job = wait_for_job(store, wait_s)
     with allowed_code(trust.modules):
         try:
-            tuner = _tuner(job, store, workspace, trust)
+            runner = _runner(job, store, workspace, trust)
         except ConfigError as exc:  # e.g. code this worker may not import: the coordinator
             # stops with the message instead of waiting for workers that will never serve
             store.study.set_user_attr(FAILED, {"run": job.run, "error": str(exc)})
             raise
-        return _serve(store, job, tuner)
+        return _serve(store, job, runner)
 
 
-def _serve(store: Store, job: Job, tuner: Tuner) -> int:
+def _serve(store: Store, job: Job, runner: TrialRunner) -> int:
     """Claim and evaluate the job's trials until it ends; the count evaluated here."""
     study = store.study.study_name
     name = f"{socket.gethostname()}:{os.getpid()}"
@@ -155,18 +157,19 @@ def _serve(store: Store, job: Job, tuner: Tuner) -> int:
             time.sleep(POLL_S)
             continue
         try:
-            evaluated += _evaluate(tuner, store, claimed)
+            evaluated += _evaluate(runner, store, claimed)
         except TunekitError as exc:  # wrong for every trial alike (a config error): the
             # coordinator stops with the message, as a single process would
             store.study.set_user_attr(FAILED, {"run": job.run, "error": str(exc)})
             raise
 
 
-def _evaluate(tuner: Tuner, store: Store, attrs: dict[str, Any]) -> int:
-    """Evaluate one claimed trial with heartbeats; 1 if its result was stored."""
+def _evaluate(runner: TrialRunner, store: Store, attrs: dict[str, Any]) -> int:
+    """Evaluate one claimed trial with heartbeats, under the signal its proposal was queued
+    with; 1 if its result was stored."""
     number, config = int(attrs[NUMBER]), QuantConfig.from_json(attrs["config"])
     with _heartbeats(store):
-        trial = tuner.evaluate(number, config, needed=attrs.get(NEEDED, "exact"))
+        trial, _ = runner.run(number, config, needed=attrs.get(NEEDED, "exact"))
     if not store.finish_claimed(trial):
         log.warning("trial %d was given up (heartbeat lost or cancelled) before it finished; "
                     "its result is dropped", number)
@@ -202,22 +205,26 @@ def _heartbeats(store: Store) -> Iterator[None]:
         thread.join()
 
 
-def _tuner(job: Job, store: Store, workspace: Path | None, trust: Trust) -> Tuner:
-    """A tuner for ``job``'s config, set up like the coordinator's (space, baseline,
-    calibration from the workspace cache) but writing nothing to the workspace."""
+def _runner(job: Job, store: Store, workspace: Path | None, trust: Trust) -> TrialRunner:
+    """A trial runner for ``job``'s config, set up like the coordinator's (space, the
+    coordinator's baseline, calibration from the workspace cache) but writing nothing to the
+    workspace."""
     from tunekit import api, config
 
     raw, base_dir = trust.job_config(job)
     spec = config.parse(raw, base_dir=base_dir)
     tuning = replace(spec.tuning, workspace=workspace or Path(job.workspace), study=None,
                      workers=0)
-    tuner = Tuner(api.parts_from_config(replace(spec, tuning=tuning)))
+    runner = TrialRunner(api.parts_from_config(replace(spec, tuning=tuning)),
+                         Workspace(tuning.workspace))
     baseline = store.study.user_attrs.get("baseline")
     if not baseline:
         raise ConfigError("--study", f"study {store.study.study_name!r} has no FP32 baseline "
                                      "yet; is its coordinator still starting?")
-    tuner.attach(baseline)
-    return tuner
+    space = runner.set_up(write=False)
+    runner.measure_baseline(baseline)
+    runner.calibrate(space)
+    return runner
 
 
 __all__ = ["Trust", "open_study", "run_worker"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tunekit.criterion import AccuracyCriterion
 from tunekit.space import OpConfig, OpKey, OpRule, QuantConfig, TuningSpace
 from tunekit.strategies.basic import BasicStrategy
-from tunekit.strategy import Strategy
+from tunekit.strategy import Batch, Strategy, TuneContext, as_batch
 from tunekit.testing import DIGITS_OPS, FakeAdaptor, StrategyRun, run_strategy
 from tunekit.testing.strategy_contract import StrategyContract
 
@@ -210,8 +212,38 @@ def test_single_fallback_batch_stops_at_its_first_accepted_config() -> None:
     # one op out of int8 is 1-minimal: the rest of the batch is not evaluated
     run = tune(FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2}), tune_items="none")
     assert [t.stage for t in run.history] == ["default", "fallback_single"]
-    assert not BasicStrategy().first_accept_is_final  # outside that stage
-    assert not BasicStrategy(order="conservative").first_accept_is_final
+
+
+class Signals(Strategy):
+    """Runs ``inner`` and records each proposal's stage and signals, as the loop resolves them."""
+
+    def __init__(self, *, inner: Strategy) -> None:
+        self.inner, self.seen = inner, []
+
+    def propose(self, ctx: TuneContext) -> Iterator[QuantConfig | Batch]:
+        for proposal in self.inner.propose(ctx):
+            batch = as_batch(proposal, self.inner)
+            self.seen.append((ctx.notes.stage, batch.needed, batch.final))
+            yield proposal
+
+
+def test_each_proposal_says_what_it_needs_and_whether_its_first_accept_is_final() -> None:
+    # two culprits: no single fallback meets the goal, so the accumulated fallback and polish run
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, drops={"conv1": 0.2, "fc1": 0.2})
+    signals = Signals(inner=BasicStrategy(tune_items="none"))
+    run = run_strategy(signals, adaptor.capabilities(None), adaptor.evaluate, EXACT)
+    assert run.result is not None
+    by_stage = {stage: set() for stage, _, _ in signals.seen}
+    for stage, needed, final in signals.seen:
+        by_stage[stage].add((needed, final))
+    assert by_stage["default"] == {("exact", False)}
+    assert by_stage["fallback_single"] == {("exact", True)}  # one op out of int8 is 1-minimal
+    assert by_stage["fallback_accumulated"] == {("goal", False)}
+    conservative = Signals(inner=BasicStrategy(order="conservative"))
+    run_strategy(conservative, adaptor.capabilities(None), adaptor.evaluate, EXACT)
+    assert {(needed, final) for _, needed, final in conservative.seen} == {("goal", False)}
+    # the signals live in the run, not in the strategy: a new run starts from the defaults
+    assert BasicStrategy().metric_needed == "exact"
 
 
 @pytest.mark.parametrize("params, message", [({"order": "greedy"}, "order must be one of"),

@@ -1,12 +1,14 @@
 """Run several strategies × seeds on one workload, each through the tuner's own loop.
 
 The workload (model, data, evaluation, objectives, criterion, budget) comes from one config and is
-set up once: the FP32 baseline, calibration and the model probes are shared. Each run gets a fresh
-history and its own seeded context, is driven by :func:`tunekit.loop.drive` exactly as a tuning
-would be, and evaluates through an :class:`EvaluationCache`, so identical configs cost one
-evaluation across the whole comparison. A cached answer counts as a trial of the asking run with
-its originally measured duration: trial counts and times to goal are what the strategy alone
-would have spent.
+set up once by a :class:`~tunekit.runner.TrialRunner`: the FP32 baseline, calibration and the
+model probes are shared. Each run gets a fresh history and its own seeded context, is driven by
+:func:`tunekit.loop.drive` exactly as a tuning would be (each strategy's proposals under their own
+signals: how much of the metric they need, whether the first accepted config is final), and
+evaluates through an :class:`EvaluationCache`, so identical evaluations cost one across the whole
+comparison. A cached answer counts as a trial of the asking run with its originally measured
+duration: trial counts and times to goal are what the strategy alone would have spent. Each
+run's best trial is the one a tuning would keep (:func:`tunekit.selection.is_better`).
 
 The exit policy's ``max_trials`` and ``timeout == 0`` (stop at the first accepted config) apply;
 a positive timeout is not (a time limit would make runs depend on cache hits and machine load).
@@ -26,8 +28,11 @@ from tunekit.config import TuneSpec
 from tunekit.errors import TunekitError
 from tunekit.history import History, Trial
 from tunekit.loop import Budget, drive
+from tunekit.runner import Parts, TrialRunner
+from tunekit.selection import is_better
 from tunekit.space import QuantConfig
-from tunekit.tuner import Parts, Tuner
+from tunekit.strategy import Needed
+from tunekit.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -55,20 +60,17 @@ class RunRecord:
     seed: int
     status: str
     trials: tuple[TrialRecord, ...]
+    #: the number of the trial a tuning would keep (:func:`tunekit.selection.is_better`)
+    best_number: int | None = None
 
     @property
     def goal_trial(self) -> TrialRecord | None:
         return next((t for t in self.trials if t.accepted), None)
 
-    def best(self, higher_is_better: bool) -> TrialRecord | None:
-        """The tuner's choice: an accepted trial with the lowest objective, else the best metric."""
-        accepted = [t for t in self.trials if t.accepted]
-        if accepted:
-            return min(accepted, key=lambda t: (t.objective is None, t.objective or 0.0))
-        scored = [t for t in self.trials if t.metric is not None]
-        if not scored:
-            return None
-        return max(scored, key=lambda t: t.metric if higher_is_better else -t.metric)
+    @property
+    def best(self) -> TrialRecord | None:
+        """The tuner's choice among this run's trials, or None (none was kept)."""
+        return next((t for t in self.trials if t.number == self.best_number), None)
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,14 @@ def compare(spec: TuneSpec, strategies: Sequence[str], seeds: Sequence[int],
     with every seed; ``parts`` lets a caller pass a workload built from Python objects."""
     from tunekit.api import parts_from_config
 
-    tuner = Tuner(parts or parts_from_config(spec))
-    space = tuner.prepare()
-    shared = tuner.context(space, History(tuner.baseline["metric"]), 0)
+    parts = parts or parts_from_config(spec)
+    workspace = Workspace(parts.spec.tuning.workspace)
+    workspace.prepare(False)
+    runner = TrialRunner(parts, workspace)
+    space = runner.set_up()
+    runner.measure_baseline()
+    runner.calibrate(space)
+    shared = runner.context(space, History(runner.baseline["metric"]), 0)
     cache = cache if cache is not None else EvaluationCache()
     tuning = spec.tuning
     budget = Budget(max_trials=tuning.max_trials, stop_on_first_accept=tuning.timeout == 0)
@@ -97,33 +104,38 @@ def compare(spec: TuneSpec, strategies: Sequence[str], seeds: Sequence[int],
         params = tuning.strategy.params if name == tuning.strategy.name else {}
         for seed in seeds:
             strategy = plugins.create("tunekit.strategies", name, params)
-            ctx = replace(shared, history=History(tuner.baseline["metric"]),
+            ctx = replace(shared, history=History(runner.baseline["metric"]),
                           rng=random.Random(seed))
-            run, fresh = _run(name, seed, strategy, ctx, budget, tuner, cache)
+            run, fresh = _run(name, seed, strategy, ctx, budget, runner, cache)
             runs.append(run)
             evaluations += fresh
     cache.save()
-    return Comparison(dict(tuner.baseline), tuner.criterion.higher_is_better, tuple(runs),
-                      evaluations, tuner.criterion.target(tuner.baseline["metric"]))
+    criterion = runner.criterion
+    return Comparison(dict(runner.baseline), criterion.higher_is_better, tuple(runs),
+                      evaluations, criterion.target(runner.baseline["metric"]))
 
 
-def _run(name: str, seed: int, strategy: Any, ctx: Any, budget: Budget, tuner: Tuner,
+def _run(name: str, seed: int, strategy: Any, ctx: Any, budget: Budget, runner: TrialRunner,
          cache: EvaluationCache) -> tuple[RunRecord, int]:
     records: list[TrialRecord] = []
     evaluated = 0
     inside = 0.0  # wall seconds spent in run_trial: evaluating, or reading the cache
     charged = 0.0  # evaluation seconds charged to the run: measured, or as cached
     started = time.perf_counter()
+    best: list[Trial] = []  # the trial a tuning would keep so far, if any
 
-    def run_trial(number: int, config: QuantConfig) -> Trial:
+    def run_trial(number: int, config: QuantConfig, needed: Needed) -> Trial:
         nonlocal evaluated, inside, charged
         before = time.perf_counter()
-        trial = cache.get(config, number)
+        trial = cache.get(config, number, needed)
         cached = trial is not None
         if trial is None:
-            trial = tuner.evaluate(number, config)
-            cache.put(trial)
+            trial = runner.run(number, config, needed)[0]
+            cache.put(trial, needed)
             evaluated += 1
+        if is_better(trial, best[0] if best else None, runner.criterion,
+                     lambda t: runner.not_faster(t.details)):
+            best[:] = [trial]
         charged += trial.duration_s
         strategy_time = before - started - inside
         inside += time.perf_counter() - before
@@ -136,7 +148,8 @@ def _run(name: str, seed: int, strategy: Any, ctx: Any, budget: Budget, tuner: T
         status = drive(strategy, ctx, run_trial, budget)
     except TunekitError as exc:
         status = f"error: {exc}"
-    return RunRecord(name, seed, status, tuple(records)), evaluated
+    return RunRecord(name, seed, status, tuple(records),
+                     best[0].number if best else None), evaluated
 
 
 __all__ = ["Comparison", "RunRecord", "TrialRecord", "compare"]

@@ -30,8 +30,8 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def _mix(run: RunRecord, higher_is_better: bool) -> str:
-    best = run.best(higher_is_better)
+def _mix(run: RunRecord) -> str:
+    best = run.best
     if best is None:
         return "—"
     counts = best.config.counts()
@@ -50,7 +50,7 @@ def summarize(comparison: Comparison) -> list[Summary]:
                       if (o := min((t.objective for t in run.trials
                                     if t.accepted and t.objective is not None),
                                    default=None)) is not None]
-        mixes = Counter(_mix(run, comparison.higher_is_better) for run in runs)
+        mixes = Counter(_mix(run) for run in runs)
         rows.append(Summary(
             strategy=name, seeds=len(runs), met=len(goals),
             trials_to_goal=_median([goal.number + 1 for _, goal in goals]),

@@ -95,7 +95,7 @@ def ranked(scores: Mapping[OpKey, tuple[float, float]], ops: Sequence[OpKey]) ->
 
 
 def group_fallback(walker: Walker, base: QuantConfig,
-                   order: Sequence[OpKey]) -> Generator[QuantConfig, None, Trial | None]:
+                   order: Sequence[OpKey]) -> Generator[QuantConfig | Batch, None, Trial | None]:
     """Fall back the top 1, 2, 4... ops of ``order`` together, first to their first fallback,
     then (if all of them miss the goal) to fp32; the first accepted trial, or None."""
     space = walker.ctx.space
@@ -110,7 +110,7 @@ def group_fallback(walker: Walker, base: QuantConfig,
 
 
 def _prefixes(walker: Walker, base: QuantConfig, order: Sequence[OpKey],
-              targets: Mapping[OpKey, OpConfig]) -> Generator[QuantConfig, None, Trial | None]:
+              targets: Mapping[OpKey, OpConfig]) -> Generator[QuantConfig | Batch, None, Trial | None]:
     size = 1
     while order:
         size = min(size, len(order))

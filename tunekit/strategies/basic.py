@@ -46,7 +46,7 @@ only if the goal still holds. Unlike INC 2.6, a type that fails is retried op by
 sensitive conv keeps every conv in FP32), ops still in FP32 then get the same treatment with
 bf16, as INC's docstring describes but its code does not do, and the polish stage ends it. Every accepted config is a step on
 the way, so this order asks the tuner not to stop at the first accepted config
-(:attr:`BasicStrategy.first_accept_is_final`); the tuner then keeps the fastest accepted one.
+(its proposals carry ``final=False``); the tuner then keeps the fastest accepted one.
 
 The impact order returns after the polish of its first accepted config, also when the tuner
 would go on (``exit_policy.timeout > 0``): every other proposal would run more ops in a slower
@@ -56,7 +56,6 @@ stop at the first accepted config.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Generator, Iterator, Mapping, Sequence
 
 from tunekit.history import Trial
@@ -71,14 +70,6 @@ TUNE_ITEMS = ("accuracy", "all", "none")
 #: Stage-2 item order: items that move activation ranges first, grid refinements last.
 _ITEM_ORDER = ("approach", "algorithm", "scheme", "activation", "granularity")
 assert set(_ITEM_ORDER) == set(INT8_ITEMS), "every int8 tuning item needs a place in the order"
-
-#: Per running strategy, what its next proposal needs of the metric (``metric_needed``); kept
-#: outside the instance, whose attributes are its constructor parameters only.
-_NEEDED: weakref.WeakKeyDictionary[BasicStrategy, str | float] = weakref.WeakKeyDictionary()
-
-#: Per running strategy, whether its next proposal's first accepted config is its answer
-#: (``first_accept_is_final``: only in the single-op fallback stage).
-_FINAL: weakref.WeakKeyDictionary[BasicStrategy, bool] = weakref.WeakKeyDictionary()
 
 #: ``(item, from, to)`` moves that cannot make the quantization grid finer (see module docstring).
 _COARSER = frozenset({("scheme", "asym", "sym"), ("granularity", "per_channel", "per_tensor"),
@@ -108,25 +99,17 @@ class BasicStrategy(Strategy):
         self.order = order
         self.tune_items = tune_items
 
-    @property
-    def first_accept_is_final(self) -> bool:
-        """True only while the single-op fallbacks run (one op out of int8 is 1-minimal, and
-        the rest of their batch need not run); elsewhere accepted configs grow faster (the
-        conservative order's lowering, the polish stage), so the tuner runs the strategy on."""
-        return _FINAL.get(self, False)
-
-    @property
-    def metric_needed(self) -> str | float:
-        """Exact metrics where they rank ops or seed the item descent; only "better than the
-        best so far" in the item descent; only the goal in the conservative order and the
-        accumulated fallback (see :attr:`Strategy.metric_needed`)."""
-        return _NEEDED.get(self, "exact")
-
     def propose(self, ctx: TuneContext) -> Iterator[QuantConfig | Batch]:
+        """Its proposals say what they need (:class:`Batch` signals): exact metrics where they
+        rank ops or seed the item descent, only "better than the best so far" in the item
+        descent, only the goal in the conservative order and the accumulated fallback; and a
+        first accepted config is final only in the single-op fallback stage (one op out of int8
+        is 1-minimal), since elsewhere accepted configs grow faster (the conservative order's
+        lowering, the polish stage)."""
         walker = Walker(ctx)
-        _NEEDED[self], _FINAL[self] = "exact", False
+        walker.needed, walker.final = "exact", False
         if self.order == "conservative":
-            _NEEDED[self] = "goal"  # _conservative, _lower and polish read only trial.accepted
+            walker.needed = "goal"  # _conservative, _lower and polish read only trial.accepted
             yield from _conservative(walker)
             return
         ctx.enter_stage("default")
@@ -136,19 +119,19 @@ class BasicStrategy(Strategy):
         if self.tune_items != "none":
             ctx.enter_stage("int8_items")
             best = yield from tune_int8_items(walker, best, every=self.tune_items == "all",
-                                          owner=self)
+                                              bounded=True)
             if best.accepted:
                 return
-        _NEEDED[self] = "exact"
-        yield from _fallback(walker, best.config, owner=self)
+        walker.needed = "exact"
+        yield from _fallback(walker, best.config)
 
 
 def tune_int8_items(walker: Walker, best: Trial, every: bool,
-                owner: BasicStrategy | None = None) -> Generator[QuantConfig, None, Trial]:
+                    bounded: bool = False) -> Generator[QuantConfig | Batch, None, Trial]:
     """Stage 2: coordinate descent over the int8 items, all ops of one type switched together.
 
-    A change is kept only if it improves the best metric, so a candidate that can neither meet
-    the goal nor beat that metric may be stopped early (``owner``'s ``metric_needed``)."""
+    A change is kept only if it improves the best metric, so with ``bounded`` a candidate that
+    can neither meet the goal nor beat that metric may be stopped early (``walker.needed``)."""
     space = walker.ctx.space
     for ops in space.by_type().values():
         for item in _ITEM_ORDER:
@@ -156,8 +139,8 @@ def tune_int8_items(walker: Walker, best: Trial, every: bool,
                 changes = _switch(space, best.config, ops, item, value, every)
                 if not changes:
                     continue
-                if owner is not None and best.metric is not None:
-                    _NEEDED[owner] = best.metric
+                if bounded and best.metric is not None:
+                    walker.needed = best.metric
                 trial = yield from walker.visit(best.config.with_ops(changes))
                 if walker.ctx.improves(trial, best):
                     best = trial
@@ -202,18 +185,15 @@ def _with_item(space: TuningSpace, op: OpKey, current: OpConfig, item: str,
                 None)
 
 
-def _fallback(walker: Walker, base: QuantConfig,
-              owner: BasicStrategy | None = None) -> Iterator[QuantConfig | Batch]:
-    """Stages 3 to 5: rank the int8 ops by their single fallback (exact metrics), accumulate
-    (only the goal matters: ``owner``'s ``metric_needed``), polish."""
+def _fallback(walker: Walker, base: QuantConfig) -> Iterator[QuantConfig | Batch]:
+    """Stages 3 to 5: rank the int8 ops by their single fallback (exact metrics; the first
+    accepted is final), accumulate (only the goal matters), polish."""
     ctx = walker.ctx
     ops = [op for op in ctx.space.ops if _fallbacks(ctx.space, base, op)]
     ctx.enter_stage("fallback_single")
-    if owner is not None:
-        _FINAL[owner] = True
+    walker.final = True
     first, results = yield from _single_fallbacks(walker, base, ops)
-    if owner is not None:
-        _FINAL[owner] = False
+    walker.final = False
     if not results:
         return  # a single fallback met the goal: one op out of int8 is 1-minimal
     base_trial = walker.trials.get(base)
@@ -225,8 +205,7 @@ def _fallback(walker: Walker, base: QuantConfig,
     fp32 = {op: next((o for o in _fallbacks(ctx.space, base, op) if o.precision == "fp32"),
                      first[op])
             for op in ops}
-    if owner is not None:
-        _NEEDED[owner] = "goal"
+    walker.needed = "goal"
     ctx.enter_stage("fallback_accumulated")
     for targets in ([first, fp32] if fp32 != first else [first]):
         config = base
@@ -276,7 +255,7 @@ def _rank(ctx: TuneContext, trial: Trial) -> float:
     return -trial.metric if ctx.criterion.higher_is_better else trial.metric
 
 
-def _conservative(walker: Walker) -> Iterator[QuantConfig]:
+def _conservative(walker: Walker) -> Iterator[QuantConfig | Batch]:
     """FP32 first; lower op types to int8, then bf16, keeping what still meets the goal; then
     the polish returns what it can of the rest to int8."""
     space = walker.ctx.space
@@ -296,7 +275,7 @@ def _conservative(walker: Walker) -> Iterator[QuantConfig]:
 
 
 def _lower(walker: Walker, config: QuantConfig,
-           targets: Mapping[OpKey, OpConfig]) -> Generator[QuantConfig, None, QuantConfig]:
+           targets: Mapping[OpKey, OpConfig]) -> Generator[QuantConfig | Batch, None, QuantConfig]:
     """Lower all ``targets`` at once; if that misses the goal, each op alone on top of the rest."""
     if not targets:
         return config

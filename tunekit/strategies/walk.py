@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from tunekit.errors import TunekitError
 from tunekit.history import Trial
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
-from tunekit.strategy import Batch, TuneContext
+from tunekit.strategy import Batch, Needed, TuneContext
 
 log = logging.getLogger("tunekit")
 
@@ -23,24 +23,33 @@ _MAX_REJECTIONS = 64
 
 
 class Walker:
-    """The configs proposed so far in one run, with their trials, so none is proposed twice."""
+    """The configs proposed so far in one run, with their trials, so none is proposed twice;
+    and the signals (:class:`Batch`'s ``needed`` and ``final``) its next proposals carry, which a
+    strategy sets per stage (None: the strategy's defaults). One walker per run, so this state
+    dies with the run."""
 
     def __init__(self, ctx: TuneContext) -> None:
         self.ctx = ctx
         self.trials: dict[QuantConfig, Trial] = {}
+        self.needed: Needed | None = None
+        self.final: bool | None = None
 
-    def visit(self, config: QuantConfig) -> Generator[QuantConfig, None, Trial]:
+    def visit(self, config: QuantConfig) -> Generator[QuantConfig | Batch, None, Trial]:
         """Propose ``config`` unless it was proposed before; its trial either way."""
         if config not in self.trials:
-            yield config
+            plain = self.needed is None and self.final is None
+            yield config if plain else self._batch((config,))
             self.trials[config] = self.ctx.history.last
         return self.trials[config]
+
+    def _batch(self, configs: Iterable[QuantConfig]) -> Batch:
+        return Batch(configs, needed=self.needed, final=self.final)
 
     def visit_batch(self, configs: Sequence[QuantConfig]
                     ) -> Generator[Batch, None, list[Trial]]:
         """Propose the configs not proposed before as one :class:`Batch`; every config's trial,
         in order."""
-        new = Batch(dict.fromkeys(c for c in configs if c not in self.trials))
+        new = self._batch(dict.fromkeys(c for c in configs if c not in self.trials))
         if new:
             yield new
             for config in new:
@@ -75,7 +84,7 @@ def fallback_candidates(space: TuningSpace, config: QuantConfig) -> list[OpKey]:
 
 
 def accumulate(walker: Walker, base: QuantConfig,
-               ranked: Sequence[OpKey]) -> Generator[QuantConfig, None, Trial | None]:
+               ranked: Sequence[OpKey]) -> Generator[QuantConfig | Batch, None, Trial | None]:
     """Fall ``ranked`` ops back cumulatively, first to their first fallback (bf16 where allowed),
     then, if the goal is still missed, again to fp32; the accepted trial, or None. (Where the
     first fallback is fp32 the second pass repeats the first and proposes nothing.)
@@ -102,7 +111,7 @@ def accumulate(walker: Walker, base: QuantConfig,
 
 def ranked_fallback(ctx: TuneContext, scores: Callable[[QuantConfig, list[OpKey]],
                                                          Mapping[OpKey, float]],
-                    source: str) -> Generator[QuantConfig, None, None]:
+                    source: str) -> Generator[QuantConfig | Batch, None, None]:
     """Default int8; if it misses the goal, its fallback-able ops fall back cumulatively in
     descending ``scores(default, ops)`` (published as ``source``), then the polish stage wins
     back what need not have fallen back (the shape of the mse and hawq strategies)."""
@@ -198,5 +207,14 @@ class FreshSampler:
         return config
 
 
-__all__ = ["FreshSampler", "Walker", "accumulate", "fallback_candidates", "probe",
-           "random_config", "rank", "ranked_fallback", "isolated_sensitivity"]
+__all__ = [
+    "FreshSampler",
+    "Walker",
+    "accumulate",
+    "fallback_candidates",
+    "isolated_sensitivity",
+    "probe",
+    "random_config",
+    "rank",
+    "ranked_fallback",
+]

@@ -19,7 +19,7 @@ from tunekit.history import History, Trial, TrialState
 from tunekit.loop import Budget, drive
 from tunekit.selection import best_passing
 from tunekit.space import OpConfig, QuantConfig, TuningSpace
-from tunekit.strategy import HessianTrace, Sensitivity, Strategy, TuneContext
+from tunekit.strategy import HessianTrace, Needed, Sensitivity, Strategy, TuneContext
 
 AccuracyFn = Callable[[QuantConfig], float]
 
@@ -64,7 +64,8 @@ def run_strategy(strategy: Strategy, space: TuningSpace, accuracy_fn: AccuracyFn
     ``baseline`` defaults to ``accuracy_fn`` of every op in fp32 (the FP32 model, also where the
     space does not allow fp32 for an op) and ``criterion`` to a 1 % relative loss.
     ``stop_on_first_accept`` is the tuner's ``exit_policy.timeout == 0``; a strategy whose
-    ``first_accept_is_final`` is false is driven on past accepted trials. ``max_trials`` counts
+    proposals say their first accepted config is not final (``Batch(..., final=False)``, or the
+strategy's ``first_accept_is_final`` default) is driven on past accepted trials. ``max_trials`` counts
     evaluations, as the tuner's budget does; ``max_proposals`` counts every proposal.
     """
     criterion = criterion or AccuracyCriterion(relative=0.01)
@@ -74,7 +75,7 @@ def run_strategy(strategy: Strategy, space: TuningSpace, accuracy_fn: AccuracyFn
                       hessian)
     proposals: list[QuantConfig] = []
 
-    def run_trial(number: int, config: QuantConfig) -> Trial:
+    def run_trial(number: int, config: QuantConfig, needed: Needed) -> Trial:
         return _evaluate(number, config, accuracy_fn, criterion, reference)
 
     budget = Budget(max_trials=max_trials, stop_on_first_accept=stop_on_first_accept,
