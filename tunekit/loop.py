@@ -63,11 +63,12 @@ def in_order(run_trial: RunTrial) -> RunBatch:
 
 
 def drive(strategy: Strategy, ctx: TuneContext, run_trial: RunTrial, budget: Budget,
-          on_proposal: Callable[[QuantConfig], None] | None = None,
+          on_proposal: Callable[[Batch], None] | None = None,
           run_batch: RunBatch | None = None) -> str:
     """Feed ``strategy``'s proposals to ``run_batch`` (default: ``run_trial`` in order) until a
     stop; returns the status: ``met``, ``max_trials``, ``timeout``, ``max_proposals``,
-    ``strategy_stuck`` or ``strategy_done``."""
+    ``strategy_stuck`` or ``strategy_done``. ``on_proposal`` sees each proposal as a batch
+    with its signals resolved."""
     history, space = ctx.history, ctx.space
     run_batch = run_batch or in_order(run_trial)
     proposals = repeats = 0
@@ -83,8 +84,7 @@ def drive(strategy: Strategy, ctx: TuneContext, run_trial: RunTrial, budget: Bud
         _check_space(strategy, space, batch)
         proposals += len(batch)
         if on_proposal is not None:
-            for config in batch:
-                on_proposal(config)
+            on_proposal(batch)
         fresh = _fresh(history, batch)
         if not fresh:
             history.answer(_answer(history, batch[-1]))

@@ -19,7 +19,7 @@ from tunekit.history import History, Trial, TrialState
 from tunekit.loop import Budget, drive
 from tunekit.selection import best_passing
 from tunekit.space import OpConfig, QuantConfig, TuningSpace
-from tunekit.strategy import HessianTrace, Needed, Sensitivity, Strategy, TuneContext
+from tunekit.strategy import Batch, HessianTrace, Needed, Sensitivity, Strategy, TuneContext
 
 AccuracyFn = Callable[[QuantConfig], float]
 
@@ -37,6 +37,8 @@ class StrategyRun:
     proposals: tuple[QuantConfig, ...]  # every proposal in order, repeats included
     evaluations: int  # configs this driver evaluated (the baseline not included)
     status: str
+    #: per proposal (a batch counts once), its signals as the tuner reads them: (needed, final)
+    signals: tuple[tuple[Needed, bool], ...] = ()
 
     @property
     def history(self) -> History:
@@ -74,14 +76,19 @@ strategy's ``first_accept_is_final`` default) is driven on past accepted trials.
     ctx = TuneContext(space, History(reference), criterion, random.Random(seed), sensitivity,
                       hessian)
     proposals: list[QuantConfig] = []
+    signals: list[tuple[Needed, bool]] = []
+
+    def on_proposal(batch: Batch) -> None:
+        proposals.extend(batch)
+        signals.append((batch.needed, bool(batch.final)))
 
     def run_trial(number: int, config: QuantConfig, needed: Needed) -> Trial:
         return _evaluate(number, config, accuracy_fn, criterion, reference)
 
     budget = Budget(max_trials=max_trials, stop_on_first_accept=stop_on_first_accept,
                     max_repeats=max_repeats, max_proposals=max_proposals)
-    status = drive(strategy, ctx, run_trial, budget, on_proposal=proposals.append)
-    return StrategyRun(ctx, tuple(proposals), len(ctx.history), status)
+    status = drive(strategy, ctx, run_trial, budget, on_proposal=on_proposal)
+    return StrategyRun(ctx, tuple(proposals), len(ctx.history), status, tuple(signals))
 
 
 def _evaluate(number: int, config: QuantConfig, accuracy_fn: AccuracyFn,

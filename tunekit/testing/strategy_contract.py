@@ -25,7 +25,10 @@ probes. What a strategy must do:
   instead of the global ``random`` or ``numpy.random`` state;
 - take keyword-only constructor parameters and store each one as an attribute of the same name,
   and nothing else (a YAML section is the constructor call; ``type(s)(**vars(s))`` is a clone);
-- not propose one config twice in a row (the second answer is the first one: a wasted turn).
+- not propose one config twice in a row (the second answer is the first one: a wasted turn);
+- give each proposal valid signals (``Batch(configs, needed=..., final=...)``: ``needed`` is
+  ``"exact"``, ``"goal"`` or a metric value), the same for the same seed from a reused
+  instance: a strategy whose signals change per stage keeps that state in its run.
 
 Repeating an older config is legal: the tuner answers it from the history without evaluating.
 """
@@ -208,6 +211,18 @@ class StrategyContract:
         proposals = case.run(strategy, self.max_proposals).proposals
         repeats = [i for i in range(1, len(proposals)) if proposals[i] == proposals[i - 1]]
         assert not repeats, f"proposal {repeats[0]} repeats the one before it"
+
+
+    @pytest.mark.parametrize("name", ["small-hashed", "small-failing", "digits"])
+    def test_signals_are_valid_and_belong_to_the_run(self, strategy: Strategy, name: str) -> None:
+        case = CASES[name]()
+        first = case.run(strategy, self.max_proposals, seed=3).signals
+        bad = [needed for needed, _ in first if needed not in ("exact", "goal")
+               and (isinstance(needed, bool) or not isinstance(needed, (int, float)))]
+        assert not bad, f"a proposal's needed must be 'exact', 'goal' or a metric, got {bad[0]!r}"
+        assert case.run(strategy, self.max_proposals, seed=3).signals == first, (
+            "a reused instance gave other signals: keep per-run state in the run (its generator "
+            "or Walker), not in the instance or the module")
 
 
 __all__ = ["CASES", "Case", "StrategyContract"]
