@@ -140,6 +140,19 @@ def test_resume_after_interruption_continues(tmp_path: Path) -> None:
     assert resumed.evaluations == len(fresh.trials) - 3  # only the trials not run before
 
 
+def test_a_replayed_trial_whose_rebuild_fails_costs_its_place_not_the_tuning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spec = make_spec(tmp_path, exit_policy={"max_trials": 3})
+    stored = {t.config for t in tuner(spec, conv1_culprit()).run().trials}
+    full_spec = make_spec(tmp_path)
+    adaptor = conv1_culprit(fails=lambda config: config in stored)  # e.g. a changed backend
+    with caplog.at_level("WARNING", logger="tunekit"):
+        resumed = tuner(replace(full_spec, tuning=replace(full_spec.tuning, resume=True)),
+                        adaptor).run()
+    assert resumed.met and resumed.best_trial.config not in stored
+    assert "rebuilding it failed" in caplog.text
+
+
 def test_op_rule_naming_a_missing_op(tmp_path: Path) -> None:
     raw = {"model": {"framework": "pytorch", "factory": "m:f"},
            "quantization": {"op_rules": [{"name": "conv9", "allow": ["fp32"]}]},

@@ -4,6 +4,8 @@ slow end-to-end case runs the CLI on the digits fallback example."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +13,20 @@ import pytest
 
 from tunekit import cli, config
 from tunekit.compare import EvaluationCache, compare, summarize
+from tunekit.compare.run import _run
 from tunekit.compare.figure import draw, plot
 from tunekit.compare.output import table, write_raw
 from tunekit.evaluate import Evaluator
 from tunekit.metrics.topk import TopK
 from tunekit.strategies.basic import BasicStrategy
 from tunekit.testing import DIGITS_OPS, FakeAdaptor, FakeModel, ModelledLatency, fake_data
+from tunekit.history import History
+from tunekit.loop import Budget
+from tunekit.runner import TrialRunner
+from tunekit.space import QuantConfig
+from tunekit.strategy import Batch, Strategy, TuneContext
 from tunekit.tuner import Parts
+from tunekit.workspace import Workspace
 
 DATA = fake_data(500, 100)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_pytorch"
@@ -135,3 +144,48 @@ def test_digits_fallback_mse_meets_the_goal_within_three_evaluations(
     assert rows["mse"]["met"] == 1 and rows["mse"]["trials_to_goal"] <= 3
     assert rows["basic"]["trials_to_goal"] + 1 <= 24  # INC 2.6 basic: 24 evaluations
     assert (tmp_path / "compare.png").exists()
+
+
+class Yields(Strategy):
+    """Proposes ``configs`` as one batch under ``needed``."""
+
+    def __init__(self, *, configs: tuple[QuantConfig, ...], needed: str) -> None:
+        self.configs, self.needed = configs, needed
+
+    def propose(self, ctx: TuneContext) -> Iterator[Batch]:
+        yield Batch(self.configs, needed=self.needed, final=False)
+
+
+def test_a_bound_from_early_rejection_never_answers_a_strategy_that_needs_the_metric(
+        tmp_path: Path) -> None:
+    adaptor = conv1_culprit()
+    spec = config.parse({"model": {"framework": "pytorch", "factory": "m:f"},
+                         "evaluation": {"early_reject": True},
+                         "tuning": {"accuracy_criterion": {"absolute": 0.0},
+                                    "workspace": {"path": str(tmp_path / "ws")}}},
+                        check_plugins=False)
+    data = fake_data(500, 50)
+    parts = Parts(spec, adaptor, FakeModel(), data, Evaluator(adaptor, data, TopK(), None),
+                  BasicStrategy(), [])
+    workspace = Workspace(spec.tuning.workspace)
+    workspace.prepare(False)
+    runner = TrialRunner(parts, workspace)
+    space = runner.set_up()
+    runner.measure_baseline()
+    default = space.default()  # conv1 in int8: far below the goal
+    conv1 = next(op for op in space.ops if op.name == "conv1")
+    configs = (default, default.with_op(conv1, space.option(conv1, "fp32")))
+    cache, budget = EvaluationCache(), Budget(max_trials=10, stop_on_first_accept=False)
+    ctx = runner.context(space, History(runner.baseline["metric"]), 0)
+
+    def run(needed: str) -> list:
+        strategy = Yields(configs=configs, needed=needed)
+        fresh_ctx = replace(ctx, history=History(runner.baseline["metric"]))
+        return list(_run("yields", 0, strategy, fresh_ctx, budget, runner, cache)[0].trials)
+
+    goal = run("goal")
+    assert not goal[0].accepted and goal[1].accepted
+    exact = run("exact")
+    assert [t.cached for t in exact] == [False, True]  # the bound is not reused; the pass is
+    assert goal[0].metric > exact[0].metric  # stopped early: its metric was only a bound
+    assert [t.cached for t in run("goal")] == [True, True]  # the full evaluation answers all
