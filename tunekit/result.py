@@ -70,8 +70,10 @@ class TuneResult:
     adaptor_options: Mapping[str, Any] = field(default_factory=dict)
     #: how the best model was put in its deployed form (see ``Adaptor.deploy``), e.g. the backend
     deployment: Mapping[str, Any] = field(default_factory=dict)
-    #: seconds outside the trials (each trial's own are in its ``time.*`` details):
-    #: ``calibrate_s`` and ``probes_s`` (one-off passes), ``history_s`` (history writes)
+    #: where the time went, in seconds (each trial's own is its ``duration_s`` and ``time.*``
+    #: details): ``loop_s`` (the proposal loop, trials included), ``history_s`` (history writes,
+    #: in the loop), ``calibrate_s`` and ``probes_s`` (one-off passes; probes run in the loop),
+    #: ``deploy_s`` (after the loop), ``outputs_s`` (writing the result files)
     timings: Mapping[str, float] = field(default_factory=dict)
 
     @property

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from tunekit.distributed import Dispatcher, Job, LocalWorkers, trust_flags
@@ -51,7 +53,7 @@ class Tuner:
         self.watch.causes = self.runner.causes  # what each failed trial raised, for its stop
         #: distributed: evaluations workers made past a batch's first accepted config
         self.unrecorded = 0
-        #: seconds spent writing the history (``history_s``), beside the runner's one-off passes
+        #: where the run's time went outside the trials (see :attr:`TuneResult.timings`)
         self.timings: dict[str, float] = {"history_s": 0.0}
 
     def storage(self) -> str:
@@ -98,16 +100,20 @@ class Tuner:
         history = History(runner.baseline["metric"])
         ctx = runner.context(space, history, tuning.seed)
         stop: TunekitError | None = None
-        try:
-            status = self._loop(ctx, store, previous, started)
-        except TunekitError as exc:
-            if exc is not self.watch.stopped:
-                raise
-            status, stop = "failing", exc  # the report and result keep every failure, then stop
-        deployment, fp32_kept = self.keeper.finish(history, stopped=stop is not None)
+        with self._timed("loop_s"):
+            try:
+                status = self._loop(ctx, store, previous, started)
+            except TunekitError as exc:
+                if exc is not self.watch.stopped:
+                    raise
+                status, stop = "failing", exc  # the result keeps every failure, then stops
+        with self._timed("deploy_s"):
+            deployment, fp32_kept = self.keeper.finish(history, stopped=stop is not None)
         result = self._result(history, status, space, started, deployment, fp32_kept, ctx)
-        write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
-                      self.spec)
+        with self._timed("outputs_s"):
+            write_outputs(result, self.workspace, self.parts.adaptor, self.parts.model_ref,
+                          self.spec)
+        result.timings = {**runner.timings, **self.timings}
         if stop is not None:
             raise stop
         self.watch.check_end()
@@ -126,8 +132,15 @@ class Tuner:
                           objective_units={n: o.unit for n, o, _ in objectives},
                           adaptor=self.parts.adaptor, deployment=deployment,
                           adaptor_options=self.spec.model.options, fp32_kept=fp32_kept,
-                          sensitivity=ctx.notes.sensitivity,
-                          timings={**runner.timings, **self.timings})
+                          sensitivity=ctx.notes.sensitivity)
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
     def _loop(self, ctx: TuneContext, store: Store, previous: dict[QuantConfig, Trial],
               started: float) -> str:
@@ -203,14 +216,12 @@ class Tuner:
                     stage: str | None = None) -> tuple[Trial, object]:
         if config in previous:  # resume: answered from storage, not evaluated again
             return replace(previous[config], number=number, stage=stage), None
-        written = time.perf_counter()
-        store.begin(config)
-        self.timings["history_s"] += time.perf_counter() - written
+        with self._timed("history_s"):
+            store.begin(config)
         trial, candidate = self.runner.run(number, config, needed)
         trial = replace(trial, stage=stage)
-        written = time.perf_counter()
-        store.finish(trial)
-        self.timings["history_s"] += time.perf_counter() - written
+        with self._timed("history_s"):
+            store.finish(trial)
         return trial, candidate
 
     def _log_trial(self, trial: Trial, space: TuningSpace, replayed: bool = False) -> None:
