@@ -16,7 +16,7 @@ import pytest
 
 from tunekit import cli
 from tunekit.criterion import AccuracyCriterion
-from tunekit.distributed import NUMBER, WORKER, Dispatcher, Job
+from tunekit.distributed import NEEDED, NUMBER, WORKER, Dispatcher, Job
 from tunekit.history import Store, Trial, TrialState, retried
 from tunekit.loop import in_order
 from tunekit.space import QuantConfig
@@ -52,6 +52,7 @@ class Worker(threading.Thread):
         self.store, self.name_ = open_store(url, study), name
         self.stop = threading.Event()
         self.answered: list[int] = []
+        self.needed: list[object] = []  # each claimed trial's signal, as queued
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -59,6 +60,7 @@ class Worker(threading.Thread):
             if attrs is None:
                 time.sleep(0.05)
                 continue
+            self.needed.append(attrs.get(NEEDED))
             trial = evaluate(int(attrs[NUMBER]), QuantConfig.from_json(attrs["config"]))
             if self.store.finish_claimed(trial):
                 self.answered.append(trial.number)
@@ -73,18 +75,19 @@ def dispatcher(url: str) -> tuple[Dispatcher, str]:
     return result, study
 
 
-def run_batch(url: str, configs: Sequence[QuantConfig], stop: bool,
-              workers: int = 2) -> list[Trial]:
+def run_batch(url: str, configs: Sequence[QuantConfig], stop: bool, workers: int = 2,
+              needed: object = "exact", seen: list[object] | None = None) -> list[Trial]:
     coordinator, study = dispatcher(url)
     threads = [Worker(url, study, f"w{i}") for i in range(workers)]
     for thread in threads:
         thread.start()
     try:
-        return coordinator.run_batch(0, configs, stop, known={})
+        return coordinator.run_batch(0, configs, stop, known={}, needed=needed)
     finally:
         for thread in threads:
             thread.stop.set()
             thread.join()
+            (seen if seen is not None else []).extend(thread.needed)
 
 
 def summary(trials: Sequence[Trial]) -> list[tuple[int, QuantConfig, float | None, bool]]:
@@ -96,6 +99,12 @@ def test_a_batch_through_postgres_equals_one_process_in_order(postgres_url: str,
                                                               stop: bool) -> None:
     expected = in_order(evaluate)(0, Batch(singles()), stop)
     assert summary(run_batch(postgres_url, singles(), stop)) == summary(expected)
+
+
+def test_each_queued_config_carries_its_batchs_needed_signal(postgres_url: str) -> None:
+    seen: list[object] = []
+    run_batch(postgres_url, singles()[:3], False, needed=0.75, seen=seen)
+    assert seen == [0.75] * 3  # a worker rejects early exactly as this process would
 
 
 def test_a_dead_workers_trial_is_requeued_and_answered_once(postgres_url: str) -> None:

@@ -47,6 +47,18 @@ def test_finds_the_fallback_and_stops_at_first_accept(tmp_path: Path) -> None:
     assert result.evaluations < 24  # Intel Neural Compressor 2.6 basic needs 24 here
 
 
+def test_where_the_time_went_is_data(tmp_path: Path) -> None:
+    result = tuner(make_spec(tmp_path), conv1_culprit()).run()
+    times = result.timings
+    assert set(times) >= {"loop_s", "history_s", "calibrate_s", "probes_s", "deploy_s",
+                          "outputs_s"}
+    trials_s = sum(t.duration_s for t in result.trials)
+    assert times["history_s"] < times["loop_s"] and trials_s <= times["loop_s"] <= result.wall_s
+    for trial in result.trials:
+        steps = [trial.details[f"time.{step}_s"] for step in ("quantize", "evaluate")]
+        assert sum(steps) + trial.details.get("time.measure_s", 0.0) <= trial.duration_s
+
+
 def test_workspace_files(tmp_path: Path) -> None:
     result = tuner(make_spec(tmp_path), conv1_culprit()).run()
     ws = tmp_path / "ws"
