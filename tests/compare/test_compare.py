@@ -25,7 +25,7 @@ from tunekit.loop import Budget
 from tunekit.runner import TrialRunner
 from tunekit.space import QuantConfig
 from tunekit.strategy import Batch, Strategy, TuneContext
-from tunekit.tuner import Parts
+from tunekit.tuner import Parts, Tuner
 from tunekit.workspace import Workspace
 
 DATA = fake_data(500, 100)
@@ -189,3 +189,13 @@ def test_a_bound_from_early_rejection_never_answers_a_strategy_that_needs_the_me
     assert [t.cached for t in exact] == [False, True]  # the bound is not reused; the pass is
     assert goal[0].metric > exact[0].metric  # stopped early: its metric was only a bound
     assert [t.cached for t in run("goal")] == [True, True]  # the full evaluation answers all
+
+
+def test_each_run_keeps_the_trial_a_tuning_would_keep(tmp_path: Path) -> None:
+    adaptor = FakeAdaptor(ops=DIGITS_OPS, base_accuracy=0.998, drops={"conv1": 0.2, "fc1": 0.01})
+    spec, parts = workload(tmp_path / "compare", adaptor, exit_policy={"timeout": 60})
+    run = compare(spec, ["basic"], [spec.tuning.seed], parts=parts).runs[0]
+    spec, parts = workload(tmp_path / "tune", adaptor, exit_policy={"timeout": 60})
+    result = Tuner(parts).run()
+    assert [t.config for t in run.trials] == [t.config for t in result.trials]
+    assert run.best is not None and run.best.config == result.best_trial.config
