@@ -13,18 +13,18 @@ import pytest
 
 from tunekit import cli, config
 from tunekit.compare import EvaluationCache, compare, summarize
-from tunekit.compare.run import _run
 from tunekit.compare.figure import draw, plot
 from tunekit.compare.output import table, write_raw
+from tunekit.compare.run import _run
 from tunekit.evaluate import Evaluator
-from tunekit.metrics.topk import TopK
-from tunekit.strategies.basic import BasicStrategy
-from tunekit.testing import DIGITS_OPS, FakeAdaptor, FakeModel, ModelledLatency, fake_data
 from tunekit.history import History
 from tunekit.loop import Budget
+from tunekit.metrics.topk import TopK
 from tunekit.runner import TrialRunner
 from tunekit.space import QuantConfig
+from tunekit.strategies.basic import BasicStrategy
 from tunekit.strategy import Batch, Strategy, TuneContext
+from tunekit.testing import DIGITS_OPS, FakeAdaptor, FakeModel, ModelledLatency, fake_data
 from tunekit.tuner import Parts, Tuner
 from tunekit.workspace import Workspace
 
