@@ -44,20 +44,21 @@ class ModelStates:
             self._entries.move_to_end(key)
             return entry[1]
         state = build()
-        try:
-            holder: Any = weakref.ref(model, lambda ref, key=key: self._forget(key, ref))
-        except TypeError:  # no weak references: hold the model (bounded below)
-            holder = model
-        self._entries[key] = (holder, state)
+        self._entries[key] = (self._holder(key, model), state)
         strong = [k for k, (h, _) in self._entries.items() if not isinstance(h, weakref.ref)]
         for old in strong[:-STRONG_LIMIT]:
             del self._entries[old]
         return state
 
-    def peek(self, model: Any) -> Any | None:
-        """The state of ``model`` if one was made, else None (nothing is built)."""
-        entry = self._entries.get(_key(model))
-        return entry[1] if entry is not None and _belongs(entry[0], model) else None
+    def _holder(self, key: Any, model: Any) -> Any:
+        """A weak reference that drops the entry with the model where the model allows one;
+        else the model itself (a path: its resolved form), held until the entry is dropped."""
+        if key[0] == "path":
+            return key[1]
+        try:
+            return weakref.ref(model, lambda ref, key=key: self._forget(key, ref))
+        except TypeError:  # no weak references (onnx.ModelProto): bounded in get
+            return model
 
     def __len__(self) -> int:
         return len(self._entries)

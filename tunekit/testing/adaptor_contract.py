@@ -158,16 +158,20 @@ class AdaptorContract:
     def test_state_is_per_model_and_survives_a_resume(self, adaptor: Adaptor, model: Any,
                                                       other_model: Any, calib: list,
                                                       eval_data: list, tmp_path: Path) -> None:
+        """Two models calibrated and quantized by one adaptor get what each gets alone from a
+        state-free copy calibrating from the same ``cache_dir``."""
         models = (model, other_model)
-        assert not np.array_equal(*(outputs(adaptor, m, eval_data) for m in models)), \
-            "other_model must compute other outputs than model, or mixing goes unseen"
+        alone = [pickle.loads(pickle.dumps(adaptor)) for _ in models]  # state-free copies
+        fp32 = [outputs(a, m, eval_data) for a, m in zip(alone, models)]
+        assert not np.array_equal(*fp32), "other_model must compute other outputs than model"
         spaces = [adaptor.capabilities(m) for m in models]
         for m, space in zip(models, spaces):
             adaptor.calibrate(m, space, calib, cache_dir=tmp_path)
+        for m, space, expected in zip(models, spaces, fp32):
+            assert np.array_equal(outputs(adaptor, m, eval_data), expected)
         shared = [outputs(adaptor, adaptor.quantize(m, space.default(), calib), eval_data)
                   for m, space in zip(models, spaces)]
-        for m, space, got in zip(models, spaces, shared):
-            alone = pickle.loads(pickle.dumps(adaptor))  # state-free, as in another process
-            alone.calibrate(m, space, calib, cache_dir=tmp_path)
-            assert np.array_equal(outputs(alone, alone.quantize(m, space.default(), calib),
-                                          eval_data), got)
+        for a, m, space, got in zip(alone, models, spaces, shared):
+            a.calibrate(m, space, calib, cache_dir=tmp_path)  # a resumed tuning's calibration
+            assert np.array_equal(outputs(a, a.quantize(m, space.default(), calib), eval_data),
+                                  got)
