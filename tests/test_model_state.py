@@ -85,7 +85,11 @@ def test_a_calibrate_without_cache_dir_is_refused_when_defined() -> None:
                       cache_dir: Path | None = None) -> None:
             """Takes it."""
 
-    assert issubclass(New, Adaptor)
+    class Keywords(FakeAdaptor):
+        def calibrate(self, model: Any, space: Any, calib_data: Any, **options: Any) -> None:
+            """Takes it among any keywords."""
+
+    assert issubclass(New, Adaptor) and issubclass(Keywords, Adaptor)
 
 
 def test_the_tuner_calibrates_the_tuned_model_once_into_the_workspace(tmp_path: Path) -> None:

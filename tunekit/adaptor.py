@@ -54,7 +54,10 @@ class Adaptor(abc.ABC):
         ``cache_dir`` to every adaptor (adaptors written before tunekit did took it optionally)."""
         super().__init_subclass__(**kwargs)
         own = cls.__dict__.get("calibrate")
-        if own is not None and "cache_dir" not in inspect.signature(own).parameters:
+        if own is None:
+            return
+        parameters = inspect.signature(own).parameters.values()
+        if not any(p.name == "cache_dir" or p.kind is p.VAR_KEYWORD for p in parameters):
             raise TypeError(f"{cls.__qualname__}.calibrate must take the keyword 'cache_dir': "
                             "add '*, cache_dir=None' to its parameters (a folder for statistics "
                             "a resumed tuning may reuse, or None)")

@@ -173,6 +173,7 @@ class PyTorchAdaptor(Adaptor):
         self._state(model).store = (fused, store)
 
     def _state(self, model: nn.Module) -> _ModelState:
+        """``model``'s state (see :class:`_ModelState`), empty until its parts are first used."""
         return self.model_state(model, _ModelState)
 
     def _store(self, model: nn.Module) -> ObserverStore | None:
