@@ -80,4 +80,3 @@ def test_trial_attributes_round_trip_through_json_safe_values() -> None:
     assert again == dataclasses.replace(original, duration_s=1.2346)
     failed = Trial(4, FP32, TrialState.FAILED, error="boom")
     assert Trial.from_attrs(4, failed.to_attrs()) == failed
-
