@@ -28,7 +28,7 @@ COMPARE_OUTPUTS = ("compare.csv", "compare.json", "compare.png")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunekit", description="Accuracy-driven low-precision "
                                      "tuning of PyTorch and TensorFlow models.")
-    from tunekit import __version__
+    from tunekit.version import __version__
 
     parser.add_argument("--version", action="version", version=f"tunekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
