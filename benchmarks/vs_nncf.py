@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -116,6 +117,7 @@ def run_tunekit(case: onnx_cases.Case, workspace: Path) -> tuple[dict[str, Any],
         return onnx_eval.accuracy(lambda feed: runner.run(feed)[0], data)[0]
 
     fp32 = OrtModel(onnx.load(str(case.model)))
+    shutil.rmtree(workspace, ignore_errors=True)  # a fresh start, as NNCF's: nothing to archive
     started = time.perf_counter()
     result = tunekit.tune(fp32, calib, eval_func=evaluate, framework="onnxrt",
                           accuracy_criterion={"absolute": case.max_drop},
