@@ -42,6 +42,11 @@ class Performance(Objective):
     MIN_WARMUP = 2
     #: rounds of :meth:`measure_beside`: enough for a spread, few enough to keep rounds long
     ROUNDS = 5
+    #: :meth:`measure_beside` stops after ``MIN_ROUNDS`` once the rounds' ratios agree within
+    #: ``SETTLED``: two more rounds changed nothing then, and cost 1.5 s of a 4 s tuning of a
+    #: ResNet-like CNN (80 ms a call) in ``benchmarks/vs_nncf.py``
+    MIN_ROUNDS = 3
+    SETTLED = 0.02
     #: the machine's load is read from /proc/stat in 10 ms ticks: over a shorter timing than
     #: this it says nothing, so no ``foreign_cpu`` is recorded
     LOAD_WINDOW_S = 0.5
@@ -87,8 +92,9 @@ class Performance(Objective):
 
     def measure_beside(self, adaptor: Adaptor, model: Any, reference: Any,
                        data: Iterable[Batch]) -> tuple[float, float]:
-        """Both models timed in alternating rounds (which goes first alternates too), so a
-        change in the machine's load hits both alike; ``speedup`` (reference / model) and its
+        """Both models timed in alternating rounds (which goes first alternates too; up to
+        ``ROUNDS``, fewer once the ratios settle), so a change in the machine's load hits both
+        alike; ``speedup`` (reference / model) and its
         ``spread`` (half the interquartile range of the rounds' own ratios, relative to their
         median) join :meth:`details`, so a figure the machine disturbed says so; and
         ``foreign_cpu``, the share of the CPU other processes used meanwhile (a machine loaded
@@ -111,6 +117,8 @@ class Performance(Objective):
                     times.extend(self._timed(adaptor, candidate, inputs, per_round, math.inf))
                 ratios.append(statistics.median(theirs[-per_round:])
                               / max(statistics.median(mine[-per_round:]), 1e-12))
+                if len(ratios) >= self.MIN_ROUNDS and spread(ratios) <= self.SETTLED:
+                    break
         self._times = tuple(mine)
         latency, fp32 = statistics.median(mine), statistics.median(theirs)
         self._record(inputs, latency, threads)
