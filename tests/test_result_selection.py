@@ -87,6 +87,7 @@ def test_the_all_fp32_candidate_is_never_the_result(tmp_path: Path) -> None:
     passing = [t for t in result.trials if t.accepted]
     assert passing and all(c.precision == "fp32" for t in passing for c in t.config.ops.values())
     assert result.fp32_kept and result.met and result.best_trial is None
+    assert all("latency" not in t.details for t in passing)  # and it was not even timed
 
 
 def test_only_a_time_objective_keeps_fp32(tmp_path: Path) -> None:

@@ -319,7 +319,9 @@ class Tuner:
                     raise TrialError(f"the metric of this candidate is {metric}")
                 accepted = self.criterion.accepts(metric, self.baseline["metric"])
                 values = {}
-                if accepted or not any(o.costly for _, o, _ in self.parts.objectives):
+                # the all-FP32 config is never the result (_is_better): timing it is wasted
+                if (accepted or not any(o.costly for _, o, _ in self.parts.objectives)) \
+                        and not _all_fp32(config):
                     measured = time.perf_counter()
                     values = self._measure_all(candidate)
                     label = runtimes(self.parts.adaptor, candidate, self.parts.model)
