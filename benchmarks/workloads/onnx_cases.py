@@ -7,9 +7,10 @@ encoder also ``mask_*``; see :mod:`onnx_eval`) and a maximum absolute top-1 drop
   (``nn.Sequential`` of conv 1→8, ReLU, conv 8→16, ReLU, max-pool, fc 1024→64, ReLU,
   fc 64→10; no batch norm, so its ONNX nodes are ``/0/Conv``, ``/2/Conv``, ``/6/Gemm``,
   ``/8/Gemm``) trained on the example's digits split, calibrated on images at half
-  intensity, no loss allowed. Without batch norm every activation range scales with the input, so each int8 op clips its input: NNCF reverts all
-  four ops and answers the FP32 graph (the example's CNN, whose batch norms re-centre the
-  activations, let NNCF keep two ops in int8, so the check never triggered);
+  intensity, no loss allowed. Without batch norm every activation range scales with the
+  input, so each int8 op clips its input: NNCF reverts all four ops and answers the FP32
+  graph (the example's CNN, whose batch norms re-centre the activations, let NNCF keep two
+  ops in int8, so the check never triggered);
 - ``resnet``: the ResNet-like CNN of :mod:`resnet_digits` (3×32×32, 0.7 M parameters), normal
   calibration, 1 point;
 - ``bert``: a BERT-like encoder (``transformers``' ``BertForSequenceClassification`` from a
