@@ -17,7 +17,7 @@ from typing import Any
 from tunekit.errors import NotSupportedError, TunekitError
 from tunekit.history import History, Trial
 from tunekit.runner import TrialRunner
-from tunekit.selection import best_passing, is_better
+from tunekit.selection import all_fp32, best_passing, is_better
 from tunekit.workspace import Workspace
 
 log = logging.getLogger("tunekit")
@@ -116,7 +116,8 @@ class Keeper:
         if self.best.trial is not None and self.best.trial.accepted:
             return None
         trial = best_passing(history.trials, runner.criterion)
-        if trial is None or not any(o.unit == "s" for _, o, _ in runner.parts.objectives):
+        if trial is None or all_fp32(trial.config) \
+                or not any(o.unit == "s" for _, o, _ in runner.parts.objectives):
             return None
         candidate = runner.rebuild(trial)
         if candidate is None:

@@ -44,6 +44,7 @@ from tunekit.objectives._inputs import batch_inputs
 from tunekit.probes import hessian_probe, sensitivity_probe
 from tunekit.progress import progress
 from tunekit.sanity import check_baseline
+from tunekit.selection import all_fp32
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.speed import runtimes
 from tunekit.strategy import Needed, Strategy, TuneContext
@@ -211,7 +212,7 @@ class TrialRunner:
                 candidate = self.build(config)
                 times["time.quantize_s"] = time.perf_counter() - start
                 metric, accepted = self._judge(number, candidate, needed, times)
-                values = self._measure_if_due(number, candidate, accepted, times)
+                values = self._measure_if_due(number, config, candidate, accepted, times)
         except ConfigError:
             raise  # wrong for every trial alike: stop with the message
         except Exception as exc:  # noqa: BLE001 - anything one candidate raises fails it alone
@@ -267,11 +268,13 @@ class TrialRunner:
             times.update({"early_rejected": 1.0, "evaluated_samples": float(evaluator.last_samples)})
         return metric, self.criterion.accepts(metric, self.baseline["metric"])
 
-    def _measure_if_due(self, number: int, candidate: Any, accepted: bool,
+    def _measure_if_due(self, number: int, config: QuantConfig, candidate: Any, accepted: bool,
                         times: dict[str, float]) -> dict[str, float]:
-        """The objectives of an accepted candidate (of every candidate when none is costly)."""
+        """The objectives of an accepted candidate (of every candidate when none is costly),
+        never of the all-FP32 config: it is never the result, so timing it is wasted."""
         values: dict[str, float] = {}
-        if accepted or not any(o.costly for _, o, _ in self.parts.objectives):
+        due = accepted or not any(o.costly for _, o, _ in self.parts.objectives)
+        if due and not all_fp32(config):
             start = time.perf_counter()
             values = self.measure_all(candidate)
             label = runtimes(self.parts.adaptor, candidate, self.parts.model)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 from tunekit.criterion import AccuracyCriterion
 from tunekit.history import Trial
+from tunekit.space import QuantConfig
 
 #: Relative objective difference within which two passing candidates count as equally fast
 #: (timing noise on a busy machine); the one with fewer ops in float is then kept.
@@ -45,13 +46,20 @@ def best_passing(trials: Iterable[Trial], criterion: AccuracyCriterion) -> Trial
     return best
 
 
+def all_fp32(config: QuantConfig) -> bool:
+    """Whether ``config`` leaves every op in FP32: the FP32 model, whatever its timing says
+    (noise timed it 1.03× "faster" on a loaded machine), so it is never the result."""
+    return all(c.precision == "fp32" for c in config.ops.values())
+
+
 def is_better(trial: Trial, best: Trial | None, criterion: AccuracyCriterion,
               not_faster: Callable[[Trial], bool]) -> bool:
     """Whether ``trial`` displaces ``best`` as the tuning's result: a passing trial beats any
-    failing one, never one that is ``not_faster`` than FP32 (then FP32 itself is kept); among
-    passing trials :func:`preferred_passing` decides, then the metric; a failing trial whose
-    metric is only an early-rejection bound never displaces a model kept before."""
-    if trial.failed or (trial.accepted and not_faster(trial)):
+    failing one, never one that is ``not_faster`` than FP32 or is FP32 itself (then the FP32
+    model is kept); among passing trials :func:`preferred_passing` decides, then the metric; a
+    failing trial whose metric is only an early-rejection bound never displaces a model kept
+    before."""
+    if trial.failed or (trial.accepted and (not_faster(trial) or all_fp32(trial.config))):
         return False
     if best is None:
         return True
@@ -66,4 +74,4 @@ def is_better(trial: Trial, best: Trial | None, criterion: AccuracyCriterion,
     return criterion.better(trial.metric or 0.0, best.metric or 0.0)
 
 
-__all__ = ["OBJECTIVE_NOISE", "best_passing", "is_better", "preferred_passing"]
+__all__ = ["OBJECTIVE_NOISE", "all_fp32", "best_passing", "is_better", "preferred_passing"]

@@ -22,7 +22,7 @@ from dataclasses import replace
 from tunekit.distributed import Dispatcher, Job, LocalWorkers, trust_flags
 from tunekit.errors import ConfigError, TunekitError
 from tunekit.failures import FailureWatch
-from tunekit.history import History, Store, Trial
+from tunekit.history import History, Trial
 from tunekit.keeper import Keeper
 from tunekit.loop import Budget, drive
 from tunekit.result import TuneResult, write_outputs
@@ -30,6 +30,7 @@ from tunekit.runner import CALIBRATION, Parts, TrialRunner
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.speed import format_objective
 from tunekit.storage_url import storage_error, storage_label
+from tunekit.store import Store
 from tunekit.strategy import Batch, Needed, TuneContext
 from tunekit.workspace import HISTORY, HISTORY_DB, Workspace
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.data import batch_size, split_batch
 from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError
 from tunekit.objective import Objective
@@ -55,6 +55,14 @@ class FakeModel:
     config: QuantConfig | None = None
 
 
+@dataclass
+class _Calibrations:
+    """What the fake keeps per model (its :meth:`~tunekit.adaptor.Adaptor.model_state`): the
+    ``cache_dir`` of each :meth:`FakeAdaptor.calibrate` call, in order."""
+
+    cache_dirs: list[Path | None] = field(default_factory=list)
+
+
 def fake_data(samples: int = 1000, batch: int = 100) -> list[tuple[np.ndarray, np.ndarray]]:
     """Evaluation batches for :meth:`FakeAdaptor.predict`: ``(inputs (b, 1), labels (b,))``."""
     index = np.arange(samples)
@@ -80,7 +88,8 @@ class FakeAdaptor(Adaptor):
     ready :class:`TuningSpace` (returned as is by :meth:`capabilities`). ``op_costs`` weighs ops
     in the latency and size formulas (default 1). ``fails(config)`` true makes
     :meth:`quantize` raise :class:`TrialError`, as a real adaptor does for a broken candidate.
-    ``quantize_calls`` and ``predict_calls`` count the work a strategy caused.
+    ``quantize_calls`` and ``predict_calls`` count the work a strategy caused;
+    :meth:`calibrations` says how a model was calibrated.
     """
 
     model_suffix = ".json"
@@ -134,7 +143,7 @@ class FakeAdaptor(Adaptor):
         return sum(self.op_costs.get(op.name, 1.0) * LATENCIES[precision]
                    for op, precision in self._precisions(model))
 
-    def evaluate(self, config: QuantConfig, data: Iterable[Batch] | None = None) -> float:
+    def evaluate(self, config: QuantConfig, data: Iterable[DataBatch] | None = None) -> float:
         """Quantize and score ``config`` as the tuner would: Top-1 of :meth:`predict`.
 
         A ready accuracy function for :func:`tunekit.testing.run_strategy` that goes through
@@ -155,7 +164,18 @@ class FakeAdaptor(Adaptor):
         options = _options(approach)
         return TuningSpace({op: options for op in self.ops})
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> FakeModel:
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch], *,
+                  cache_dir: Path | None = None) -> None:
+        """Records the call for ``model`` (:meth:`calibrations`); fake candidates are formulas
+        of the config and need no statistics."""
+        self.model_state(model, _Calibrations).cache_dirs.append(cache_dir)
+
+    def calibrations(self, model: Any) -> list[Path | None]:
+        """The ``cache_dir`` of every :meth:`calibrate` call for ``model``, in order."""
+        return list(self.model_state(model, _Calibrations).cache_dirs)
+
+    def quantize(self, model: Any, config: QuantConfig,
+                 calib_data: Iterable[DataBatch]) -> FakeModel:
         self.quantize_calls += 1
         if set(config.ops) != set(self.ops):
             raise ModelError(f"config ops {[str(op) for op in config.ops]} are not the "
@@ -165,7 +185,7 @@ class FakeAdaptor(Adaptor):
         return FakeModel(config)
 
     def predict(self, model: FakeModel,
-                data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         self.predict_calls += 1
         accuracy, seen = self.accuracy(model.config), 0
         for batch in data:
@@ -186,7 +206,7 @@ class FakeAdaptor(Adaptor):
         return np.zeros((batch_size(inputs), self.num_classes), dtype=np.float32)
 
     def inspect(self, model: Any, candidate: FakeModel, ops: Sequence[OpKey],
-                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, a fixed FP32 output and the candidate's, whose MSE equals the op's drop."""
         configs = dict(self._configs(candidate))
         return {op: (_REFERENCE.copy(),
@@ -223,7 +243,7 @@ class ModelledLatency(Objective):
     costly = False
     unit = " units"
 
-    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
+    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[DataBatch]) -> float:
         if not isinstance(adaptor, FakeAdaptor):
             raise NotSupportedError(f"ModelledLatency needs a FakeAdaptor, not "
                                     f"{type(adaptor).__name__}")

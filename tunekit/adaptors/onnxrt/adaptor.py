@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import onnx
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.onnxrt import calibration, memory
 from tunekit.adaptors.onnxrt.build import FORMATS, build
 from tunekit.adaptors.onnxrt.graph import DYNAMIC, Op, check_config, find_ops, named
@@ -33,10 +33,10 @@ CONFIG_KEY = "tunekit.config"
 
 @dataclass
 class _Prepared:
-    """What the adaptor keeps per FP32 model: its named graph, tunable ops, FP32 session and the
-    activation ranges of each calibration algorithm collected so far."""
+    """The adaptor's state of one FP32 model (:meth:`~tunekit.adaptor.Adaptor.model_state`): its
+    named graph, tunable ops, FP32 session and the activation ranges of each calibration
+    algorithm collected so far (and where ``calibrate`` said to keep them)."""
 
-    source: Any  # held so the id() the cache is keyed by cannot be reused
     proto: onnx.ModelProto
     ops: dict[OpKey, Op]
     fp32: OrtModel
@@ -72,7 +72,6 @@ class OnnxRuntimeAdaptor(Adaptor):
         self.output = output
         self.calibration_batches = calibration_batches
         self._threads: int | None = None
-        self._prepared: dict[Any, _Prepared] = {}
 
     @classmethod
     def handles(cls, model: Any) -> bool:
@@ -87,10 +86,10 @@ class OnnxRuntimeAdaptor(Adaptor):
     # -- the FP32 model, prepared once --------------------------------------------------------
     def _prepare(self, model: Any) -> _Prepared:
         """The per-model state, made on first use and kept for the model object (or path)."""
-        key: Any = str(Path(model).resolve()) if isinstance(model, (str, Path)) else id(model)
-        found = self._prepared.get(key)
-        if found is not None:
-            return found
+        return self.model_state(model, lambda: self._prepared_for(model))
+
+    def _prepared_for(self, model: Any) -> _Prepared:
+        """Parse and name ``model``'s graph, find its ops, open its FP32 session."""
         if isinstance(model, OrtModel):
             proto = model.proto
         elif isinstance(model, (str, Path)):
@@ -101,11 +100,7 @@ class OnnxRuntimeAdaptor(Adaptor):
             raise ModelError(f"the onnxrt adaptor takes an onnx.ModelProto or a .onnx path, "
                              f"not a {type(model).__name__}")
         proto = named(proto)
-        if len(self._prepared) >= 2:  # one tuning holds one FP32 model; keep memory bounded
-            self._prepared.pop(next(iter(self._prepared)))
-        found = self._prepared[key] = _Prepared(model, proto, find_ops(proto),
-                                                OrtModel(proto, self.settings))
-        return found
+        return _Prepared(proto, find_ops(proto), OrtModel(proto, self.settings))
 
     def _model(self, model: Any) -> OrtModel:
         return model if isinstance(model, OrtModel) else self._prepare(model).fp32
@@ -146,7 +141,7 @@ class OnnxRuntimeAdaptor(Adaptor):
                              "(Conv, ConvTranspose, Gemm, MatMul, Add/Concat of activations)")
         return TuningSpace(options)
 
-    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[Batch],
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch], *,
                   cache_dir: Path | None = None) -> None:
         """Collect the ranges the default config needs (see :mod:`.calibration`); another
         algorithm's are collected the first time a trial asks for it, once per tuning. With
@@ -158,7 +153,7 @@ class OnnxRuntimeAdaptor(Adaptor):
             self._ranges(prepared, calibration.algorithms_of(configs), calib_data)
 
     def _ranges(self, prepared: _Prepared, algorithms: Sequence[str],
-                calib_data: Iterable[Batch] | None) -> dict[str, calibration.Ranges]:
+                calib_data: Iterable[DataBatch] | None) -> dict[str, calibration.Ranges]:
         missing = [a for a in algorithms if a not in prepared.ranges]
         if missing:
             batches = require_batches(calib_data, "the calibration data")
@@ -172,7 +167,8 @@ class OnnxRuntimeAdaptor(Adaptor):
                     prepared.proto, inputs, algorithm, prepared.cache_dir, prepared.key)
         return prepared.ranges
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> OrtModel:
+    def quantize(self, model: Any, config: QuantConfig,
+                 calib_data: Iterable[DataBatch]) -> OrtModel:
         prepared = self._prepare(model)
         check_config(prepared.ops, list(config.ops))
         ops = {key: config.ops.get(key, OpConfig("fp32")) for key in prepared.ops}
@@ -189,7 +185,8 @@ class OnnxRuntimeAdaptor(Adaptor):
         return candidate
 
     # -- running models ------------------------------------------------------------------------
-    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def predict(self, model: Any,
+                data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         runner = self._model(model)
         names = [o.name for o in runner.session().get_outputs()]
         for batch in data:
@@ -220,7 +217,7 @@ class OnnxRuntimeAdaptor(Adaptor):
         return self._model(model).proto.ByteSize()
 
     def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
-                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, its float output in the FP32 model and in ``candidate``: the int8 op's output
         before it is quantized for the next op (QDQ; where ONNX Runtime folded a Relu into the
         op, both sides are taken after the Relu), or dequantized from it (QOperator)."""
@@ -228,16 +225,21 @@ class OnnxRuntimeAdaptor(Adaptor):
         check_config(prepared.ops, ops)
         proto = self._model(candidate).proto
         names = {op: _output_of(proto, prepared.ops[op]) for op in ops}
-        produced = {o for n in prepared.proto.graph.node for o in n.output}
-        fp32_names = {op: name if name in produced else prepared.ops[op].node.output[0]
+        producer = {o: n.op_type for n in prepared.proto.graph.node for o in n.output}
+        fp32_names = {op: name if name in producer else prepared.ops[op].node.output[0]
                       for op, name in names.items()}
+        # a folded Relu's output name now labels the op's raw output, whose negatives only the
+        # next QuantizeLinear clips: clip them here too, or every such op reads ~100 % error
+        # (the ranking then named conv2, not the culprit conv3, first on culprit-middle)
+        folded = {op for op, name in fp32_names.items() if producer.get(name) == "Relu"}
         batches = list(data)[:4]
         fp32 = _intermediates(prepared.proto, list(fp32_names.values()), batches, self.settings)
         quantized = _intermediates(proto, list(names.values()), batches, self.settings)
-        return {op: (fp32[fp32_names[op]], quantized[names[op]]) for op in ops}
+        return {op: (fp32[fp32_names[op]], np.maximum(quantized[names[op]], 0)
+                     if op in folded else quantized[names[op]]) for op in ops}
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
-                       example_batch: Batch | None, tune: Any) -> Any:
+                       example_batch: DataBatch | None, tune: Any) -> Any:
         """ONNX Runtime's optimization levels as passes (see :mod:`.passes`)."""
         from tunekit.adaptors.onnxrt.passes import optimize
 
@@ -265,11 +267,12 @@ class OnnxRuntimeAdaptor(Adaptor):
         return OrtModel(proto, self.settings)
 
     def __getstate__(self) -> dict[str, Any]:
-        """The options only: sessions and ranges stay in the process that made them."""
-        return {k: v for k, v in vars(self).items() if k not in ("_prepared", "_threads")}
+        """The options only: per-model sessions and ranges (the base class drops them) and the
+        thread count of a ``threads`` block stay in the process that made them."""
+        return {k: v for k, v in super().__getstate__().items() if k != "_threads"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _prepared={}, _threads=None)
+        self.__dict__.update(state, _threads=None)
 
 
 def _output_of(proto: onnx.ModelProto, op: Op) -> str:
@@ -283,7 +286,7 @@ def _output_of(proto: onnx.ModelProto, op: Op) -> str:
     raise ModelError(f"the candidate has no node {op.node.name!r} to inspect")
 
 
-def _intermediates(proto: onnx.ModelProto, names: Sequence[str], batches: Sequence[Batch],
+def _intermediates(proto: onnx.ModelProto, names: Sequence[str], batches: Sequence[DataBatch],
                    settings: Settings) -> dict[str, np.ndarray]:
     """Tensors ``names`` of ``proto`` over ``batches`` (stacked), exposed as graph outputs;
     QOperator's ``X_quantized`` tensors are dequantized back to ``X``."""
