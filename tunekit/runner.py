@@ -14,7 +14,6 @@ passes in :attr:`TrialRunner.timings`, so benchmarks need not wrap tunekit's met
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import random
@@ -167,12 +166,11 @@ class TrialRunner:
         calib = self.parts.calib_data
         if not calib or self.parts.train_func is not None:
             return
-        adaptor, start = self.parts.adaptor, time.perf_counter()
-        keep = {"cache_dir": self.workspace.file(CALIBRATION)} \
-            if "cache_dir" in inspect.signature(adaptor.calibrate).parameters else {}
+        start = time.perf_counter()
         try:
-            adaptor.calibrate(self.parts.model, space, progress(calib, "calibrate", len(calib)),
-                              **keep)
+            self.parts.adaptor.calibrate(self.parts.model, space,
+                                         progress(calib, "calibrate", len(calib)),
+                                         cache_dir=self.workspace.file(CALIBRATION))
         except TunekitError:
             raise
         except Exception as exc:
