@@ -97,14 +97,15 @@ def test_qoperator_format_and_dynamic_approach(onnx_digits: Any, onnx_calib: lis
     types = {n.op_type for n in candidate.proto.graph.node}
     assert {"QLinearConv", "QGemm"} <= types and top1(qop, candidate, onnx_eval) > 0.95
     adaptor = OnnxRuntimeAdaptor()
-    auto = adaptor.capabilities(onnx_digits, "auto")
-    conv2 = next(op for op in auto.ops if op.name == "/conv2/Conv")
-    config = auto.default().with_op(conv2, auto.option(conv2, "int8", approach="dynamic"))
+    dynamic = adaptor.capabilities(onnx_digits, "dynamic")
+    conv2 = next(op for op in dynamic.ops if op.name == "/conv2/Conv")
+    # static ops with one dynamic conv (approach auto offers dynamic to Gemm/MatMul only)
+    config = adaptor.capabilities(onnx_digits).default().with_op(
+        conv2, dynamic.option(conv2, "int8", approach="dynamic"))
     mixed = adaptor.quantize(onnx_digits, config, onnx_calib)
     assert "ConvInteger" in {n.op_type for n in mixed.proto.graph.node}
     assert top1(adaptor, mixed, onnx_eval) > 0.95
-    dynamic = adaptor.capabilities(onnx_digits, "dynamic")
-    assert {op.type for op in dynamic.ops} == {"Conv"}  # ONNX Runtime has no dynamic Gemm
+    assert {op.type for op in dynamic.ops} == {"Conv", "Gemm"}  # Gemm as MatMul (+ Add)
 
 
 def test_size_memory_and_threads(onnx_digits: Any, onnx_calib: list) -> None:

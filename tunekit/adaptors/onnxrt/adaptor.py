@@ -19,7 +19,8 @@ import onnx
 from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.onnxrt import calibration, memory
 from tunekit.adaptors.onnxrt.build import FORMATS, build
-from tunekit.adaptors.onnxrt.graph import DYNAMIC, Op, check_config, find_ops, named
+from tunekit.adaptors.onnxrt.graph import (AUTO_DYNAMIC, DYNAMIC_TUNABLE, Op, check_config,
+                                           find_ops, named)
 from tunekit.adaptors.onnxrt.runtime import OrtModel, Settings, feeds, pick_output, to_numpy
 from tunekit.data import require_batches, split_batch
 from tunekit.errors import ConfigError, ModelError, TrialError
@@ -121,7 +122,9 @@ class OnnxRuntimeAdaptor(Adaptor):
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
         """Per tunable op (Conv, ConvTranspose, Gemm, MatMul; Add/Concat of two activations):
         static int8 options (algorithm × scheme × activation type × granularity), dynamic int8
-        for Conv/MatMul with a weight (approach dynamic/auto), then fp32."""
+        for Conv/Gemm/MatMul with a weight (approach ``dynamic``; ``auto`` offers static and
+        dynamic per op where dynamic has a fast kernel, Gemm/MatMul: static int8 where its
+        ranges hold, dynamic where not), then fp32."""
         if approach not in APPROACHES:
             raise ConfigError("quantization.approach", f"the onnxrt adaptor offers "
                                                        f"{', '.join(APPROACHES)}, not {approach!r}")
@@ -137,7 +140,9 @@ class OnnxRuntimeAdaptor(Adaptor):
                     else ("per_channel", "per_tensor")
             int8 = int8_options(["static"], schemes, granularities, ALGORITHMS,
                                 ("uint8", "int8")) if approach != "dynamic" else []
-            if approach != "static" and op.weight is not None and key.type in DYNAMIC:
+            if op.weight is not None and key.type in (
+                    AUTO_DYNAMIC if approach == "auto" else
+                    DYNAMIC_TUNABLE if approach == "dynamic" else ()):
                 int8 += int8_options(["dynamic"], (), ("per_channel", "per_tensor"), ())
             if int8:
                 options[key] = (*int8, OpConfig("fp32"))

@@ -5,7 +5,8 @@ fed the precomputed ranges (:mod:`.calibration`) and ``TensorQuantOverrides`` th
 op's choices: its activation tensors' integer type (``activation`` uint8/int8) and symmetry
 (``scheme``), its weight's per-channel axis (``granularity``; QOperator's quantizer only has a
 model-wide flag, so there the space offers per_channel alone). Dynamic int8 ops then go through
-``quantize_dynamic``, one call per granularity. Every other tunable op is listed in
+``quantize_dynamic``, one call per granularity; a dynamic Gemm is first rewritten as MatMul
+(+ Add) (:mod:`.gemm`: ONNX Runtime quantizes MatMul dynamically, not Gemm). Every other tunable op is listed in
 ``nodes_to_exclude``/left out of ``nodes_to_quantize`` and stays float. Graph inputs and outputs
 stay float in both formats.
 """
@@ -22,6 +23,7 @@ from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                       quantize_static)
 
 from tunekit.adaptors.onnxrt.calibration import Ranges, write_ranges
+from tunekit.adaptors.onnxrt.gemm import gemms_as_matmuls
 from tunekit.adaptors.onnxrt.graph import COMPUTE, DYNAMIC, FOLLOWERS, JOINS, Op, tensor_owners
 from tunekit.adaptors.onnxrt.runtime import quiet
 from tunekit.space import OpConfig, OpKey
@@ -39,8 +41,14 @@ def build(model: onnx.ModelProto, ops: Mapping[OpKey, Op], config: Mapping[OpKey
         current: onnx.ModelProto | Path = model
         if static:
             current = _static(model, ops, config, ranges, fmt, Path(folder))
+        renamed: dict[str, str] = {}  # a dynamic Gemm's name → its MatMul's
+        gemms = [ops[k].node.name for k in dynamic if k.type == "Gemm"]
+        if gemms:
+            loaded = onnx.load(current) if isinstance(current, Path) else current
+            current, renamed = gemms_as_matmuls(loaded, gemms)
         for granularity in ("per_channel", "per_tensor"):
-            names = [ops[k].node.name for k in dynamic if config[k].granularity == granularity]
+            names = [renamed.get(ops[k].node.name, ops[k].node.name) for k in dynamic
+                     if config[k].granularity == granularity]
             if names:
                 target = Path(folder, f"dynamic-{granularity}.onnx")
                 quantize_dynamic(current, target, op_types_to_quantize=list(DYNAMIC),
@@ -49,6 +57,8 @@ def build(model: onnx.ModelProto, ops: Mapping[OpKey, Op], config: Mapping[OpKey
                 current = target
         if isinstance(current, Path):
             return onnx.load(current)
+        if current is not model:
+            return current
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     return copy
