@@ -110,8 +110,8 @@ class Axes:
         and title to the panel below (shared x axis), ``show_y`` False draws no y grid (bars
         label their own rows)."""
         bottom, right = self.top + self.height, self.left + self.width
-        out = [f'<rect x="{_f(self.left)}" y="{_f(self.top)}" width="{_f(self.width)}" '
-               f'height="{_f(self.height)}" fill="#fff" stroke="{AXIS}"/>']
+        out = [(f'<rect x="{_f(self.left)}" y="{_f(self.top)}" width="{_f(self.width)}" '
+                f'height="{_f(self.height)}" fill="#fff" stroke="{AXIS}"/>')]
         for value in ticks(*self.xlim, integer=integer_x):
             x = self.px(value)
             out.append(f'<path d="M{_f(x)},{_f(self.top)}V{_f(bottom)}" stroke="{GRID}"/>')
@@ -205,4 +205,4 @@ def document(width: float, height: float, body: str, alt: str) -> str:
             f'<rect width="100%" height="100%" fill="#fff"/>{body}</svg>')
 
 
-__all__ = ["Axes", "CHAR_PX", "bar", "document", "label", "marker", "span", "ticks", "title"]
+__all__ = ["CHAR_PX", "Axes", "bar", "document", "label", "marker", "span", "ticks", "title"]
