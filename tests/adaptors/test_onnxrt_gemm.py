@@ -100,3 +100,19 @@ def test_a_dynamic_gemm_runs_int8_and_keeps_the_outputs(onnx_digits: Any, onnx_c
         assert 0 < np.abs(fp32_out - int8_out).mean() < 0.05 * np.abs(fp32_out).mean()
     everything = adaptor.capabilities(onnx_digits, "dynamic")
     assert {op.type for op in everything.ops} == {"Conv", "Gemm"}
+
+
+def test_qoperator_static_ops_then_a_dynamic_gemm(onnx_digits: Any, onnx_calib: list,
+                                                   onnx_eval: list) -> None:
+    """QOperator writes ``X_quantized`` for a tensor an int8 op wrote; the dynamic quantizer
+    would name its own int8 copy of the Gemm's input alike (a duplicate ONNX Runtime rejects)."""
+    adaptor = OnnxRuntimeAdaptor(format="qoperator")
+    auto = adaptor.capabilities(onnx_digits, "auto")
+    config = auto.default()
+    for op in auto.ops:
+        if op.type == "Gemm":
+            config = config.with_op(op, auto.option(op, "int8", approach="dynamic"))
+    candidate = adaptor.quantize(onnx_digits, config, onnx_calib)
+    types = {n.op_type for n in candidate.proto.graph.node}
+    assert {"QLinearConv", "MatMulInteger"} <= types and "Gemm" not in types
+    assert top1(adaptor, candidate, onnx_eval) > 0.95

@@ -6,15 +6,15 @@ op's choices: its activation tensors' integer type (``activation`` uint8/int8) a
 (``scheme``), its weight's per-channel axis (``granularity``; QOperator's quantizer only has a
 model-wide flag, so there the space offers per_channel alone). Dynamic int8 ops then go through
 ``quantize_dynamic``, one call per granularity; a dynamic Gemm is first rewritten as MatMul
-(+ Add) (:mod:`.gemm`: ONNX Runtime quantizes MatMul dynamically, not Gemm). Every other tunable op is listed in
-``nodes_to_exclude``/left out of ``nodes_to_quantize`` and stays float. Graph inputs and outputs
-stay float in both formats.
+(+ Add) (:mod:`.gemm`: ONNX Runtime quantizes MatMul dynamically, not Gemm). Every other
+tunable op is listed in ``nodes_to_exclude``/left out of ``nodes_to_quantize`` and stays float.
+Graph inputs and outputs stay float in both formats.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,8 @@ def build(model: onnx.ModelProto, ops: Mapping[OpKey, Op], config: Mapping[OpKey
         if static:
             current = _static(model, ops, config, ranges, fmt, Path(folder))
         renamed: dict[str, str] = {}  # a dynamic Gemm's name → its MatMul's
-        gemms = [ops[k].node.name for k in dynamic if k.type == "Gemm"]
-        if gemms:
-            loaded = onnx.load(current) if isinstance(current, Path) else current
-            current, renamed = gemms_as_matmuls(loaded, gemms)
+        if dynamic:
+            current, renamed = _for_dynamic(current, [ops[k].node.name for k in dynamic])
         for granularity in ("per_channel", "per_tensor"):
             names = [renamed.get(ops[k].node.name, ops[k].node.name) for k in dynamic
                      if config[k].granularity == granularity]
@@ -62,6 +60,30 @@ def build(model: onnx.ModelProto, ops: Mapping[OpKey, Op], config: Mapping[OpKey
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     return copy
+
+
+def _for_dynamic(current: onnx.ModelProto | Path,
+                 names: Sequence[str]) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """A copy of ``current`` ready for ``quantize_dynamic`` on the nodes ``names``: Gemms
+    rewritten as MatMul (+ Add) (:mod:`.gemm`; the returned mapping names each one's MatMul),
+    and a node's data input routed through an Identity where ONNX Runtime would name its int8
+    copy ``X_quantized`` like a tensor the static pass already wrote (QOperator quantizes ``X``
+    when an int8 op wrote it), which ONNX Runtime rejects as a duplicate definition."""
+    loaded = onnx.load(current) if isinstance(current, Path) else current
+    gemms = [n.name for n in loaded.graph.node if n.name in names and n.op_type == "Gemm"]
+    loaded, renamed = gemms_as_matmuls(loaded, gemms)
+    chosen = {renamed.get(name, name) for name in names}
+    tensors = {o for n in loaded.graph.node for o in n.output}
+    nodes: list[onnx.NodeProto] = []
+    for node in loaded.graph.node:
+        if node.name in chosen and f"{node.input[0]}_quantized" in tensors:
+            fresh = f"{node.name}/dynamic_input"
+            nodes.append(onnx.helper.make_node("Identity", [node.input[0]], [fresh], name=fresh))
+            node.input[0] = fresh
+        nodes.append(node)
+    del loaded.graph.node[:]
+    loaded.graph.node.extend(nodes)
+    return loaded, renamed
 
 
 def _static(model: onnx.ModelProto, ops: Mapping[OpKey, Op], config: Mapping[OpKey, OpConfig],
