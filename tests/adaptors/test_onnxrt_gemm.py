@@ -116,3 +116,21 @@ def test_qoperator_static_ops_then_a_dynamic_gemm(onnx_digits: Any, onnx_calib: 
     types = {n.op_type for n in candidate.proto.graph.node}
     assert {"QLinearConv", "MatMulInteger"} <= types and "Gemm" not in types
     assert top1(adaptor, candidate, onnx_eval) > 0.95
+
+
+@pytest.mark.parametrize("fmt", ["qdq", "qoperator"])
+def test_inspect_finds_a_dynamic_convs_float_output(onnx_digits: Any, onnx_calib: list,
+                                                    onnx_eval: list, fmt: str) -> None:
+    """ONNX Runtime renames a dynamic Conv ``<name>_quant`` (ConvInteger) and a Mul writes its
+    float output under the Conv's own name: that tensor is the op's output to compare."""
+    adaptor = OnnxRuntimeAdaptor(format=fmt)
+    dynamic = adaptor.capabilities(onnx_digits, "dynamic")
+    convs = [op for op in dynamic.ops if op.type == "Conv"]
+    config = adaptor.capabilities(onnx_digits).default()
+    for op in convs:
+        config = config.with_op(op, dynamic.option(op, "int8", approach="dynamic"))
+    candidate = adaptor.quantize(onnx_digits, config, onnx_calib)
+    for fp32_out, int8_out in adaptor.inspect(onnx_digits, candidate, convs,
+                                              onnx_eval[:1]).values():
+        assert fp32_out.shape == int8_out.shape
+        assert 0 < np.abs(fp32_out - int8_out).mean() < 0.1 * np.abs(fp32_out).mean()

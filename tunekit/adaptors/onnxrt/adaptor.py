@@ -285,11 +285,17 @@ class OnnxRuntimeAdaptor(Adaptor):
 
 
 def _output_of(proto: onnx.ModelProto, op: Op) -> str:
-    """The float output of ``op``'s node in a candidate: the same node name (QDQ, float ops), or
-    ONNX Runtime's ``<name>_quant`` node whose ``X_quantized`` output stands for ``X``."""
+    """The float output of ``op``'s node in a candidate: the same node name (QDQ, float ops,
+    dynamic Gemms), the op's own output tensor where another node writes it (dynamic int8: the
+    Mul that rescales ConvInteger/MatMulInteger's int32 result; QOperator: a DequantizeLinear
+    for a float consumer), or ONNX Runtime's ``<name>_quant`` node whose ``X_quantized`` output
+    stands for ``X``."""
+    same = next((node for node in proto.graph.node if node.name == op.node.name), None)
+    if same is not None:
+        return same.output[0]
+    if any(op.node.output[0] in node.output for node in proto.graph.node):
+        return op.node.output[0]
     for node in proto.graph.node:
-        if node.name == op.node.name:
-            return node.output[0]
         if node.name == f"{op.node.name}_quant":
             return node.output[0].removesuffix("_quantized")
     raise ModelError(f"the candidate has no node {op.node.name!r} to inspect")
