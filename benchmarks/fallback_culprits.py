@@ -147,7 +147,7 @@ def run_tunekit(model: torch.nn.Module, data: dict, strategy: str, work: Path) -
 
     import tunekit
     from tunekit import tuner as tuner_module
-    from tunekit.history import Store
+    from tunekit.store import Store
     from tunekit.tuner import Tuner
 
     with Stopwatch((Tuner, "_calibrate"), (Store, "begin"), (Store, "finish"), (Tuner, "_loop"),

@@ -9,7 +9,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tunekit.history import Store, Trial, TrialState
+from tunekit.history import Trial, TrialState
+from tunekit.store import Store
 from tunekit.journal_backend import TrialSyncedBackend
 from tunekit.journal_lock import lock_for
 from tunekit.space import OpConfig, OpKey, QuantConfig

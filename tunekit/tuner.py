@@ -26,7 +26,7 @@ from tunekit.errors import (ConfigError, ModelError, NotSupportedError, TrialErr
                             TunekitWarning, UserCodeError)
 from tunekit.evaluate import Evaluator
 from tunekit.failures import FailureWatch
-from tunekit.history import History, Store, Trial, TrialState
+from tunekit.history import History, Trial, TrialState
 from tunekit.loop import Budget, drive
 from tunekit.objective import Objective
 from tunekit.objectives._inputs import batch_inputs
@@ -37,6 +37,7 @@ from tunekit.sanity import check_baseline
 from tunekit.selection import best_passing, preferred_passing
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.speed import format_objective, runtimes
+from tunekit.store import Store
 from tunekit.strategy import Strategy, TuneContext
 from tunekit.watchdog import raise_if_overrun, time_limit
 from tunekit.workspace import HISTORY, HISTORY_DB, SPACE, Workspace

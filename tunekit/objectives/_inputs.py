@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tunekit.adaptor import Batch
+from tunekit.adaptor import DataBatch
 from tunekit.data import batch_size as samples_in
 from tunekit.data import split_batch
 from tunekit.errors import DataError
 
 
-def batch_inputs(data: Iterable[Batch], limit: int, batch_size: int | None,
+def batch_inputs(data: Iterable[DataBatch], limit: int, batch_size: int | None,
                  what: str) -> list[Any]:
     """Up to ``limit`` batch inputs, all of one size.
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.data import batch_size as samples_in
 from tunekit.objective import Objective
 from tunekit.objectives._inputs import batch_inputs, is_int
@@ -75,7 +75,7 @@ class Performance(Objective):
         self._details: dict[str, float] = {}
         self._times: tuple[float, ...] = ()
 
-    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
+    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[DataBatch]) -> float:
         inputs = batch_inputs(data, self.iterations, self.batch_size, "performance.batch_size")
         with adaptor.threads(self.threads) as threads:
             self._warm(adaptor, model, inputs)
@@ -86,7 +86,7 @@ class Performance(Objective):
         return latency
 
     def measure_beside(self, adaptor: Adaptor, model: Any, reference: Any,
-                       data: Iterable[Batch]) -> tuple[float, float]:
+                       data: Iterable[DataBatch]) -> tuple[float, float]:
         """Both models timed in alternating rounds (which goes first alternates too), so a
         change in the machine's load hits both alike; ``speedup`` (reference / model) and its
         ``spread`` (half the interquartile range of the rounds' own ratios, relative to their
