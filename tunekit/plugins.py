@@ -42,12 +42,11 @@ def installed(group: str) -> list[PluginInfo]:
     found = []
     seen: set[tuple[str, str]] = set()
     for dist in metadata.distributions():
-        # the entry points first: reading a distribution's metadata (name, version) parses its
-        # whole METADATA file, ~1 ms each for a hundred distributions, and a tuning asks for
-        # several groups
-        points = [ep for ep in dist.entry_points if ep.group == group]
-        dist_name = (dist.metadata["Name"] or "?") if points else ""
-        for ep in points:
+        matching = [ep for ep in dist.entry_points if ep.group == group]
+        if not matching:  # parsing every distribution's METADATA cost ~30 ms a lookup
+            continue
+        dist_name = dist.metadata["Name"] or "?"
+        for ep in matching:
             # an editable install can list one distribution twice; count it once
             if (dist_name, ep.name) not in seen:
                 seen.add((dist_name, ep.name))
