@@ -1,5 +1,6 @@
-"""The best model so far: chosen by :func:`tunekit.selection.is_better`, on disk as soon as it
-changes, and put in its deployed form once the trials are over.
+"""The best model so far: chosen by :func:`tunekit.selection.is_better`, on disk as soon as a
+passing one is found (a failing best once, at the end), and put in its deployed form once the
+trials are over.
 
 Kept apart from the loop so that "which model is the result" reads in one place: a trial
 evaluated elsewhere (replayed from the history, or a worker's) is rebuilt here only when it
@@ -53,7 +54,8 @@ class Keeper:
             if candidate is None:
                 return
         self.best = Best(trial, candidate)
-        self.save()
+        if trial.accepted:  # a failing best is saved once, by finish()
+            self.save()
 
     def save(self) -> None:
         trial, adaptor = self.best.trial, self.runner.parts.adaptor
@@ -69,6 +71,8 @@ class Keeper:
         tuning ``stopped`` for its failures deploys nothing)."""
         deployed = None if stopped else self._deploy_slow_passing(history)
         fp32_kept = self._keep_fp32_if_none_faster(history)
+        if self.best.trial is not None and not self.best.trial.accepted:
+            self.save()  # none passed: the best failing model, saved once (~5-50 ms)
         if deployed is None:
             deployed = {} if stopped else self.deploy()
         return deployed, fp32_kept

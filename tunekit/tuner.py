@@ -2,8 +2,8 @@
 
 baseline → (strategy proposes → runner builds, evaluates, measures, scores → history persists →
 keeper keeps the best) until the goal, the budget or the strategy ends. Every trial is in the
-optuna storage before and after it runs, the best model so far is on disk as soon as it is found,
-and a result is always returned, also when the goal is not met.
+optuna storage before and after it runs, the best passing model so far is on disk as soon as it is
+found (a failing best at the end), and a result is always returned, also when the goal is not met.
 
 The Tuner owns the workspace, the store, the history, the best model and the loop (in this
 process, or queued for distributed workers); running the model is the
