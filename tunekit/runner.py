@@ -39,7 +39,7 @@ from tunekit.errors import (
 from tunekit.evaluate import Evaluator
 from tunekit.history import History, Trial, TrialState
 from tunekit.objective import Objective
-from tunekit.data import batch_inputs
+from tunekit.objectives._inputs import batch_inputs
 from tunekit.probes import hessian_probe, sensitivity_probe
 from tunekit.progress import progress
 from tunekit.sanity import check_baseline
