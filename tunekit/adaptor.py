@@ -184,7 +184,7 @@ class Adaptor(abc.ABC):
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
-        """Graph optimization (``tunekit optimize``): a ``tunekit.graph.result.GraphResult``.
+        """Graph optimization (``tunekit optimize``): a ``tunekit.graph.graph_result.GraphResult``.
 
         Runs this framework's passes (entry points ``tunekit.passes`` named ``<adaptor
         name>.<pass>``, found with ``tunekit.graph.registry.available``) that ``passes`` selects

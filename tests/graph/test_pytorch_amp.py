@@ -11,8 +11,8 @@ from torch import fx, nn
 
 import tunekit
 from tunekit.adaptors.pytorch.capabilities import bf16_supported
-from tunekit.graph.pytorch.amp import cast, mixed_precision
-from tunekit.graph.pytorch.trace import to_graph
+from tunekit.adaptors.pytorch.graph_optimization.amp import cast, mixed_precision
+from tunekit.adaptors.pytorch.graph_optimization.trace import to_graph
 
 
 class Chain(nn.Module):

@@ -11,9 +11,9 @@ tf = pytest.importorskip("tensorflow")
 
 from tunekit.graph.pipeline import run_passes
 from tunekit.graph.registry import available
-from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
-from tunekit.graph.tensorflow.optimize import optimize
-from tunekit.graph.tensorflow.strip import Strip
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph, freeze
+from tunekit.adaptors.tensorflow.graph_optimization.optimize import optimize
+from tunekit.adaptors.tensorflow.graph_optimization.strip import Strip
 
 PASSES = available("tensorflow")
 

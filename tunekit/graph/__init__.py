@@ -1,10 +1,10 @@
 """Graph optimization beside quantization: FP32 passes and bf16+fp32 auto mixed precision.
 
-Framework code lives in :mod:`tunekit.graph.pytorch` and :mod:`tunekit.graph.tensorflow`
+Framework code lives in :mod:`tunekit.adaptors.pytorch.graph_optimization` and :mod:`tunekit.adaptors.tensorflow.graph_optimization`
 (imported on use, so importing tunekit stays free of torch and TensorFlow).
 """
 
 from tunekit.graph.pipeline import GraphPass, PassReport
-from tunekit.graph.result import GraphResult
+from tunekit.graph.graph_result import GraphResult
 
 __all__ = ["GraphPass", "GraphResult", "PassReport"]

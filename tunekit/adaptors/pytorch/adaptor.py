@@ -403,8 +403,8 @@ class PyTorchAdaptor(Adaptor):
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
-        """The ``pytorch.*`` passes and bf16 AMP (see :mod:`tunekit.graph.pytorch.optimize`)."""
-        from tunekit.graph.pytorch.optimize import optimize_batch
+        """The ``pytorch.*`` passes and bf16 AMP (see :mod:`tunekit.adaptors.pytorch.graph_optimization.optimize`)."""
+        from tunekit.adaptors.pytorch.graph_optimization.optimize import optimize_batch
 
         return optimize_batch(model, precisions, passes, example_batch, tune)
 

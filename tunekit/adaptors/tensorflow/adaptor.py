@@ -283,8 +283,8 @@ class TensorFlowAdaptor(Adaptor):
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
         """The ``tensorflow.*`` passes and Grappler's AMP (see
-        :mod:`tunekit.graph.tensorflow.optimize`); no example batch is needed."""
-        from tunekit.graph.tensorflow.optimize import optimize
+        :mod:`tunekit.adaptors.tensorflow.graph_optimization.optimize`); no example batch is needed."""
+        from tunekit.adaptors.tensorflow.graph_optimization.optimize import optimize
 
         return optimize(model, precisions, passes, tune)
 

@@ -13,7 +13,7 @@ import torch
 from torch import fx, nn
 
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.trace import finish
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 
 
 class FuseLinear(GraphPass):

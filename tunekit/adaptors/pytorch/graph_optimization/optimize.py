@@ -9,14 +9,14 @@ from torch import fx, nn
 
 from tunekit.data import split_batch
 from tunekit.graph.pipeline import PassReport, needs_data, run_passes, select
-from tunekit.graph.pytorch.amp import bf16_candidates
-from tunekit.graph.pytorch.trace import count_nodes, to_graph
-from tunekit.graph.pytorch.tuning import AMPAdaptor
+from tunekit.adaptors.pytorch.graph_optimization.amp import bf16_candidates
+from tunekit.adaptors.pytorch.graph_optimization.trace import count_nodes, to_graph
+from tunekit.adaptors.pytorch.graph_optimization.amp_adaptor import AMPAdaptor
 from tunekit.graph.registry import available
-from tunekit.graph.result import GraphResult
+from tunekit.graph.graph_result import GraphResult
 from tunekit.result import TuneResult
 
-#: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.api
+#: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.optimize
 Tune = Callable[[fx.GraphModule, AMPAdaptor], TuneResult]
 #: passes ordered below keep every Conv/Linear an ``nn`` module (AMP tunes and converts those);
 #: passes from it on lower the FP32 graph
@@ -29,7 +29,7 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
     the tuning keeps every op in fp32, the result is the FP32 pipeline's).
 
     FP32 only: with ``example_inputs`` the result may be a frozen TorchScript module (where that
-    measures faster, see :mod:`tunekit.graph.pytorch.torchscript`), else an FX ``GraphModule``.
+    measures faster, see :mod:`tunekit.adaptors.pytorch.graph_optimization.torchscript`), else an FX ``GraphModule``.
     """
     chosen = select(available("pytorch"), passes)
     structural = [p for p in chosen if p.order < LOWERING_ORDER]

@@ -20,7 +20,7 @@ from torch import fx
 from torch.nn import functional as F
 
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.trace import finish
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 
 _MATMUL = {torch.matmul, operator.matmul}
 _SOFTMAX = {F.softmax, torch.softmax}

@@ -2,7 +2,7 @@
 
 The accuracy-driven fallback of auto mixed precision is quantization tuning restricted to two
 precisions, so no second tuning loop exists: :class:`AMPAdaptor` is the PyTorch adaptor with a
-tuning space of bf16/fp32 per Conv/Linear and candidates built by :func:`~tunekit.graph.pytorch.
+tuning space of bf16/fp32 per Conv/Linear and candidates built by :func:`~tunekit.adaptors.pytorch.graph_optimization.
 amp.mixed_precision` (region casts) instead of per-op wrappers, then the bf16 pipeline's
 selected lowering passes (``channels_last``). The tuner and the criterion are the ones
 ``tunekit tune`` uses; the strategy defaults to ``amp`` (op-type-wise, then op-wise fallback).
@@ -22,7 +22,7 @@ from tunekit.adaptors.pytorch.adaptor import PyTorchAdaptor
 from tunekit.adaptors.pytorch.capabilities import bf16_supported
 from tunekit.errors import NotSupportedError
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.amp import bf16_candidates, mixed_precision
+from tunekit.adaptors.pytorch.graph_optimization.amp import bf16_candidates, mixed_precision
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
 
 

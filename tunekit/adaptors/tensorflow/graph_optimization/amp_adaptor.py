@@ -1,10 +1,10 @@
 """bf16/fp32 tuning of a graph-optimized TensorFlow model through the ordinary tuner.
 
-As for PyTorch (:mod:`tunekit.graph.pytorch.tuning`), accuracy-driven AMP is quantization tuning
+As for PyTorch (:mod:`tunekit.adaptors.pytorch.graph_optimization.amp_adaptor`), accuracy-driven AMP is quantization tuning
 restricted to two precisions: :class:`AMPAdaptor` offers bf16/fp32 for every op Grappler's
 oneDNN AMP converts on its own account (Conv2D, MatMul, BatchMatMul, Einsum, ...), and builds a
 candidate by running that same Grappler rewrite with the ops in fp32 kept out of it
-(:class:`~tunekit.graph.tensorflow.grappler.AutoMixedPrecision`). The ops between them (BiasAdd,
+(:class:`~tunekit.adaptors.tensorflow.graph_optimization.grappler.AutoMixedPrecision`). The ops between them (BiasAdd,
 activations, pooling, reductions) join the bf16 region of the op that feeds them, exactly as in
 the untuned conversion, so a candidate is what Grappler itself would build with a smaller list.
 """
@@ -20,8 +20,8 @@ import numpy as np
 from tunekit.adaptor import Adaptor, Batch
 from tunekit.data import split_batch
 from tunekit.errors import ModelError, NotSupportedError
-from tunekit.graph.tensorflow.graph import FrozenGraph
-from tunekit.graph.tensorflow.grappler import AutoMixedPrecision
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
+from tunekit.adaptors.tensorflow.graph_optimization.grappler import AutoMixedPrecision
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
 
 #: op types Grappler's oneDNN AMP converts by themselves (its allow list): the tunable ops

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from typing import Any, ClassVar
 
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.tensorflow.graph import FrozenGraph
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
 
 
 class GrapplerPass(GraphPass):

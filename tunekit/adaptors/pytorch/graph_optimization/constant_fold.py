@@ -11,7 +11,7 @@ import torch
 from torch import fx
 
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.trace import finish
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 
 #: ops whose result may differ between calls: never folded
 _IMPURE = {torch.rand, torch.randn, torch.randint, torch.rand_like, torch.randn_like,

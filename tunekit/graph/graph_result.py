@@ -46,7 +46,7 @@ class GraphResult:
         """The model in a safe native form: ONNX, a ``.onnx`` file; TensorFlow, a GraphDef for a
         ``.pb`` path, else a SavedModel folder (see :meth:`FrozenGraph.save`); PyTorch, a TorchScript
         archive (a PyTorch result lowered to TorchScript; read it with
-        :func:`tunekit.graph.pytorch.torchscript.load`), or the tensors of a ``state_dict`` (an
+        :func:`tunekit.adaptors.pytorch.graph_optimization.torchscript.load`), or the tensors of a ``state_dict`` (an
         FX result; rebuild with :func:`tunekit.optimize_graph` and load them). What ``path``
         names already is replaced only with ``force``."""
         path = prepare_out(path, self.framework, force=force)
@@ -58,7 +58,7 @@ class GraphResult:
         import torch
 
         if isinstance(self.model, torch.jit.ScriptModule):
-            from tunekit.graph.pytorch import torchscript
+            from tunekit.adaptors.pytorch.graph_optimization import torchscript
 
             torchscript.save(self.model, path)
             return

@@ -4,7 +4,7 @@ FP32 optimization needs only the model (and, for bf16, one example batch). With 
 an evaluation given, the bf16/fp32 choice per op is tuned by :class:`~tunekit.tuner.Tuner` on the
 FP32-optimized graph (the ``tuning:`` section applies as for ``tunekit tune``; the default
 strategy becomes ``amp``: op-type-wise, then op-wise fallback to fp32, see
-:mod:`tunekit.graph.amp_strategy`).
+:mod:`tunekit.strategies.amp`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tunekit.config import PluginSpec, TuneSpec
 from tunekit.errors import ConfigError, NotSupportedError
 from tunekit.graph import registry
 from tunekit.graph.pipeline import needs_data
-from tunekit.graph.result import GraphResult
+from tunekit.graph.graph_result import GraphResult
 from tunekit.metric import Metric
 from tunekit.tuner import Tuner
 

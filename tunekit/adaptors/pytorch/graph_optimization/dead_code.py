@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import fx
 
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.trace import finish
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 
 
 class EliminateDeadCode(GraphPass):
