@@ -42,6 +42,10 @@ class Adaptor(abc.ABC):
 
     #: File suffix of saved tuned models, e.g. ``.pt``.
     model_suffix: ClassVar[str] = ""
+    #: Files that mark a folder as a model this adaptor saved (a TensorFlow SavedModel's
+    #: ``saved_model.pb``): ``--force`` replaces a taken ``--out`` folder only when it holds one,
+    #: so a folder of the user's own is never removed.
+    saved_folder_markers: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def handles(cls, model: Any) -> bool:
@@ -192,3 +196,18 @@ class Adaptor(abc.ABC):
         batch or None; ``tune(graph, amp_adaptor)``, when given, tunes the bf16/fp32 mix.
         """
         raise NotSupportedError(f"{type(self).__name__} offers no graph optimization")
+
+    def save_optimized(self, model: Any, path: Path) -> None:
+        """Write the model :meth:`optimize_graph` returned to ``path`` in a safe native form
+        (``GraphResult.save``, ``tunekit optimize --out``); ``path`` is free to write.
+
+        Graph optimization keeps framework code out of the core, so the framework saves its own
+        optimized models. The default suits models that save themselves (a ``save(path)``
+        method, as TensorFlow's frozen graphs and ONNX Runtime's models have); an adaptor whose
+        optimized models are plain framework objects overrides it.
+        """
+        save = getattr(model, "save", None)
+        if not callable(save):
+            raise NotSupportedError(f"{type(self).__name__} cannot save a "
+                                    f"{type(model).__name__} (it has no save method)")
+        save(Path(path))

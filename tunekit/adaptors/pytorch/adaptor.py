@@ -403,10 +403,16 @@ class PyTorchAdaptor(Adaptor):
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
-        """The ``pytorch.*`` passes and bf16 AMP (see :mod:`tunekit.adaptors.pytorch.graph_optimization.optimize`)."""
+        """The ``pytorch.*`` passes and bf16 AMP (see :mod:`.graph_optimization.optimize`)."""
         from tunekit.adaptors.pytorch.graph_optimization.optimize import optimize_batch
 
-        return optimize_batch(model, precisions, passes, example_batch, tune)
+        return optimize_batch(self, model, precisions, passes, example_batch, tune)
+
+    def save_optimized(self, model: Any, path: Path) -> None:
+        """TorchScript archive or state_dict (see :mod:`.graph_optimization.optimize`)."""
+        from tunekit.adaptors.pytorch.graph_optimization.optimize import save_model
+
+        save_model(model, path)
 
     def deploy(self, model: Any, config: QuantConfig, candidate: Any,
                calib_data: Iterable[Batch], inputs: Any,

@@ -63,6 +63,7 @@ class TensorFlowAdaptor(Adaptor):
     """
 
     model_suffix: ClassVar[str] = ""  # a folder: the TensorFlow file plus the recipe
+    saved_folder_markers: ClassVar[tuple[str, ...]] = ("saved_model.pb",)
 
     def __init__(self, *, inputs: Sequence[str] | None = None, output: str | None = None,
                  signature: str = "serving_default", bf16: bool = False,
@@ -283,7 +284,7 @@ class TensorFlowAdaptor(Adaptor):
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
         """The ``tensorflow.*`` passes and Grappler's AMP (see
-        :mod:`tunekit.adaptors.tensorflow.graph_optimization.optimize`); no example batch is needed."""
+        :mod:`.graph_optimization.optimize`); no example batch is needed."""
         from tunekit.adaptors.tensorflow.graph_optimization.optimize import optimize
 
         return optimize(model, precisions, passes, tune)
