@@ -21,6 +21,7 @@ from typing import Any
 from tunekit.adaptor import Adaptor
 from tunekit.batches import feed
 from tunekit.config import TuneSpec
+from tunekit.data import batch_inputs
 from tunekit.distributed import Dispatcher, Job, LocalWorkers, trust_flags
 from tunekit.errors import (ConfigError, ModelError, NotSupportedError, TrialError, TunekitError,
                             TunekitWarning, UserCodeError)
@@ -29,7 +30,6 @@ from tunekit.failures import FailureWatch
 from tunekit.history import History, Store, Trial, TrialState
 from tunekit.loop import Budget, drive
 from tunekit.objective import Objective
-from tunekit.objectives._inputs import batch_inputs
 from tunekit.probes import hessian_probe, sensitivity_probe
 from tunekit.progress import progress
 from tunekit.result import TuneResult, write_outputs

@@ -202,7 +202,7 @@ def test_beside_fp32_times_both_in_alternating_rounds_with_a_spread():
 
 
 def test_spread_is_half_the_interquartile_range_relative_to_the_median():
-    from tunekit.objectives.performance import spread
+    from tunekit.timing import spread
 
     assert spread([2.0, 2.0, 2.0]) == 0
     assert spread([1.0, 2.0, 3.0]) == pytest.approx(0.25)  # quartiles 1.5, 2.5 around 2

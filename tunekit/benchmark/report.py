@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunekit.benchmark.load import QUIET
 from tunekit.config import BenchmarkSpec
-from tunekit.objectives.performance import spread
+from tunekit.timing import spread
 from tunekit.speed import NOISY
 
 if TYPE_CHECKING:

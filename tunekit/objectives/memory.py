@@ -7,7 +7,8 @@ from typing import Any
 
 from tunekit.adaptor import Adaptor, Batch
 from tunekit.objective import Objective
-from tunekit.objectives._inputs import batch_inputs, is_int
+from tunekit.data import batch_inputs
+from tunekit.objectives._inputs import is_int
 
 
 class Memory(Objective):

@@ -1,0 +1,81 @@
+"""Timing a model through its adaptor: warm-up, timed calls with gc off, spread of ratios.
+
+The ``performance`` objective (a plugin) and ``tunekit benchmark`` (the core) must take the same
+measurement, or a benchmark would not confirm the speedup a tuning reported. The mechanics live
+here, in the core, so that neither reaches into the other: the objective adds its budget and
+its interleaving beside FP32, the benchmark its rounds and percentiles. Framework-free: a model
+is only ever called through ``adaptor.run_batch``.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tunekit.adaptor import Adaptor
+
+#: calls timed whatever the budget (a median of fewer is too easily moved by one outlier)
+MIN_CALLS = 5
+#: warm-up calls made whatever the budget (the first call of a model pays its set-up)
+MIN_WARMUP = 2
+
+
+def warm(adaptor: Adaptor, model: Any, inputs: Sequence[Any], calls: int,
+         budget: float = math.inf) -> float:
+    """Up to ``calls`` untimed calls (first calls pay for lazy initialisation, allocator growth
+    and kernel selection), stopping after :data:`MIN_WARMUP` once half of ``budget`` s is
+    spent; returns the last call's duration (an estimate of one call)."""
+    start = last = time.perf_counter()
+    duration = 0.0
+    for i in range(calls):
+        adaptor.run_batch(model, inputs[i % len(inputs)])
+        now = time.perf_counter()
+        duration, last = now - last, now
+        if i + 1 >= MIN_WARMUP and now - start >= budget / 2:
+            break
+    return duration
+
+
+def timed(adaptor: Adaptor, model: Any, inputs: Sequence[Any], calls: int,
+          budget: float = math.inf) -> list[float]:
+    """Each call's seconds, up to ``calls`` calls over ``inputs`` round-robin, stopping once
+    ``budget`` s are spent after :data:`MIN_CALLS`; garbage collection is off meanwhile (as
+    timeit does: a collection during a timed call would be charged to the model)."""
+    times: list[float] = []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(calls):
+            start = time.perf_counter()
+            adaptor.run_batch(model, inputs[i % len(inputs)])
+            times.append(time.perf_counter() - start)
+            if len(times) >= MIN_CALLS and sum(times) >= budget:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return times
+
+
+def time_calls(adaptor: Adaptor, model: Any, inputs: Sequence[Any], warmup: int, calls: int,
+               threads: int | None = None,
+               budget: float = math.inf) -> tuple[list[float], int | None]:
+    """:func:`warm`, then :func:`timed`, under ``threads`` intra-op threads (``None``: as
+    configured); the timed calls and the thread count in effect (None if unknown)."""
+    with adaptor.threads(threads) as used:
+        warm(adaptor, model, inputs, warmup, budget)
+        return timed(adaptor, model, inputs, calls, budget), used
+
+
+def spread(ratios: Sequence[float]) -> float:
+    """Half the interquartile range of ``ratios`` relative to their median: ``0.05`` reads
+    "±5%". 0 for fewer than two ratios."""
+    if len(ratios) < 2:
+        return 0.0
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    middle = statistics.median(ratios)
+    return (high - low) / 2 / middle if middle > 0 else 0.0
