@@ -221,8 +221,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from tunekit import config
-    from tunekit.graph.optimize import optimize_config
     from tunekit.graph.graph_result import prepare_out
+    from tunekit.graph.optimize import optimize_config
 
     spec = config.load(args.config, args.overrides)
     if args.out is not None:  # a wrong --out fails now, not after the optimization

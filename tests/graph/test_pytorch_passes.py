@@ -8,8 +8,6 @@ torch = pytest.importorskip("torch")
 from torch import nn
 from torch.nn import functional as F
 
-from tunekit.errors import ConfigError
-from tunekit.graph.pipeline import run_passes, select
 from tunekit.adaptors.pytorch.graph_optimization.constant_fold import ConstantFold
 from tunekit.adaptors.pytorch.graph_optimization.cse import EliminateCommonSubexpressions
 from tunekit.adaptors.pytorch.graph_optimization.dead_code import EliminateDeadCode
@@ -19,6 +17,8 @@ from tunekit.adaptors.pytorch.graph_optimization.fuse_linear import FuseLinear
 from tunekit.adaptors.pytorch.graph_optimization.mkldnn_layout import MKLDNNLayout
 from tunekit.adaptors.pytorch.graph_optimization.remove_identity import RemoveIdentity
 from tunekit.adaptors.pytorch.graph_optimization.trace import count_nodes, to_graph
+from tunekit.errors import ConfigError
+from tunekit.graph.pipeline import run_passes, select
 from tunekit.graph.registry import available
 
 PASSES = available("pytorch")

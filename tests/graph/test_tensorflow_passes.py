@@ -9,11 +9,11 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from tunekit.graph.pipeline import run_passes
-from tunekit.graph.registry import available
 from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph, freeze
 from tunekit.adaptors.tensorflow.graph_optimization.optimize import optimize
 from tunekit.adaptors.tensorflow.graph_optimization.strip import Strip
+from tunekit.graph.pipeline import run_passes
+from tunekit.graph.registry import available
 
 PASSES = available("tensorflow")
 

@@ -4,7 +4,7 @@ Framework code lives in :mod:`tunekit.adaptors.pytorch.graph_optimization` and :
 (imported on use, so importing tunekit stays free of torch and TensorFlow).
 """
 
-from tunekit.graph.pipeline import GraphPass, PassReport
 from tunekit.graph.graph_result import GraphResult
+from tunekit.graph.pipeline import GraphPass, PassReport
 
 __all__ = ["GraphPass", "GraphResult", "PassReport"]

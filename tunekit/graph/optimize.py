@@ -19,8 +19,8 @@ from tunekit import config as config_module
 from tunekit.config import PluginSpec, TuneSpec
 from tunekit.errors import ConfigError, NotSupportedError
 from tunekit.graph import registry
-from tunekit.graph.pipeline import needs_data
 from tunekit.graph.graph_result import GraphResult
+from tunekit.graph.pipeline import needs_data
 from tunekit.metric import Metric
 from tunekit.tuner import Tuner
 

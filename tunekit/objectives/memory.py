@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from tunekit.adaptor import Adaptor, Batch
-from tunekit.objective import Objective
 from tunekit.data import batch_inputs
+from tunekit.objective import Objective
 from tunekit.objectives._inputs import is_int
 
 

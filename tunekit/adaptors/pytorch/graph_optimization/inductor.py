@@ -20,8 +20,13 @@ from __future__ import annotations
 import torch
 from torch import fx, nn
 
+from tunekit.adaptors.pytorch.graph_optimization.torchscript import (
+    WARMUP,
+    interleaved,
+    lower,
+    relative_error,
+)
 from tunekit.graph.pipeline import ExamplePass
-from tunekit.adaptors.pytorch.graph_optimization.torchscript import WARMUP, interleaved, lower, relative_error
 
 #: how much faster Inductor must time to be kept: a compiled module recompiles on new shapes or
 #: grad modes and needs a C++ compiler, and on the example batch a near-tie can flip (a 3% "win"

@@ -10,13 +10,13 @@ import torch
 from torch import fx, nn
 
 from tunekit.adaptor import Adaptor
-from tunekit.data import split_batch
-from tunekit.graph.pipeline import PassReport, needs_data, run_passes, select
 from tunekit.adaptors.pytorch.graph_optimization.amp import bf16_candidates
-from tunekit.adaptors.pytorch.graph_optimization.trace import count_nodes, to_graph
 from tunekit.adaptors.pytorch.graph_optimization.amp_adaptor import AMPAdaptor
-from tunekit.graph.registry import available
+from tunekit.adaptors.pytorch.graph_optimization.trace import count_nodes, to_graph
+from tunekit.data import split_batch
 from tunekit.graph.graph_result import GraphResult
+from tunekit.graph.pipeline import PassReport, needs_data, run_passes, select
+from tunekit.graph.registry import available
 from tunekit.result import TuneResult
 
 #: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.optimize

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from tunekit.adaptor import Adaptor, Batch
-from tunekit.data import split_batch
-from tunekit.errors import ModelError, NotSupportedError
 from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
 from tunekit.adaptors.tensorflow.graph_optimization.grappler import AutoMixedPrecision
+from tunekit.data import split_batch
+from tunekit.errors import ModelError, NotSupportedError
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
 
 #: op types Grappler's oneDNN AMP converts by themselves (its allow list): the tunable ops

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tunekit.graph.pipeline import GraphPass
 from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
+from tunekit.graph.pipeline import GraphPass
 
 _LINEAR = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
 _AFFINE = {"BiasAdd", "Add", "AddV2", "Sub", "Mul"}

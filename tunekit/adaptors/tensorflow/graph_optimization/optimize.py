@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tunekit.errors import ConfigError
-from tunekit.graph.pipeline import PassReport, run_passes, select
-from tunekit.graph.registry import available
-from tunekit.graph.graph_result import GraphResult
+from tunekit.adaptors.tensorflow.graph_optimization.amp_adaptor import (
+    COMPUTE_OPS,
+    AMPAdaptor,
+    bf16_nodes,
+)
 from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph, freeze
 from tunekit.adaptors.tensorflow.graph_optimization.grappler import AutoMixedPrecision
-from tunekit.adaptors.tensorflow.graph_optimization.amp_adaptor import COMPUTE_OPS, AMPAdaptor, bf16_nodes
+from tunekit.errors import ConfigError
+from tunekit.graph.graph_result import GraphResult
+from tunekit.graph.pipeline import PassReport, run_passes, select
+from tunekit.graph.registry import available
 from tunekit.result import TuneResult
 
 #: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.optimize
