@@ -231,6 +231,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     if args.out is not None:
         result.save(args.out, force=args.force)
     print(result.summary())
+    print(f"wrote {args.out}" if args.out is not None
+          else "not saved: give --out PATH to write the optimized model")
     return EXIT_MET if result.met else EXIT_NOT_MET
 
 

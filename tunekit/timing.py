@@ -79,3 +79,25 @@ def spread(ratios: Sequence[float]) -> float:
     low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
     middle = statistics.median(ratios)
     return (high - low) / 2 / middle if middle > 0 else 0.0
+
+
+def beside(adaptor: Adaptor, model: Any, reference: Any, inputs: Sequence[Any], warmup: int,
+           calls: int, rounds: int,
+           budget: float = math.inf) -> tuple[list[float], list[float], list[float]]:
+    """``model`` and ``reference`` timed in ``rounds`` alternating rounds (which goes first
+    alternates too), so a change in the machine's load hits both alike: each one's timed calls
+    and each round's ratio (reference / model median). Up to ``calls`` calls each in all,
+    fewer where ``budget`` s would not hold them (judged by the warm-up's last call)."""
+    slowest = max(warm(adaptor, model, inputs, warmup, budget),
+                  warm(adaptor, reference, inputs, warmup, budget))
+    per_round = max(1, min(calls // rounds, int(budget / rounds / max(slowest, 1e-9))))
+    mine: list[float] = []
+    theirs: list[float] = []
+    ratios: list[float] = []
+    for round_ in range(rounds):
+        pair = [(model, mine), (reference, theirs)]
+        for timed_model, times in pair if round_ % 2 == 0 else pair[::-1]:
+            times.extend(timed(adaptor, timed_model, inputs, per_round))
+        ratios.append(statistics.median(theirs[-per_round:])
+                      / max(statistics.median(mine[-per_round:]), 1e-12))
+    return mine, theirs, ratios

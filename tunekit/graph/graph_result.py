@@ -11,6 +11,7 @@ from tunekit import plugins
 from tunekit.graph.pipeline import PassReport
 from tunekit.outputs import check_out, clear
 from tunekit.result import TuneResult
+from tunekit.speed import Speed
 
 ADAPTORS = "tunekit.adaptors"
 
@@ -40,6 +41,10 @@ class GraphResult:
     reports: Sequence[PassReport] = field(default_factory=list)
     bf16_ops: Sequence[str] = ()
     tuning: TuneResult | None = None
+    #: the optimized model timed beside the input model on the example batch
+    speed: Speed | None = None
+    #: why ``speed`` is None (no example batch, or the timing failed)
+    speed_note: str = "not timed"
 
     @property
     def met(self) -> bool:
@@ -65,6 +70,8 @@ class GraphResult:
             lines.append(f"  bf16 ops: {len(self.bf16_ops)}"
                          + (f" ({', '.join(list(self.bf16_ops)[:6])}"
                             f"{', ...' if len(self.bf16_ops) > 6 else ''})" if self.bf16_ops else ""))
+        lines.append("  against the input model: "
+                     + (self.speed.text() if self.speed is not None else self.speed_note))
         if self.tuning is not None:
             lines.append("  " + self.tuning.summary().replace("\n", "\n  "))
         return "\n".join(lines)

@@ -9,6 +9,8 @@ strategy becomes ``amp``: op-type-wise, then op-wise fallback to fp32, see
 
 from __future__ import annotations
 
+import logging
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,13 +18,22 @@ from typing import Any
 
 from tunekit import api as core_api
 from tunekit import config as config_module
+from tunekit import timing
+from tunekit.adaptor import Adaptor
 from tunekit.config import PluginSpec, TuneSpec
+from tunekit.data import batch_size, split_batch
 from tunekit.errors import ConfigError, NotSupportedError
 from tunekit.graph import registry
 from tunekit.graph.graph_result import GraphResult
 from tunekit.graph.pipeline import needs_data
 from tunekit.metric import Metric
+from tunekit.speed import Speed
 from tunekit.tuner import Tuner
+
+log = logging.getLogger("tunekit")
+#: the timing of the optimized model beside the input one, as the performance objective's
+#: defaults: warm-up calls, timed calls each, alternating rounds, seconds
+WARMUP, CALLS, ROUNDS, BUDGET_S = 5, 30, 5, 2.0
 
 
 def optimize_graph(model: Any, precisions: Sequence[str] = ("fp32",), *,
@@ -100,9 +111,29 @@ def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
             parts = core_api.assemble_parts(spec, adaptor, graph, [batch], eval_data, metric,
                                             eval_func, eval_func_name)
             return Tuner(parts).run()
+    adaptor = core_api.create_adaptor(spec)
     try:
-        return core_api.create_adaptor(spec).optimize_graph(model, precisions,
-                                                            settings.get("passes"), batch, tune)
+        result = adaptor.optimize_graph(model, precisions, settings.get("passes"), batch, tune)
     except NotSupportedError as exc:
         raise ConfigError("model.framework", f"{framework!r} has graph passes installed but its "
                                              f"adaptor cannot run them: {exc}") from exc
+    result.speed, result.speed_note = _speed_against_input(adaptor, model, result.model, batch)
+    return result
+
+
+def _speed_against_input(adaptor: Adaptor, model: Any, optimized: Any,
+                         batch: Any) -> tuple[Speed | None, str]:
+    """The optimized model timed beside the input model on the example batch (the overall
+    gain, where a tuning's figure compares with the FP32-optimized graph), or why not: a
+    failed timing costs the figure, not the optimized model."""
+    if batch is None:
+        return None, "not timed: no example batch (give calibration or evaluation data)"
+    inputs = [split_batch(batch)[0]]
+    try:
+        mine, theirs, ratios = timing.beside(adaptor, optimized, model, inputs, WARMUP, CALLS,
+                                             ROUNDS, BUDGET_S)
+    except Exception as exc:  # noqa: BLE001 - any failure of either model: named, not fatal
+        log.warning("timing the optimized model beside the input model failed: %s", exc)
+        return None, f"not timed: {type(exc).__name__}: {exc}"
+    return Speed(statistics.median(mine) * 1e3, statistics.median(theirs) * 1e3,
+                 batch_size(inputs[0]), timing.spread(ratios)), ""

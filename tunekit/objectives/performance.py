@@ -89,28 +89,17 @@ class Performance(Objective):
 
     def measure_beside(self, adaptor: Adaptor, model: Any, reference: Any,
                        data: Iterable[Batch]) -> tuple[float, float]:
-        """Both models timed in alternating rounds (which goes first alternates too), so a
+        """Both models timed in alternating rounds (:func:`tunekit.timing.beside`), so a
         change in the machine's load hits both alike; ``speedup`` (reference / model) and its
         ``spread`` (half the interquartile range of the rounds' own ratios, relative to their
         median) join :meth:`details`, so a figure the machine disturbed says so; and
         ``foreign_cpu``, the share of the CPU other processes used meanwhile (a machine loaded
         throughout can keep the ratio steady and still distort it)."""
         inputs = batch_inputs(data, self.iterations, self.batch_size, "performance.batch_size")
-        mine: list[float] = []
-        theirs: list[float] = []
-        ratios: list[float] = []
         started = time.perf_counter()
         with adaptor.threads(self.threads) as threads, CpuShare().measure() as share:
-            slowest = max(timing.warm(adaptor, model, inputs, self.warmup, self._budget()),
-                          timing.warm(adaptor, reference, inputs, self.warmup, self._budget()))
-            per_round = max(1, min(self.iterations // self.ROUNDS,
-                                   int(self._budget() / self.ROUNDS / max(slowest, 1e-9))))
-            for round_ in range(self.ROUNDS):
-                pair = [(model, mine), (reference, theirs)]
-                for candidate, times in pair if round_ % 2 == 0 else pair[::-1]:
-                    times.extend(timing.timed(adaptor, candidate, inputs, per_round))
-                ratios.append(statistics.median(theirs[-per_round:])
-                              / max(statistics.median(mine[-per_round:]), 1e-12))
+            mine, theirs, ratios = timing.beside(adaptor, model, reference, inputs, self.warmup,
+                                                 self.iterations, self.ROUNDS, self._budget())
         self._times = tuple(mine)
         latency, fp32 = statistics.median(mine), statistics.median(theirs)
         self._record(inputs, latency, threads)

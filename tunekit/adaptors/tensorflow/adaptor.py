@@ -210,8 +210,11 @@ class TensorFlowAdaptor(Adaptor):
     def _run(self, model: Any, inputs: Any) -> np.ndarray:
         from tunekit.adaptors.tensorflow import source
         from tunekit.adaptors.tensorflow.bf16 import KerasBF16Model
+        from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
         from tunekit.adaptors.tensorflow.runtime import TFLiteModel
 
+        if isinstance(model, FrozenGraph):  # graph optimization's result: runs itself
+            return model(inputs)
         if isinstance(model, TFLiteModel):
             return model.run(source.feed(inputs, model.input_names))[0]
         if isinstance(model, KerasBF16Model):
