@@ -290,7 +290,7 @@ class TensorFlowAdaptor(Adaptor):
         :mod:`.graph_optimization.optimize`); no example batch is needed."""
         from tunekit.adaptors.tensorflow.graph_optimization.optimize import optimize
 
-        return optimize(model, precisions, passes, tune)
+        return optimize(self, model, precisions, passes, tune)
 
 
 def _find_ops(source: Any, blob: bytes) -> list[Any]:

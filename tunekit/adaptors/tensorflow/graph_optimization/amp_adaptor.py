@@ -20,7 +20,6 @@ import numpy as np
 from tunekit.adaptor import Adaptor, Batch
 from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
 from tunekit.adaptors.tensorflow.graph_optimization.grappler import AutoMixedPrecision
-from tunekit.data import split_batch
 from tunekit.errors import ModelError, NotSupportedError
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
 
@@ -45,9 +44,17 @@ def candidates(graph: FrozenGraph) -> list[OpKey]:
 
 
 class AMPAdaptor(Adaptor):
-    """bf16 or fp32 per compute op of a :class:`FrozenGraph` (the FP32-optimized graph)."""
+    """bf16 or fp32 per compute op of a :class:`FrozenGraph` (the FP32-optimized graph).
+
+    ``framework`` is the TensorFlow adaptor whose ``optimize_graph`` runs: it runs the
+    candidates (a frozen graph runs itself there), so evaluation and timing are the ones
+    ``tunekit tune`` uses; this adaptor only adds the bf16/fp32 space and the candidates.
+    """
 
     model_suffix = ".pb"
+
+    def __init__(self, framework: Adaptor) -> None:
+        self.framework = framework
 
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
         """Every op AMP converts, with (bf16, fp32); ``approach`` does not apply to floats."""
@@ -67,13 +74,10 @@ class AMPAdaptor(Adaptor):
         return build(model, [op.name for op in config.ops_in("fp32")])
 
     def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, Any]]:
-        for batch in data:
-            inputs, labels = split_batch(batch)
-            yield (np.asarray(model(inputs), np.float32),
-                   None if labels is None else np.asarray(labels))
+        return self.framework.predict(model, data)
 
     def run_batch(self, model: Any, inputs: Any) -> Any:
-        return model(inputs)
+        return self.framework.run_batch(model, inputs)
 
     def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:
         """The candidate's GraphDef (a ``.pb`` TensorFlow loads: no code runs on load), replacing
