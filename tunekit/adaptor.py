@@ -188,12 +188,14 @@ class Adaptor(abc.ABC):
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
-        """Graph optimization (``tunekit optimize``): a ``tunekit.graph.graph_result.GraphResult``.
+        """Graph optimization (``tunekit optimize``): a :class:`tunekit.graph.GraphResult`.
 
         Runs this framework's passes (entry points ``tunekit.passes`` named ``<adaptor
         name>.<pass>``, found with ``tunekit.graph.registry.available``) that ``passes`` selects
         (``tunekit.graph.pipeline.select``). ``example_batch`` is one ``(inputs, labels)``
-        batch or None; ``tune(graph, amp_adaptor)``, when given, tunes the bf16/fp32 mix.
+        batch or None; ``tune(graph, amp_adaptor)``, when given, tunes the bf16/fp32 mix: the
+        AMP adaptor offers bf16/fp32 per op and builds mixed candidates, and wraps this adaptor
+        (composition, not a subclass) for running, timing and sizing them.
         """
         raise NotSupportedError(f"{type(self).__name__} offers no graph optimization")
 
