@@ -41,10 +41,11 @@ class GraphResult:
     reports: Sequence[PassReport] = field(default_factory=list)
     bf16_ops: Sequence[str] = ()
     tuning: TuneResult | None = None
-    #: the optimized model timed beside the input model on the example batch
+    #: the optimized model timed beside the input model on the example batch (``tunekit
+    #: optimize``; ``tunekit.optimize_graph`` leaves the timing to its caller)
     speed: Speed | None = None
-    #: why ``speed`` is None (no example batch, or the timing failed)
-    speed_note: str = "not timed"
+    #: why ``speed`` is None when a timing was asked for (no example batch, or it failed)
+    speed_note: str = ""
 
     @property
     def met(self) -> bool:
@@ -70,8 +71,9 @@ class GraphResult:
             lines.append(f"  bf16 ops: {len(self.bf16_ops)}"
                          + (f" ({', '.join(list(self.bf16_ops)[:6])}"
                             f"{', ...' if len(self.bf16_ops) > 6 else ''})" if self.bf16_ops else ""))
-        lines.append("  against the input model: "
-                     + (self.speed.text() if self.speed is not None else self.speed_note))
+        if self.speed is not None or self.speed_note:
+            lines.append("  against the input model: "
+                         + (self.speed.text() if self.speed is not None else self.speed_note))
         if self.tuning is not None:
             lines.append("  " + self.tuning.summary().replace("\n", "\n  "))
         return "\n".join(lines)

@@ -5,7 +5,8 @@ an evaluation given, the bf16/fp32 choice per op is tuned by :class:`~tunekit.tu
 FP32-optimized graph (the ``tuning:`` section applies as for ``tunekit tune``; the default
 strategy becomes ``amp``, looked up by that name among the installed strategies like any
 other: op-type-wise, then op-wise fallback to fp32, see docs/graph-optimization.md). The result
-is timed beside the input model on the example batch (``GraphResult.speed``).
+of ``tunekit optimize`` is timed beside the input model on the example batch
+(``GraphResult.speed``).
 """
 
 from __future__ import annotations
@@ -69,23 +70,28 @@ def optimize_graph(model: Any, precisions: Sequence[str] = ("fp32",), *,
     raw["evaluation"] = evaluation
     spec = config_module.parse(raw, base_dir=base_dir)
     metric_obj = metric if isinstance(metric, Metric) else core_api.create_metric(spec)
-    return _run(spec, model, example_data, eval_data, metric_obj, eval_func, "eval_func")
+    return _run(spec, model, example_data, eval_data, metric_obj, eval_func, "eval_func",
+                timed=False)
 
 
 def optimize_config(spec: TuneSpec) -> GraphResult:
-    """Graph optimization as a config describes it (the CLI's path)."""
+    """Graph optimization as a config describes it (the CLI's path), timed beside the input
+    model (``GraphResult.speed``; seconds of timing that ``tunekit.optimize_graph`` spares its
+    callers, who hold both models)."""
     adaptor = core_api.create_adaptor(spec)
     model = core_api.load_model(spec, adaptor)
     example, eval_data, eval_func = core_api.config_sources(spec)
     return _run(spec, model, example, eval_data, core_api.create_metric(spec), eval_func,
-                f"evaluation.eval_func {spec.evaluation.eval_func}")
+                f"evaluation.eval_func {spec.evaluation.eval_func}", timed=True)
 
 
 def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
          eval_data: Iterable[Any] | None, metric: Metric | None,
-         eval_func: Callable[[Any], Any] | None, eval_func_name: str) -> GraphResult:
+         eval_func: Callable[[Any], Any] | None, eval_func_name: str,
+         timed: bool) -> GraphResult:
     """Hands the work to the framework's adaptor (``Adaptor.optimize_graph``), which runs the
-    passes installed under its name; no framework is named here."""
+    passes installed under its name; no framework is named here. ``timed``: time the result
+    beside the input model too."""
     settings = spec.graph_optimization
     precisions = tuple(settings.get("precisions", ("fp32",)))
     framework = spec.model.framework
@@ -118,7 +124,9 @@ def _run(spec: TuneSpec, model: Any, example_data: Iterable[Any] | None,
     except NotSupportedError as exc:
         raise ConfigError("model.framework", f"{framework!r} has graph passes installed but its "
                                              f"adaptor cannot run them: {exc}") from exc
-    result.speed, result.speed_note = _speed_against_input(adaptor, model, result.model, batch)
+    if timed:
+        result.speed, result.speed_note = _speed_against_input(adaptor, model, result.model,
+                                                               batch)
     return result
 
 
