@@ -90,7 +90,8 @@ def beside(adaptor: Adaptor, model: Any, reference: Any, inputs: Sequence[Any], 
     fewer where ``budget`` s would not hold them (judged by the warm-up's last call)."""
     slowest = max(warm(adaptor, model, inputs, warmup, budget),
                   warm(adaptor, reference, inputs, warmup, budget))
-    per_round = max(1, min(calls // rounds, int(budget / rounds / max(slowest, 1e-9))))
+    per_round = max(1, calls // rounds if math.isinf(budget)
+                    else min(calls // rounds, int(budget / rounds / max(slowest, 1e-9))))
     mine: list[float] = []
     theirs: list[float] = []
     ratios: list[float] = []

@@ -207,3 +207,12 @@ def test_spread_is_half_the_interquartile_range_relative_to_the_median():
     assert spread([2.0, 2.0, 2.0]) == 0
     assert spread([1.0, 2.0, 3.0]) == pytest.approx(0.25)  # quartiles 1.5, 2.5 around 2
     assert spread([4.0]) == 0
+
+
+def test_measure_beside_without_a_budget_times_every_call():
+    """``budget_s: null`` (every call) used to overflow computing the calls per round."""
+    adaptor = MatmulAdaptor()
+    objective = Performance(warmup=2, iterations=10, budget_s=None)
+    latency, fp32 = objective.measure_beside(adaptor, weights(16), weights(16), matmul_data(16))
+    assert latency > 0 and fp32 > 0
+    assert len(objective.times()) == 10 and len(adaptor.shapes) == 2 * (2 + 10)
