@@ -33,7 +33,7 @@ def optimize(framework: Adaptor, model: nn.Module, precisions: Sequence[str], pa
     PyTorch adaptor the AMP adaptor wraps to run and time candidates.
 
     FP32 only: with ``example_inputs`` the result may be a frozen TorchScript module (where that
-    measures faster, see :mod:`tunekit.adaptors.pytorch.graph_optimization.torchscript`), else an FX ``GraphModule``.
+    measures faster, see :mod:`.torchscript`), else an FX ``GraphModule``.
     """
     chosen = select(available("pytorch"), passes)
     structural = [p for p in chosen if p.order < LOWERING_ORDER]

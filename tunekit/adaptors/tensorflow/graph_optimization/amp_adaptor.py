@@ -1,12 +1,13 @@
 """bf16/fp32 tuning of a graph-optimized TensorFlow model through the ordinary tuner.
 
-As for PyTorch (:mod:`tunekit.adaptors.pytorch.graph_optimization.amp_adaptor`), accuracy-driven AMP is quantization tuning
-restricted to two precisions: :class:`AMPAdaptor` offers bf16/fp32 for every op Grappler's
-oneDNN AMP converts on its own account (Conv2D, MatMul, BatchMatMul, Einsum, ...), and builds a
-candidate by running that same Grappler rewrite with the ops in fp32 kept out of it
-(:class:`~tunekit.adaptors.tensorflow.graph_optimization.grappler.AutoMixedPrecision`). The ops between them (BiasAdd,
-activations, pooling, reductions) join the bf16 region of the op that feeds them, exactly as in
-the untuned conversion, so a candidate is what Grappler itself would build with a smaller list.
+As for PyTorch (:mod:`tunekit.adaptors.pytorch.graph_optimization.amp_adaptor`),
+accuracy-driven AMP is quantization tuning restricted to two precisions: :class:`AMPAdaptor`
+offers bf16/fp32 for every op Grappler's oneDNN AMP converts on its own account (Conv2D, MatMul,
+BatchMatMul, Einsum, ...), and builds a candidate by running that same Grappler rewrite with the
+ops in fp32 kept out of it (:class:`.grappler.AutoMixedPrecision`). The ops between them
+(BiasAdd, activations, pooling, reductions) join the bf16 region of the op that feeds them,
+exactly as in the untuned conversion, so a candidate is what Grappler itself would build with a
+smaller list.
 """
 
 from __future__ import annotations
