@@ -201,3 +201,15 @@ def test_report_command(project: Path, capsys) -> None:
     capsys.readouterr()
     assert cli.main(["report", str(project / "ws")]) == 0
     assert "| trial | stage | config |" in capsys.readouterr().out
+
+
+def test_version_is_setup_cfgs(capsys) -> None:
+    """``tunekit/version.py`` holds the version by hand; it must say what setup.cfg says."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tunekit {setup['metadata']['version']}"

@@ -9,7 +9,7 @@ from typing import Any
 
 from test_tuner import DATA, conv1_culprit, make_spec
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.evaluate import Evaluator
 from tunekit.history import Trial, TrialState
 from tunekit.metrics.topk import TopK
@@ -53,7 +53,7 @@ class Throughput(Objective):
     direction = "maximize"
     costly = False
 
-    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
+    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[DataBatch]) -> float:
         self._latency = adaptor.latency(model)  # type: ignore[attr-defined]
         return 1.0 / self._latency
 

@@ -5,8 +5,6 @@ Plugin authors import everything they need from here; frameworks are imported la
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from tunekit.adaptor import Adaptor
 from tunekit.api import load, tune
 from tunekit.criterion import AccuracyCriterion
@@ -19,6 +17,7 @@ from tunekit.objective import Objective
 from tunekit.result import TuneResult
 from tunekit.space import INT8_ITEMS, PRECISIONS, OpConfig, OpKey, OpRule, QuantConfig, TuningSpace
 from tunekit.strategy import Batch, Strategy, TuneContext
+from tunekit.version import __version__
 
 __all__ = [
     "INT8_ITEMS", "PRECISIONS", "AccuracyCriterion", "Adaptor", "Batch", "ConfigError", "DataError",

@@ -21,7 +21,10 @@ from tunekit.space import OpKey, QuantConfig, TuningSpace
 
 #: A batch: ``(inputs, labels)``; inputs may be a tensor, tuple or dict. Adaptors receive the
 #: canonical pairs of the data contract (:mod:`tunekit.batches`), labels None when absent.
-Batch = Any
+DataBatch = Any
+#: The old name of :data:`DataBatch` (``tunekit.Batch`` is the strategy's batch of configs): still
+#: imported by third-party adaptors; use ``DataBatch``.
+Batch = DataBatch
 
 
 class Adaptor(abc.ABC):
@@ -75,11 +78,11 @@ class Adaptor(abc.ABC):
         """
 
     @abc.abstractmethod
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
+    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[DataBatch]) -> Any:
         """A new model running each op in the precision ``config`` gives it; ``model`` is untouched."""
 
     def train_quantized(self, model: Any, config: QuantConfig, train_func: Callable[[Any], Any],
-                        calib_data: Iterable[Batch]) -> Any:
+                        calib_data: Iterable[DataBatch]) -> Any:
         """Quantization-aware training (approach ``qat``): the candidate of ``config`` built by
         training rather than calibration.
 
@@ -92,7 +95,7 @@ class Adaptor(abc.ABC):
         raise NotSupportedError(f"{type(self).__name__} does not support quantization-aware "
                                 "training (quantization.approach: qat)")
 
-    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[Batch],
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch],
                   cache_dir: Path | None = None) -> None:
         """Optional: collect calibration statistics for every option of ``space`` in one pass.
 
@@ -105,7 +108,8 @@ class Adaptor(abc.ABC):
         """
 
     @abc.abstractmethod
-    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def predict(self, model: Any,
+                data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Run ``model`` over ``data``; yield ``(outputs, labels)`` per batch as numpy arrays,
         float outputs as float32 whatever precision the model computes in."""
 
@@ -138,12 +142,12 @@ class Adaptor(abc.ABC):
         raise NotSupportedError(f"{type(self).__name__} cannot measure memory")
 
     def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
-                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, its outputs in the FP32 ``model`` and in ``candidate`` on the same inputs."""
         raise NotSupportedError(f"{type(self).__name__} cannot inspect op outputs "
                                 "(needed to rank ops by quantization error)")
 
-    def hessian_trace(self, model: Any, ops: Sequence[OpKey], data: Iterable[Batch],
+    def hessian_trace(self, model: Any, ops: Sequence[OpKey], data: Iterable[DataBatch],
                       loss: Any = None) -> Mapping[OpKey, float]:
         """Per op, the trace of the Hessian of ``loss(outputs, labels)`` with respect to the op's
         weights, divided by their number (Hutchinson estimate over ``data``); ``loss`` None means
@@ -152,7 +156,7 @@ class Adaptor(abc.ABC):
                                 "(needed by the hawq strategy)")
 
     def deploy(self, model: Any, config: QuantConfig, candidate: Any,
-               calib_data: Iterable[Batch], inputs: Any,
+               calib_data: Iterable[DataBatch], inputs: Any,
                accepts: Callable[[Any], bool]) -> tuple[Any, dict[str, Any]]:
         """The form in which the tuning's accepted ``candidate`` is handed over, and what was
         decided (JSON-able, e.g. ``{"backend": ...}``; it goes into ``result.json`` and the
@@ -187,7 +191,8 @@ class Adaptor(abc.ABC):
         raise NotSupportedError(f"{type(self).__name__} cannot report model size")
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
-                       example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
+                       example_batch: DataBatch | None,
+                       tune: Callable[[Any, Any], Any] | None) -> Any:
         """Graph optimization (``tunekit optimize``): a :class:`tunekit.graph.GraphResult`.
 
         Runs this framework's passes (entry points ``tunekit.passes`` named ``<adaptor

@@ -136,34 +136,12 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
             raise ConfigError("q_func", "give train_func or its alias q_func, not both")
         train_func = kw.pop("q_func")
     if train_func is not None:
-        quantization = raw.setdefault("quantization", {})
-        quantization.setdefault("approach", "qat")
-        training = quantization.get("training")
-        params = {k: v for k, v in training.items() if k != "func"} \
-            if isinstance(training, dict) else {}
-        quantization["training"] = {**params, "func": "<python>:train_func"}
+        _train_with_python_func(raw)
     for key, value in kw.items():
         if key not in KEYWORDS:
             raise ConfigError(key, f"unknown keyword of tunekit.tune; valid: {', '.join(KEYWORDS)}")
         set_path(raw, KEYWORDS[key], value)
-    model_section = raw.setdefault("model", {})
-    model_section.pop("path", None)
-    model_section["factory"] = "<python>:model"
-    if "framework" not in model_section:
-        model_section["framework"] = guess_framework(model)
-    evaluation = raw.setdefault("evaluation", {}) or {}
-    raw["evaluation"] = evaluation
-    # the objects given here replace the config's references; a Metric instance needs no lookup
-    evaluation.pop("data", None)
-    if metric is not None:
-        evaluation.pop("eval_func", None)
-        evaluation.pop("metric", None)
-        if not isinstance(metric, Metric):
-            evaluation["metric"] = metric
-            evaluation["data"] = "<python>:eval_data"
-    if eval_func is not None:
-        evaluation.pop("metric", None)
-        evaluation["eval_func"] = "<python>:eval_func"
+    _use_python_objects(raw, model, metric, eval_func)
     spec = config_module.parse(raw, base_dir=base_dir)
     if spec.tuning.distributed:
         raise ConfigError("tuning.study", "distributed tuning needs a config file that workers "
@@ -179,6 +157,41 @@ def tune(model: Any, calib_data: Iterable[Any] | None = None, *,
                                         f"train_func {getattr(train_func, '__name__', '')}")
     with trial_lines(quiet):
         return Tuner(parts).run()
+
+
+def _train_with_python_func(raw: dict[str, Any]) -> None:
+    """Point ``quantization.training`` at the ``train_func`` given to :func:`tune` (approach
+    ``qat`` unless the config says otherwise), keeping the config's keywords for it."""
+    quantization = raw.setdefault("quantization", {})
+    quantization.setdefault("approach", "qat")
+    training = quantization.get("training")
+    params = {k: v for k, v in training.items() if k != "func"} \
+        if isinstance(training, dict) else {}
+    quantization["training"] = {**params, "func": "<python>:train_func"}
+
+
+def _use_python_objects(raw: dict[str, Any], model: Any,
+                        metric: Metric | str | Mapping[str, Any] | None,
+                        eval_func: Callable[[Any], Any] | None) -> None:
+    """Make the config name the objects given to :func:`tune` instead of its own ``module:attr``
+    references, so that one schema validates both paths; a Metric instance needs no lookup."""
+    model_section = raw.setdefault("model", {})
+    model_section.pop("path", None)
+    model_section["factory"] = "<python>:model"
+    if "framework" not in model_section:
+        model_section["framework"] = guess_framework(model)
+    evaluation = raw.setdefault("evaluation", {}) or {}
+    raw["evaluation"] = evaluation
+    evaluation.pop("data", None)
+    if metric is not None:
+        evaluation.pop("eval_func", None)
+        evaluation.pop("metric", None)
+        if not isinstance(metric, Metric):
+            evaluation["metric"] = metric
+            evaluation["data"] = "<python>:eval_data"
+    if eval_func is not None:
+        evaluation.pop("metric", None)
+        evaluation["eval_func"] = "<python>:eval_func"
 
 
 def tune_config(spec: TuneSpec) -> TuneResult:

@@ -23,15 +23,30 @@ from tunekit.outputs import check_out
 EXIT_MET, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_MET, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: what ``tunekit compare`` writes into ``--out`` (refused when present, unless ``--force``)
 COMPARE_OUTPUTS = ("compare.csv", "compare.json", "compare.png")
+#: What ``add_subparsers`` returns, to which each ``_add_<command>`` adds its command
+Commands = argparse._SubParsersAction
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunekit", description="Accuracy-driven low-precision "
                                      "tuning of PyTorch and TensorFlow models.")
-    from tunekit import __version__
+    from tunekit.version import __version__
 
     parser.add_argument("--version", action="version", version=f"tunekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_tune(sub)
+    _add_worker(sub)
+    _add_compare(sub)
+    _add_benchmark(sub)
+    _add_optimize(sub)
+    sub.add_parser("plugins", help="list installed plugins per group and who provides them")
+    _add_report(sub)
+    return parser
+
+
+def _add_tune(sub: Commands) -> None:
+    """``tunekit tune``: its flags override the config's ``tuning`` fields
+    (:func:`_tune_overrides`)."""
     tune = sub.add_parser("tune", help="tune a model as a YAML config describes")
     tune.add_argument("config", type=Path, help="the YAML config (see examples/)")
     tune.add_argument("--workspace", type=Path, help="folder for history, best model and report")
@@ -54,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
     tune.add_argument("-q", "--quiet", action="store_true", help="only warnings and the summary")
+
+
+def _add_worker(sub: Commands) -> None:
+    """``tunekit worker``: what a worker may import and unpickle is its own command line's call."""
     worker = sub.add_parser("worker", help="evaluate the trials of a distributed tuning")
     worker.add_argument("--storage", required=True,
                         help="the coordinator's storage URL (postgresql://…, or sqlite:///… "
@@ -82,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
                              "study says: only for a database that only trusted people can "
                              "write")
     worker.add_argument("-q", "--quiet", action="store_true", help="only warnings")
+
+
+def _add_compare(sub: Commands) -> None:
+    """``tunekit compare``: strategies × seeds on one workload."""
     compare = sub.add_parser("compare", help="compare strategies on one workload (research)")
     compare.add_argument("config", type=Path, help="the YAML config of the workload")
     compare.add_argument("--strategies", required=True,
@@ -98,6 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--set", dest="overrides", action="append", default=[],
                          metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
     compare.add_argument("-q", "--quiet", action="store_true", help="only the table")
+
+
+def _add_benchmark(sub: Commands) -> None:
+    """``tunekit benchmark``: the tuned model timed beside the FP32 one."""
     bench = sub.add_parser("benchmark", help="time the FP32 and the tuned model side by side")
     bench.add_argument("config", type=Path, help="the YAML config the model was tuned with")
     bench.add_argument("--model", type=Path, help="the tuned model: a workspace or its "
@@ -110,6 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="KEY.PATH=VALUE", help="override any config field, e.g. "
                                                       "benchmark.instances=2 (repeatable)")
+
+
+def _add_optimize(sub: Commands) -> None:
+    """``tunekit optimize``: graph optimization."""
     optimize = sub.add_parser("optimize", help="graph optimization: FP32 passes, or bf16+fp32 "
                                                "auto mixed precision (graph_optimization:)")
     optimize.add_argument("config", type=Path, help="the YAML config (see examples/)")
@@ -121,7 +152,10 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--set", dest="overrides", action="append", default=[],
                           metavar="KEY.PATH=VALUE", help="override any config field (repeatable)")
     optimize.add_argument("-q", "--quiet", action="store_true", help="only the summary")
-    sub.add_parser("plugins", help="list installed plugins per group and who provides them")
+
+
+def _add_report(sub: Commands) -> None:
+    """``tunekit report``: the text report, or ``report.html`` with ``--html``."""
     report = sub.add_parser("report", help="print the tuning report of a workspace, or write "
                                            "it as a web page with figures (--html)")
     report.add_argument("workspace", type=Path)
@@ -131,7 +165,6 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="with --html: the file to write instead")
     report.add_argument("--force", action="store_true",
                         help="with --out: overwrite an existing file")
-    return parser
 
 
 def _tune_overrides(args: argparse.Namespace) -> list[str]:

@@ -6,7 +6,7 @@ import abc
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 
 
 class Objective(abc.ABC):
@@ -25,11 +25,11 @@ class Objective(abc.ABC):
     drifts: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
+    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[DataBatch]) -> float:
         """Measure ``model``; ``data`` yields evaluation batches (use their inputs only)."""
 
     def measure_beside(self, adaptor: Adaptor, model: Any, reference: Any,
-                       data: Iterable[Batch]) -> tuple[float, float]:
+                       data: Iterable[DataBatch]) -> tuple[float, float]:
         """``(model's value, reference's value)``, measured beside each other for an objective
         that :attr:`drifts` (``reference`` is the FP32 model). The default measures one after
         the other, the reference first, so :meth:`details` describe ``model``; latency

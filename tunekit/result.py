@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunekit import __version__, changes
+from tunekit import changes
 from tunekit.criterion import AccuracyCriterion
 from tunekit.failures import failures
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.speed import Speed, from_details
+from tunekit.version import __version__
 from tunekit.workspace import HTML_REPORT, RECIPE, REPORT, RESULT, Workspace
 
 if TYPE_CHECKING:

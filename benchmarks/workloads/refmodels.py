@@ -35,28 +35,7 @@ def _torch():
 # ---- R2
 def build_r2(num_classes=1000):
     import torch.nn as nn
-
-    class BasicBlock(nn.Module):
-        expansion = 1
-
-        def __init__(self, inp, out, stride=1):
-            super().__init__()
-            self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(out)
-            self.relu1 = nn.ReLU()
-            self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(out)
-            self.relu2 = nn.ReLU()
-            self.down = None
-            if stride != 1 or inp != out:
-                self.down = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out))
-
-        def forward(self, x):
-            idt = x if self.down is None else self.down(x)
-            y = self.relu1(self.bn1(self.conv1(x)))
-            y = self.bn2(self.conv2(y))
-            return self.relu2(y + idt)
+    from resnet_blocks import BasicBlock
 
     class ResNet18(nn.Module):
         def __init__(self):

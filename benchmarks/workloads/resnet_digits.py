@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from resnet_blocks import BasicBlock
 from torch import nn
 from torch.nn import functional as F
 
@@ -45,35 +46,15 @@ def digits32() -> dict[str, np.ndarray]:
             "x_eval": images[held_out], "y_eval": labels[held_out]}
 
 
-class Block(nn.Module):
-    def __init__(self, inp: int, out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out)
-        self.relu2 = nn.ReLU()
-        self.down = None
-        if stride != 1 or inp != out:
-            self.down = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False),
-                                      nn.BatchNorm2d(out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.down is None else self.down(x)
-        y = self.relu1(self.bn1(self.conv1(x)))
-        return self.relu2(self.bn2(self.conv2(y)) + identity)
-
-
 class ResNetDigits(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 32, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(32)
         self.relu = nn.ReLU()
-        self.layer1 = nn.Sequential(Block(32, 32, 1), Block(32, 32, 1))
-        self.layer2 = nn.Sequential(Block(32, 64, 2), Block(64, 64, 1))
-        self.layer3 = nn.Sequential(Block(64, 128, 2), Block(128, 128, 1))
+        self.layer1 = nn.Sequential(BasicBlock(32, 32, 1), BasicBlock(32, 32, 1))
+        self.layer2 = nn.Sequential(BasicBlock(32, 64, 2), BasicBlock(64, 64, 1))
+        self.layer3 = nn.Sequential(BasicBlock(64, 128, 2), BasicBlock(128, 128, 1))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(128, 10)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.errors import DataError
 from tunekit.objectives.performance import Performance
 from tunekit.space import QuantConfig, TuningSpace
@@ -29,11 +29,11 @@ class MatmulAdaptor(Adaptor):
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
         raise NotImplementedError
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
+    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[DataBatch]) -> Any:
         raise NotImplementedError
 
     def predict(self, model: Any,
-                data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         raise NotImplementedError
 
     def run_batch(self, model: np.ndarray, inputs: Any) -> np.ndarray:
@@ -43,7 +43,7 @@ class MatmulAdaptor(Adaptor):
         return np.einsum("ij,jk->ik", inputs, model, optimize=False)
 
 
-def matmul_data(width: int, batch: int = 32, batches: int = 4, tail: int = 0) -> list[Batch]:
+def matmul_data(width: int, batch: int = 32, batches: int = 4, tail: int = 0) -> list[DataBatch]:
     rng = np.random.default_rng(0)
     sizes = [batch] * batches + ([tail] if tail else [])
     return [(rng.normal(size=(n, width)).astype(np.float32), np.zeros(n, dtype=np.int64))
@@ -92,7 +92,7 @@ def test_batch_size_slices_batches_and_dict_inputs():
 
 
 def test_reads_at_most_iterations_batches():
-    def endless() -> Iterator[Batch]:
+    def endless() -> Iterator[DataBatch]:
         while True:
             yield matmul_data(8, batches=1)[0]
 

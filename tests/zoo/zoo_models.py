@@ -18,31 +18,13 @@ import torch
 from torch import nn
 
 import tunekit
+from tests.adaptors.glue_models import BasicBlock  # one ResNet block for every test model
 from tunekit.result import TuneResult
 
 SEED = 0
 
 
 # --------------------------------------------------------------------------- architectures
-
-class BasicBlock(nn.Module):
-    """ResNet-18's block: two 3x3 convs with BatchNorm and a (projected) shortcut."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU()
-        self.downsample = None if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + identity)
-
 
 class ResNet18(nn.Module):
     def __init__(self, classes: int = 10) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.data import batch_inputs
 from tunekit.objective import Objective
 from tunekit.objectives._inputs import is_int
@@ -36,6 +36,6 @@ class Memory(Objective):
         self.batches = batches
         self.batch_size = batch_size
 
-    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
+    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[DataBatch]) -> float:
         inputs = batch_inputs(data, self.batches, self.batch_size, "memory.batch_size")
         return float(adaptor.peak_memory(model, inputs))

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tunekit import timing
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.benchmark.load import CpuShare
 from tunekit.data import batch_inputs
 from tunekit.data import batch_size as samples_in
@@ -78,7 +78,7 @@ class Performance(Objective):
         self._details: dict[str, float] = {}
         self._times: tuple[float, ...] = ()
 
-    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
+    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[DataBatch]) -> float:
         inputs = batch_inputs(data, self.iterations, self.batch_size, "performance.batch_size")
         times, threads = timing.time_calls(adaptor, model, inputs, self.warmup, self.iterations,
                                            self.threads, self._budget())
@@ -88,7 +88,7 @@ class Performance(Objective):
         return latency
 
     def measure_beside(self, adaptor: Adaptor, model: Any, reference: Any,
-                       data: Iterable[Batch]) -> tuple[float, float]:
+                       data: Iterable[DataBatch]) -> tuple[float, float]:
         """Both models timed in alternating rounds (:func:`tunekit.timing.beside`), so a
         change in the machine's load hits both alike; ``speedup`` (reference / model) and its
         ``spread`` (half the interquartile range of the rounds' own ratios, relative to their

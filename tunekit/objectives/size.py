@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.objective import Objective
 
 
@@ -21,5 +21,5 @@ class Size(Objective):
     costly = False
     unit = " B"
 
-    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
+    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[DataBatch]) -> float:
         return float(adaptor.model_size(model))

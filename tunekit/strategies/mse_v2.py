@@ -26,7 +26,9 @@ from tunekit.strategies.polish import int8_targets, polish
 from tunekit.strategies.walk import Walker, fallback_candidates, isolated_sensitivity, rank
 from tunekit.strategy import Strategy, TuneContext
 
-PRECISIONS = ("first", "fp32")
+#: Phase one's fallback targets, in order: the first fallback the space offers each op, then fp32
+#: only (a stage per target, ``fallback_<target>``).
+FALLBACK_TARGETS = ("first", "fp32")
 
 
 class MSEv2Strategy(Strategy):
@@ -42,7 +44,7 @@ class MSEv2Strategy(Strategy):
         ctx.enter_stage("default")
         trial = yield from walker.visit(default)
         accepted = trial if trial.accepted else None
-        for which in PRECISIONS:
+        for which in FALLBACK_TARGETS:
             if accepted is not None:
                 break
             accepted = yield from _phase_one(walker, default, which)

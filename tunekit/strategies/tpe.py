@@ -22,7 +22,7 @@ from tunekit.strategies.walk import FreshSampler, Walker, random_config
 from tunekit.strategy import Strategy, TuneContext
 
 #: Repeated suggestions in a row after which a fresh random config is enqueued.
-MAX_REPEATS = 8
+MAX_REPEATED_SUGGESTIONS = 8
 
 
 class TPEStrategy(Strategy):
@@ -57,7 +57,7 @@ class TPEStrategy(Strategy):
             fresh.seen.add(config)
             _tell(study, asked, ctx, trial)
             repeats = repeats + 1 if repeated else 0
-            if repeats >= MAX_REPEATS or fresh.exhausted:
+            if repeats >= MAX_REPEATED_SUGGESTIONS or fresh.exhausted:
                 new = fresh.draw(lambda: random_config(ctx.space, ctx.rng))
                 if new is None:
                     return

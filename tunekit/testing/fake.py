@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.data import batch_size, split_batch
 from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError
 from tunekit.objective import Objective
@@ -134,7 +134,7 @@ class FakeAdaptor(Adaptor):
         return sum(self.op_costs.get(op.name, 1.0) * LATENCIES[precision]
                    for op, precision in self._precisions(model))
 
-    def evaluate(self, config: QuantConfig, data: Iterable[Batch] | None = None) -> float:
+    def evaluate(self, config: QuantConfig, data: Iterable[DataBatch] | None = None) -> float:
         """Quantize and score ``config`` as the tuner would: Top-1 of :meth:`predict`.
 
         A ready accuracy function for :func:`tunekit.testing.run_strategy` that goes through
@@ -155,7 +155,8 @@ class FakeAdaptor(Adaptor):
         options = _options(approach)
         return TuningSpace({op: options for op in self.ops})
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> FakeModel:
+    def quantize(self, model: Any, config: QuantConfig,
+                 calib_data: Iterable[DataBatch]) -> FakeModel:
         self.quantize_calls += 1
         if set(config.ops) != set(self.ops):
             raise ModelError(f"config ops {[str(op) for op in config.ops]} are not the "
@@ -165,7 +166,7 @@ class FakeAdaptor(Adaptor):
         return FakeModel(config)
 
     def predict(self, model: FakeModel,
-                data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         self.predict_calls += 1
         accuracy, seen = self.accuracy(model.config), 0
         for batch in data:
@@ -186,7 +187,7 @@ class FakeAdaptor(Adaptor):
         return np.zeros((batch_size(inputs), self.num_classes), dtype=np.float32)
 
     def inspect(self, model: Any, candidate: FakeModel, ops: Sequence[OpKey],
-                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, a fixed FP32 output and the candidate's, whose MSE equals the op's drop."""
         configs = dict(self._configs(candidate))
         return {op: (_REFERENCE.copy(),
@@ -223,7 +224,7 @@ class ModelledLatency(Objective):
     costly = False
     unit = " units"
 
-    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[Batch]) -> float:
+    def measure(self, adaptor: Adaptor, model: Any, data: Iterable[DataBatch]) -> float:
         if not isinstance(adaptor, FakeAdaptor):
             raise NotSupportedError(f"ModelledLatency needs a FakeAdaptor, not "
                                     f"{type(adaptor).__name__}")

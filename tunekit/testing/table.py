@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tunekit.adaptor import Batch
+from tunekit.adaptor import DataBatch
 from tunekit.errors import TrialError
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.testing.fake import FakeAdaptor, FakeModel
@@ -65,7 +65,8 @@ class TableAdaptor(FakeAdaptor):
             raise TrialError(f"{config.summary()} is not in the table (never measured)")
         return row
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> FakeModel:
+    def quantize(self, model: Any, config: QuantConfig,
+                 calib_data: Iterable[DataBatch]) -> FakeModel:
         self._row(config)  # fail the trial here, as a real adaptor fails an unbuildable config
         return super().quantize(model, config, calib_data)
 

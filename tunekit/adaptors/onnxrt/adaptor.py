@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import onnx
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.onnxrt import calibration, memory
 from tunekit.adaptors.onnxrt.build import FORMATS, build
 from tunekit.adaptors.onnxrt.graph import DYNAMIC, Op, check_config, find_ops, named
@@ -146,7 +146,7 @@ class OnnxRuntimeAdaptor(Adaptor):
                              "(Conv, ConvTranspose, Gemm, MatMul, Add/Concat of activations)")
         return TuningSpace(options)
 
-    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[Batch],
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch],
                   cache_dir: Path | None = None) -> None:
         """Collect the ranges the default config needs (see :mod:`.calibration`); another
         algorithm's are collected the first time a trial asks for it, once per tuning. With
@@ -158,7 +158,7 @@ class OnnxRuntimeAdaptor(Adaptor):
             self._ranges(prepared, calibration.algorithms_of(configs), calib_data)
 
     def _ranges(self, prepared: _Prepared, algorithms: Sequence[str],
-                calib_data: Iterable[Batch] | None) -> dict[str, calibration.Ranges]:
+                calib_data: Iterable[DataBatch] | None) -> dict[str, calibration.Ranges]:
         missing = [a for a in algorithms if a not in prepared.ranges]
         if missing:
             batches = require_batches(calib_data, "the calibration data")
@@ -172,7 +172,8 @@ class OnnxRuntimeAdaptor(Adaptor):
                     prepared.proto, inputs, algorithm, prepared.cache_dir, prepared.key)
         return prepared.ranges
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> OrtModel:
+    def quantize(self, model: Any, config: QuantConfig,
+                 calib_data: Iterable[DataBatch]) -> OrtModel:
         prepared = self._prepare(model)
         check_config(prepared.ops, list(config.ops))
         ops = {key: config.ops.get(key, OpConfig("fp32")) for key in prepared.ops}
@@ -189,7 +190,8 @@ class OnnxRuntimeAdaptor(Adaptor):
         return candidate
 
     # -- running models ------------------------------------------------------------------------
-    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def predict(self, model: Any,
+                data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         runner = self._model(model)
         names = [o.name for o in runner.session().get_outputs()]
         for batch in data:
@@ -220,7 +222,7 @@ class OnnxRuntimeAdaptor(Adaptor):
         return self._model(model).proto.ByteSize()
 
     def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
-                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, its float output in the FP32 model and in ``candidate``: the int8 op's output
         before it is quantized for the next op (QDQ; where ONNX Runtime folded a Relu into the
         op, both sides are taken after the Relu), or dequantized from it (QOperator)."""
@@ -237,7 +239,7 @@ class OnnxRuntimeAdaptor(Adaptor):
         return {op: (fp32[fp32_names[op]], quantized[names[op]]) for op in ops}
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
-                       example_batch: Batch | None, tune: Any) -> Any:
+                       example_batch: DataBatch | None, tune: Any) -> Any:
         """ONNX Runtime's optimization levels as passes (see :mod:`.passes`)."""
         from tunekit.adaptors.onnxrt.passes import optimize
 
@@ -283,7 +285,7 @@ def _output_of(proto: onnx.ModelProto, op: Op) -> str:
     raise ModelError(f"the candidate has no node {op.node.name!r} to inspect")
 
 
-def _intermediates(proto: onnx.ModelProto, names: Sequence[str], batches: Sequence[Batch],
+def _intermediates(proto: onnx.ModelProto, names: Sequence[str], batches: Sequence[DataBatch],
                    settings: Settings) -> dict[str, np.ndarray]:
     """Tensors ``names`` of ``proto`` over ``batches`` (stacked), exposed as graph outputs;
     QOperator's ``X_quantized`` tensors are dequantized back to ``X``."""

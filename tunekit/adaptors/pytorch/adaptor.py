@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.pytorch import deployment, eager_backend, memory, pt2e_backend, serialize
 from tunekit.adaptors.pytorch.calibration import ObserverStore, fingerprint
 from tunekit.adaptors.pytorch.capabilities import capabilities, find_ops
@@ -113,7 +113,7 @@ class PyTorchAdaptor(Adaptor):
         return pt2e_backend.restrict(space) if self.backend == "pt2e" else space
 
     def train_quantized(self, model: Any, config: QuantConfig, train_func: Callable[[Any], Any],
-                        calib_data: Iterable[Batch]) -> Any:
+                        calib_data: Iterable[DataBatch]) -> Any:
         """Quantization-aware training through FX (see :mod:`.qat`); the result is an FX
         candidate like :meth:`quantize`'s, so it saves, loads and inspects the same way.
 
@@ -134,7 +134,7 @@ class PyTorchAdaptor(Adaptor):
                                                              followers=self.int8_followers),
                              batches, "fx", f"quantization-aware training of {describe(config)}")
 
-    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[Batch],
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch],
                   cache_dir: Path | None = None) -> None:
         """Collect every option's activation statistics in one pass (FX backend); later
         ``quantize`` calls for ``model`` take them instead of running the calibration data.
@@ -186,7 +186,7 @@ class PyTorchAdaptor(Adaptor):
         entry = self.__dict__.get("_stores", {}).get(model)
         return entry[1] if entry is not None and entry[0] is self._fused(model) else None
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
+    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[DataBatch]) -> Any:
         """A new model in ``config``'s precisions; ``model`` is not modified (deep-copied)."""
         self._check(model, config)
         batches = self._calib_batches(config, calib_data)
@@ -216,7 +216,8 @@ class PyTorchAdaptor(Adaptor):
             raise ModelError("the config names ops this model does not have: "
                              + ", ".join(map(str, unknown[:5])))
 
-    def _calib_batches(self, config: QuantConfig, calib_data: Iterable[Batch]) -> list[Batch]:
+    def _calib_batches(self, config: QuantConfig,
+                       calib_data: Iterable[DataBatch]) -> list[DataBatch]:
         needed = any(is_static(c) for c in config.ops.values())
         if needed:
             batches = require_batches(calib_data, "the calibration data")
@@ -225,13 +226,13 @@ class PyTorchAdaptor(Adaptor):
         return batches if self.calibration_batches is None else batches[: self.calibration_batches]
 
     def _build_checked(self, backend: str, model: nn.Module, config: QuantConfig,
-                       batches: Sequence[Batch]) -> nn.Module:
+                       batches: Sequence[DataBatch]) -> nn.Module:
         """Build, then run one batch so a broken graph fails here as this config's TrialError."""
         return checked_build(lambda: self._build(backend, model, config, batches), batches,
                              backend, f"the {backend} candidate for {describe(config)}")
 
     def _build(self, backend: str, model: nn.Module, config: QuantConfig,
-               batches: Sequence[Batch]) -> nn.Module:
+               batches: Sequence[DataBatch]) -> nn.Module:
         if backend == "pt2e":
             return self._build_pt2e(model, config, batches)
         if backend == "fx":
@@ -248,11 +249,11 @@ class PyTorchAdaptor(Adaptor):
         return self._fx_cache.get(model)
 
     def _build_pt2e(self, model: nn.Module, config: QuantConfig,
-                    batches: Sequence[Batch]) -> nn.Module:
+                    batches: Sequence[DataBatch]) -> nn.Module:
         builder = self.__dict__.setdefault("_pt2e", pt2e_backend.Builder())
         return builder.build(model, config, batches)
 
-    def _choose_backend(self, model: nn.Module, probe: Sequence[Batch]) -> str:
+    def _choose_backend(self, model: nn.Module, probe: Sequence[DataBatch]) -> str:
         """``fx``/``eager`` as configured; for ``auto``, FX if it traces and is faithful."""
         if self.backend != "auto":
             if self.backend == "pt2e":
@@ -277,7 +278,7 @@ class PyTorchAdaptor(Adaptor):
             verdicts[model] = "eager" if reason else "fx"
         return verdicts[model]
 
-    def _fx_problem(self, model: nn.Module, probe: Sequence[Batch]) -> str | None:
+    def _fx_problem(self, model: nn.Module, probe: Sequence[DataBatch]) -> str | None:
         """Why FX is unusable for ``model``, or None: the trace fails, or the traced graph's
         outputs differ from the model's (a trace can silently bake in one branch)."""
         try:
@@ -304,7 +305,7 @@ class PyTorchAdaptor(Adaptor):
         return None
 
     # -- running -------------------------------------------------------------------------------
-    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, Any]]:
+    def predict(self, model: Any, data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, Any]]:
         """Per batch: (first output tensor or ``logits`` as float32 numpy, labels or None);
         per-sample records (a list of dicts or strings) pass through with tensors as numpy.
 
@@ -340,7 +341,7 @@ class PyTorchAdaptor(Adaptor):
         return memory.peak_memory(model, inputs)
 
     def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
-                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, (FP32 output, candidate output) on the same batches; ops that never run are
         left out. The FP32 side is the fused FP32 graph for FX candidates."""
         batches, backend = list(data), getattr(candidate, BACKEND_ATTR, "eager")
@@ -354,7 +355,7 @@ class PyTorchAdaptor(Adaptor):
         return {op: (expected[op.name], got[op.name]) for op in ops
                 if op.name in expected and op.name in got}
 
-    def hessian_trace(self, model: Any, ops: Sequence[OpKey], data: Iterable[Batch],
+    def hessian_trace(self, model: Any, ops: Sequence[OpKey], data: Iterable[DataBatch],
                       loss: Any = None) -> Mapping[OpKey, float]:
         """Hutchinson Hessian traces per op weight of the FP32 ``model`` (see hessian.py)."""
         from tunekit.adaptors.pytorch.hessian import hessian_traces
@@ -402,7 +403,8 @@ class PyTorchAdaptor(Adaptor):
         return {} if compile_s is None else {"time.compile_s": round(compile_s, 3)}
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
-                       example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
+                       example_batch: DataBatch | None,
+                       tune: Callable[[Any, Any], Any] | None) -> Any:
         """The ``pytorch.*`` passes and bf16 AMP (see :mod:`.graph_optimization.optimize`)."""
         from tunekit.adaptors.pytorch.graph_optimization.optimize import optimize_batch
 
@@ -415,7 +417,7 @@ class PyTorchAdaptor(Adaptor):
         save_model(model, path)
 
     def deploy(self, model: Any, config: QuantConfig, candidate: Any,
-               calib_data: Iterable[Batch], inputs: Any,
+               calib_data: Iterable[DataBatch], inputs: Any,
                accepts: Callable[[Any], bool]) -> tuple[Any, dict[str, Any]]:
         """PT2E candidates are compiled (and checked against the goal again: compiled int8
         rounds differently from the emulated graph the trials scored); under ``auto`` the

@@ -1,22 +1,17 @@
 """Peak resident memory of a torch model's inference, measured in a fresh process.
 
-Why a fresh process: the tuning process's resident set holds the FP32 model, earlier candidates
-and whatever the allocator kept, and its high-water mark (``VmHWM``) only ever grows, so nothing
-measured in it isolates one candidate. The child imports torch, reads the inputs, resets its
-high-water mark (``/proc/self/clear_refs``), notes its RSS, loads the pickled model, resets the
-mark again (so the transient copies of loading do not count) and runs every batch. The figure
-is ``VmHWM`` after inference minus the RSS before loading: the model's weights (int8 packed
-weights included) plus the peak of activations and kernel workspaces, all native memory that
-``tracemalloc`` never sees. Linux only (it reads /proc).
+Why a fresh process: see :mod:`tunekit.peak_rss`, which also reads /proc for the child and runs
+it. The child imports torch, reads the inputs, resets its high-water mark
+(``/proc/self/clear_refs``), notes its RSS, loads the pickled model, resets the mark again (so
+the transient copies of loading do not count) and runs every batch. The figure is ``VmHWM``
+after inference minus the RSS before loading: the model's weights (int8 packed weights
+included) plus the peak of activations and kernel workspaces, all native memory that
+``tracemalloc`` never sees. Linux only.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import pickle
-import subprocess
-import sys
 import tempfile
 import types
 from collections.abc import Sequence
@@ -28,23 +23,17 @@ from torch import nn
 from torch.fx import GraphModule
 from torch.fx.graph_module import _format_import_statement, reduce_graph_module, sys_importer
 
-from tunekit.errors import NotSupportedError, TrialError
+from tunekit import peak_rss
+from tunekit.errors import NotSupportedError
 
 _CHILD = r"""
-import json, sys
-sys.path[:0] = json.loads(sys.argv[3])
+import sys
+
 import torch
 from tunekit.adaptors.pytorch.runtime import call_model
+from tunekit.peak_rss import print_peak, reset_peak, status
 
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
-
-def reset_peak():
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-torch.set_num_threads(int(sys.argv[4]))
+torch.set_num_threads(int(sys.argv[3]))
 inputs = torch.load(sys.argv[2], weights_only=True)
 reset_peak()
 before = status("VmRSS")
@@ -53,7 +42,7 @@ reset_peak()
 with torch.inference_mode():
     for batch in inputs:
         call_model(model, batch)
-print(json.dumps({"peak": status("VmHWM") - before}))
+print_peak(before)
 """
 
 
@@ -81,8 +70,7 @@ _PICKLE = types.SimpleNamespace(__name__="pickle", Pickler=_Pickler)
 
 def peak_memory(model: nn.Module, inputs: Sequence[Any], timeout: float = 300.0) -> int:
     """Peak resident bytes of ``model`` running ``inputs`` (see the module docstring)."""
-    if not Path("/proc/self/clear_refs").exists():
-        raise NotSupportedError("measuring peak memory needs Linux's /proc/self/clear_refs")
+    peak_rss.check_supported()
     with tempfile.TemporaryDirectory(prefix="tunekit-memory-") as folder:
         model_file, inputs_file = Path(folder, "model.pt"), Path(folder, "inputs.pt")
         try:
@@ -93,11 +81,5 @@ def peak_memory(model: nn.Module, inputs: Sequence[Any], timeout: float = 300.0)
                 f"{type(model).__name__} cannot be pickled ({type(exc).__name__}: {exc}); define "
                 "its class in an importable module (not __main__ or inside a function)") from exc
         torch.save(list(inputs), inputs_file)
-        command = [sys.executable, "-c", _CHILD, str(model_file), str(inputs_file),
-                   json.dumps([p for p in sys.path if p]), str(torch.get_num_threads())]
-        run = subprocess.run(command, check=False, capture_output=True, text=True,
-                             timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if run.returncode != 0:
-        last = run.stderr.strip().splitlines()[-1:] or [f"exit status {run.returncode}"]
-        raise TrialError(f"measuring memory in a fresh process failed: {last[0]}")
-    return int(json.loads(run.stdout.strip().splitlines()[-1])["peak"])
+        return peak_rss.run_child(_CHILD, [str(model_file), str(inputs_file),
+                                           str(torch.get_num_threads())], timeout)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.data import require_batches, split_batch
 from tunekit.errors import ConfigError, ModelError, NotSupportedError, TrialError, TunekitError
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace, int8_options
@@ -145,7 +145,7 @@ class TensorFlowAdaptor(Adaptor):
             options[op.key] = (*int8, *floats, OpConfig("fp32"))
         return TuningSpace(options)
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
+    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[DataBatch]) -> Any:
         """A new model in ``config``'s precisions; ``model`` is not modified."""
         state = self._state(model)
         known = {op.key for op in state.ops}
@@ -192,7 +192,7 @@ class TensorFlowAdaptor(Adaptor):
 
         return bf16.clone(state.source, [op.name for op in config.ops_in("bf16")])
 
-    def _checked(self, candidate: Any, state: _ModelState, batches: Iterable[Batch]) -> Any:
+    def _checked(self, candidate: Any, state: _ModelState, batches: Iterable[DataBatch]) -> Any:
         """Run one batch so that a candidate that cannot run fails here, as a TrialError."""
         first = next(iter(batches or []), None)
         if first is None:
@@ -221,7 +221,7 @@ class TensorFlowAdaptor(Adaptor):
             return model.run(source.feed(inputs, model.input_names))
         return source.resolve(model, self.inputs, self.output, self.signature)(inputs)
 
-    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, Any]]:
+    def predict(self, model: Any, data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, Any]]:
         """Per batch: (the chosen output as float32 numpy, labels as numpy or None)."""
         for batch in data:
             inputs, labels = split_batch(batch)
@@ -243,7 +243,7 @@ class TensorFlowAdaptor(Adaptor):
         return "TensorFlow (Keras)" if isinstance(model, tf.keras.Model) else "TensorFlow"
 
     def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
-                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         """Per op, its output in the float flatbuffer the candidate was built from and in the
         candidate (dequantized), on the same batches."""
         from tunekit.adaptors.tensorflow import inspection
@@ -285,7 +285,8 @@ class TensorFlowAdaptor(Adaptor):
         return int(sum(np.asarray(w).nbytes for w in keras.weights))
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
-                       example_batch: Batch | None, tune: Callable[[Any, Any], Any] | None) -> Any:
+                       example_batch: DataBatch | None,
+                       tune: Callable[[Any, Any], Any] | None) -> Any:
         """The ``tensorflow.*`` passes and Grappler's AMP (see
         :mod:`.graph_optimization.optimize`); no example batch is needed."""
         from tunekit.adaptors.tensorflow.graph_optimization.optimize import optimize
@@ -303,7 +304,7 @@ def _find_ops(source: Any, blob: bytes) -> list[Any]:
     return graph.find_ops(graph.read(blob), graph.keras_layers(keras), graph.kernel_sizes(keras))
 
 
-def _fingerprint(float_model: Any, batches: Sequence[Batch]) -> str:
+def _fingerprint(float_model: Any, batches: Sequence[DataBatch]) -> str:
     """A digest of the calibration inputs: the same data reuses the cached calibration."""
     digest = hashlib.sha1()
     for batch in batches:

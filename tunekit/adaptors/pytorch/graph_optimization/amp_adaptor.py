@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import fx
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.pytorch.capabilities import bf16_supported
 from tunekit.adaptors.pytorch.graph_optimization.amp import bf16_candidates, mixed_precision
 from tunekit.errors import NotSupportedError
@@ -58,7 +58,7 @@ class AMPAdaptor(Adaptor):
                             (OpConfig("bf16"), OpConfig("fp32"))
                             for name in bf16_candidates(model)})
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
+    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[DataBatch]) -> Any:
         return self.build(model, [op.name for op in config.ops_in("bf16")])
 
     def build(self, graph: fx.GraphModule, bf16_ops: Sequence[str]) -> fx.GraphModule:
@@ -81,7 +81,7 @@ class AMPAdaptor(Adaptor):
     def forward_signature(self, model: Any) -> inspect.Signature | None:
         return self.framework.forward_signature(model)
 
-    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, Any]]:
+    def predict(self, model: Any, data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, Any]]:
         return self.framework.predict(model, data)
 
     def run_batch(self, model: Any, inputs: Any) -> Any:
@@ -96,10 +96,10 @@ class AMPAdaptor(Adaptor):
         return self.framework.peak_memory(model, inputs)
 
     def inspect(self, model: Any, candidate: Any, ops: Sequence[OpKey],
-                data: Iterable[Batch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
+                data: Iterable[DataBatch]) -> Mapping[OpKey, tuple[np.ndarray, np.ndarray]]:
         return self.framework.inspect(model, candidate, ops, data)
 
-    def hessian_trace(self, model: Any, ops: Sequence[OpKey], data: Iterable[Batch],
+    def hessian_trace(self, model: Any, ops: Sequence[OpKey], data: Iterable[DataBatch],
                       loss: Any = None) -> Mapping[OpKey, float]:
         return self.framework.hessian_trace(model, ops, data, loss)
 

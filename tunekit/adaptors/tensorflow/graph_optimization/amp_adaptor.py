@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tunekit.adaptor import Adaptor, Batch
+from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
 from tunekit.adaptors.tensorflow.graph_optimization.grappler import AutoMixedPrecision
 from tunekit.errors import ModelError, NotSupportedError
@@ -71,10 +71,10 @@ class AMPAdaptor(Adaptor):
                                     f"({', '.join(sorted(COMPUTE_OPS))}); use precisions: [fp32]")
         return TuningSpace({op: (OpConfig("bf16"), OpConfig("fp32")) for op in ops})
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
+    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[DataBatch]) -> Any:
         return build(model, [op.name for op in config.ops_in("fp32")])
 
-    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, Any]]:
+    def predict(self, model: Any, data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, Any]]:
         return self.framework.predict(model, data)
 
     def run_batch(self, model: Any, inputs: Any) -> Any:
