@@ -135,7 +135,7 @@ def run_tunekit(model: torch.nn.Module, data: dict, strategy: str, work: Path) -
     (one-off passes, shown apart) and the trials, so the strategy, history writes (shown
     apart), logging and saving the best model."""
     import tunekit
-    from tunekit.history import Store
+    from tunekit.store import Store
     from tunekit.tuner import Tuner
 
     with Stopwatch((Tuner, "_calibrate"), (Store, "begin"), (Store, "finish")) as watch, \

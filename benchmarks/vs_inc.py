@@ -67,7 +67,7 @@ def measure(name: str, workspace: Path) -> dict[str, Any]:
 
 def trial_overhead(workspace: Path) -> dict[str, float]:
     """Sums over the trials of the history: total time, quantize, evaluate, measure, rest."""
-    from tunekit.history import Store
+    from tunekit.store import Store
 
     stored = Store(str(workspace / "history.log"), "tunekit", "maximize").load()
     sums = {"trials": 0.0, "total_s": 0.0, "quantize_s": 0.0, "evaluate_s": 0.0,

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tunekit.history import Store, Trial, TrialState
+from tunekit.history import Trial, TrialState
+from tunekit.store import Store
 from tunekit.space import OpConfig, OpKey, QuantConfig
 
 dashboard = pytest.importorskip("optuna_dashboard")

@@ -24,7 +24,7 @@ def _tune(root: Path, workspace: str, *sets: str) -> tuple[list[tuple[Any, ...]]
     for item in sets:
         args += ["--set", item]
     assert cli.main(args) in (cli.EXIT_MET, cli.EXIT_NOT_MET)
-    from tunekit.history import Store
+    from tunekit.store import Store
 
     trials = Store(str(root / workspace / "history.log"), "tunekit", "maximize").load().trials
     rows = [(t.config.to_json(), t.state.value, t.metric, t.accepted, t.objective)

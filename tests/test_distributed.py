@@ -17,7 +17,8 @@ import pytest
 from tunekit import cli
 from tunekit.criterion import AccuracyCriterion
 from tunekit.distributed import NUMBER, WORKER, Dispatcher, Job
-from tunekit.history import Store, Trial, TrialState, retried
+from tunekit.history import Trial, TrialState
+from tunekit.store import Store, retried
 from tunekit.loop import in_order
 from tunekit.space import QuantConfig
 from tunekit.testing import DIGITS_OPS, FakeAdaptor
@@ -165,7 +166,7 @@ def test_processes_starting_together_on_a_new_database_all_open_it(postgres_url:
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     fresh = url.set(database=name).render_as_string(hide_password=False)
-    code = f"from tunekit.history import rdb_storage; rdb_storage({fresh!r}, 1)"
+    code = f"from tunekit.storage import rdb_storage; rdb_storage({fresh!r}, 1)"
     processes = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE,
                                   text=True) for _ in range(4)]
     errors = [p.communicate(timeout=120)[1] for p in processes]

@@ -99,7 +99,7 @@ def distributed(config: Path, tmp: Path, environ: dict[str, str], url: str, work
 
 def kill_mid_trial(url: str, study: str, process: subprocess.Popen[bytes]) -> None:
     """SIGKILL ``process`` once it has claimed a trial and is evaluating it."""
-    from tunekit.history import Store
+    from tunekit.store import Store
 
     deadline = time.monotonic() + 300
     store = None
@@ -143,7 +143,7 @@ def test_one_and_two_workers_reach_the_single_process_result(postgres_url: str,
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_trial_loses_nothing(postgres_url: str, tmp_path: Path) -> None:
-    from tunekit.history import Store, retried
+    from tunekit.store import Store, retried
 
     environ = env(tmp_path / "cache", TUNEKIT_SLOW_EVAL_S="0.3")
     expected = single_process(SLOW, tmp_path, environ)

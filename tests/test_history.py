@@ -80,31 +80,3 @@ def test_trial_attributes_round_trip_through_json_safe_values() -> None:
     assert again == dataclasses.replace(original, duration_s=1.2346)
     failed = Trial(4, FP32, TrialState.FAILED, error="boom")
     assert Trial.from_attrs(4, failed.to_attrs()) == failed
-
-
-def test_a_claim_cancelled_right_after_it_moves_on_to_the_next_queued_trial(tmp_path) -> None:
-    """The coordinator may cancel a queued trial just after a worker moved it to RUNNING (an
-    earlier config of the batch was accepted); the claim then takes the next one instead of
-    failing the worker. The cancellation is made to land in exactly that gap."""
-    import optuna
-
-    from tunekit.history import Store
-
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    store = Store(url, "queue", "maximize", heartbeat=10)
-    for number in (0, 1):
-        store.study.enqueue_trial({}, user_attrs={"n": number})
-    storage = store.study._storage
-    real = storage.set_trial_state_values
-    cancelled: list[int] = []
-
-    def claim_then_cancel(trial_id, state, values=None):
-        moved = real(trial_id, state, values)
-        if not cancelled:  # the coordinator's cancellation, between the claim and its tag
-            cancelled.append(trial_id)
-            real(trial_id, optuna.trial.TrialState.FAIL)
-        return moved
-
-    storage.set_trial_state_values = claim_then_cancel
-    attrs = store.claim("worker", "w1")
-    assert attrs is not None and attrs["n"] == 1 and len(cancelled) == 1

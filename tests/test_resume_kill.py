@@ -66,7 +66,7 @@ def _lines(journal: Path) -> int:
 
 def _history(workspace: Path) -> tuple[list[tuple[Any, ...]], int]:
     """Finished trials in evaluation order, and the number of interrupted ones."""
-    from tunekit.history import INTERRUPTED, Store
+    from tunekit.store import INTERRUPTED, Store
 
     store = Store(str(workspace / "history.log"), "tunekit", "maximize")
     rows = [(t.config.to_json(), t.state.value, t.metric, t.accepted, t.error)

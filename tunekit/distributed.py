@@ -5,7 +5,7 @@ Everything goes through the optuna storage the history already lives in (Postgre
 machines, SQLite for local workers), with optuna's own machinery: ``enqueue_trial`` for the queue,
 the atomic WAITING → RUNNING update of ``set_trial_state_values`` for a claim, heartbeats and
 ``fail_stale_trials`` + ``RetryHeartbeatStaleTrialCallback`` to re-queue the trial of a dead
-worker (see :func:`tunekit.history.rdb_storage`). There is no protocol of tunekit's own to keep
+worker (see :func:`tunekit.storage.rdb_storage`). There is no protocol of tunekit's own to keep
 alive: the coordinator and the workers never talk to each other, only to the database.
 
 Each queued trial carries its *task* (``<run>:<trial number>``). A task may have several optuna
@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.errors import ConfigError, TunekitError
-from tunekit.history import DISCARDED, Store, Trial, fail_stale, retried
+from tunekit.history import Trial
 from tunekit.space import QuantConfig
+from tunekit.storage import fail_stale
+from tunekit.store import DISCARDED, Store, retried
 
 log = logging.getLogger("tunekit")
 
@@ -94,10 +96,11 @@ class Dispatcher:
 
     def publish(self) -> None:
         """Cancel what an earlier run left queued, then post the job (workers start on it)."""
-        optuna = self.store._optuna
+        from optuna.trial import TrialState
+
         study = self.store.study
-        for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-            self._discard(frozen._trial_id, "cancelled: left queued by an earlier run")
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            self.store.discard(frozen, "cancelled: left queued by an earlier run")
         study.set_user_attr(JOB, self.job.to_attr())
 
     def finish(self) -> None:
@@ -108,8 +111,10 @@ class Dispatcher:
         """How many configs the workers of this job evaluated and stored, as their logs count
         them: the history's trials, and also the configs past a batch's first accepted one that
         a worker had finished before the batch was cut (speculative work, not in the history)."""
+        from optuna.trial import TrialState
+
         prefix = f"{self.job.run}:"
-        complete = self.store._optuna.trial.TrialState.COMPLETE
+        complete = TrialState.COMPLETE
         # a cancelled trial whose worker finished first is COMPLETE (the worker's tell won over
         # the cancel, which marks it discarded first): that worker evaluated it too
         return sum(1 for frozen in self.store.study.get_trials(deepcopy=False)
@@ -151,7 +156,8 @@ class Dispatcher:
 
     def _answers(self, tasks: set[str]) -> dict[str, Trial]:
         """Per task of ``tasks``, the first finished trial with a result."""
-        TS = self.store._optuna.trial.TrialState
+        from optuna.trial import TrialState as TS
+
         everything = self.store.study.get_trials(deepcopy=False)
         given_up = retried(everything)
         found: dict[str, Trial] = {}
@@ -168,20 +174,13 @@ class Dispatcher:
         """Discard the unfinished trials of ``tasks`` (the batch ended before them)."""
         if not tasks:
             return
-        TS = self.store._optuna.trial.TrialState
+        from optuna.trial import TrialState as TS
+
         for frozen in self.store.study.get_trials(deepcopy=False,
                                                   states=(TS.WAITING, TS.RUNNING)):
-            if frozen.user_attrs.get(TASK) in tasks:
-                self._discard(frozen._trial_id, "cancelled: the batch ended at an earlier config")
-
-    def _discard(self, trial_id: int, why: str) -> None:
-        optuna = self.store._optuna
-        storage = self.store.study._storage
-        try:
-            storage.set_trial_user_attr(trial_id, DISCARDED, why)
-            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # a worker finished it meanwhile: its result stays in the storage, unread
+            if frozen.user_attrs.get(TASK) in tasks:  # a worker may have finished it meanwhile:
+                # then its result stays in the storage, unread
+                self.store.discard(frozen, "cancelled: the batch ended at an earlier config")
 
     def _say_if_idle(self, left: int) -> None:
         """Log once a minute while nothing answers, naming the command that starts a worker."""

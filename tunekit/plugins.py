@@ -42,10 +42,13 @@ def installed(group: str) -> list[PluginInfo]:
     found = []
     seen: set[tuple[str, str]] = set()
     for dist in metadata.distributions():
+        matching = [ep for ep in dist.entry_points if ep.group == group]
+        if not matching:  # parsing every distribution's METADATA cost ~30 ms a lookup
+            continue
         dist_name = dist.metadata["Name"] or "?"
-        for ep in dist.entry_points:
+        for ep in matching:
             # an editable install can list one distribution twice; count it once
-            if ep.group == group and (dist_name, ep.name) not in seen:
+            if (dist_name, ep.name) not in seen:
                 seen.add((dist_name, ep.name))
                 found.append(PluginInfo(group, ep.name, ep.value, dist_name, dist.version))
     return sorted(found, key=lambda p: (p.name, p.distribution))

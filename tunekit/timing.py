@@ -82,23 +82,28 @@ def spread(ratios: Sequence[float]) -> float:
 
 
 def beside(adaptor: Adaptor, model: Any, reference: Any, inputs: Sequence[Any], warmup: int,
-           calls: int, rounds: int,
-           budget: float = math.inf) -> tuple[list[float], list[float], list[float]]:
-    """``model`` and ``reference`` timed in ``rounds`` alternating rounds (which goes first
-    alternates too), so a change in the machine's load hits both alike: each one's timed calls
-    and each round's ratio (reference / model median). Up to ``calls`` calls each in all,
-    fewer where ``budget`` s would not hold them (judged by the warm-up's last call)."""
-    slowest = max(warm(adaptor, model, inputs, warmup, budget),
-                  warm(adaptor, reference, inputs, warmup, budget))
+           calls: int, rounds: int, budget: float = math.inf,
+           settle: tuple[int, float] | None = None,
+           ) -> tuple[list[float], list[float], list[float]]:
+    """``model`` and ``reference`` timed in up to ``rounds`` alternating rounds (which goes
+    first alternates too), so a change in the machine's load hits both alike: each one's timed
+    calls and each round's ratio (reference / model median). Up to ``calls`` calls each in all,
+    fewer where ``budget`` s would not hold both models' calls (judged by the warm-up's last
+    call of each). ``settle`` ``(n, s)``: stop after ``n`` rounds once the ratios' spread is
+    within ``s`` (more rounds would change nothing then, and cost seconds per trial)."""
+    pair = warm(adaptor, model, inputs, warmup, budget) \
+        + warm(adaptor, reference, inputs, warmup, budget)
     per_round = max(1, calls // rounds if math.isinf(budget)
-                    else min(calls // rounds, int(budget / rounds / max(slowest, 1e-9))))
+                    else min(calls // rounds, int(budget / rounds / max(pair, 1e-9))))
     mine: list[float] = []
     theirs: list[float] = []
     ratios: list[float] = []
     for round_ in range(rounds):
-        pair = [(model, mine), (reference, theirs)]
-        for timed_model, times in pair if round_ % 2 == 0 else pair[::-1]:
+        order = [(model, mine), (reference, theirs)]
+        for timed_model, times in order if round_ % 2 == 0 else order[::-1]:
             times.extend(timed(adaptor, timed_model, inputs, per_round))
         ratios.append(statistics.median(theirs[-per_round:])
                       / max(statistics.median(mine[-per_round:]), 1e-12))
+        if settle is not None and len(ratios) >= settle[0] and spread(ratios) <= settle[1]:
+            break
     return mine, theirs, ratios

@@ -27,7 +27,7 @@ from tunekit.errors import (ConfigError, ModelError, NotSupportedError, TrialErr
                             TunekitWarning, UserCodeError)
 from tunekit.evaluate import Evaluator
 from tunekit.failures import FailureWatch
-from tunekit.history import History, Store, Trial, TrialState
+from tunekit.history import History, Trial, TrialState
 from tunekit.loop import Budget, drive
 from tunekit.objective import Objective
 from tunekit.probes import hessian_probe, sensitivity_probe
@@ -37,6 +37,7 @@ from tunekit.sanity import check_baseline
 from tunekit.selection import best_passing, preferred_passing
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.speed import format_objective, runtimes
+from tunekit.store import Store
 from tunekit.strategy import Strategy, TuneContext
 from tunekit.watchdog import raise_if_overrun, time_limit
 from tunekit.workspace import HISTORY, HISTORY_DB, SPACE, Workspace
@@ -319,7 +320,9 @@ class Tuner:
                     raise TrialError(f"the metric of this candidate is {metric}")
                 accepted = self.criterion.accepts(metric, self.baseline["metric"])
                 values = {}
-                if accepted or not any(o.costly for _, o, _ in self.parts.objectives):
+                # the all-FP32 config is never the result (_is_better): timing it is wasted
+                if (accepted or not any(o.costly for _, o, _ in self.parts.objectives)) \
+                        and not _all_fp32(config):
                     measured = time.perf_counter()
                     values = self._measure_all(candidate)
                     label = runtimes(self.parts.adaptor, candidate, self.parts.model)
@@ -349,8 +352,9 @@ class Tuner:
 
     def _is_better(self, trial: Trial) -> bool:
         best = self.best.trial
-        if trial.failed or (trial.accepted and self._not_faster(trial.details)):
-            return False  # a passing candidate no faster than FP32 is never the result
+        if trial.failed or (trial.accepted and (self._not_faster(trial.details)
+                                                or _all_fp32(trial.config))):
+            return False  # a passing candidate no faster than FP32 (or FP32 itself) never is
         if best is None:
             return True
         if trial.accepted != best.accepted:
@@ -379,7 +383,8 @@ class Tuner:
         if self.best.trial is not None and self.best.trial.accepted:
             return None
         trial = best_passing(history.trials, self.criterion)
-        if trial is None or not any(o.unit == "s" for _, o, _ in self.parts.objectives):
+        if trial is None or _all_fp32(trial.config) \
+                or not any(o.unit == "s" for _, o, _ in self.parts.objectives):
             return None
         previous = self.best
         self.best = _Best(trial, self._build(trial.config))
@@ -602,6 +607,12 @@ class Tuner:
                                                   self._reference(name, trial.details),
                                                   trial.details, self.runtimes.get(trial.number))
         log.info("%s", line)
+
+
+def _all_fp32(config: QuantConfig) -> bool:
+    """Whether ``config`` leaves every op in FP32: the FP32 model, whatever its timing says
+    (noise timed it 1.03× "faster" on a loaded machine)."""
+    return all(c.precision == "fp32" for c in config.ops.values())
 
 
 def storage_label(storage: str) -> str:

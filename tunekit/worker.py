@@ -30,9 +30,10 @@ from typing import Any
 
 from tunekit.distributed import DONE, FAILED, JOB, NEEDED, NUMBER, WORKER, Job
 from tunekit.errors import ConfigError, TunekitError
-from tunekit.history import Store, fail_stale
 from tunekit.references import allowed_code
 from tunekit.space import QuantConfig
+from tunekit.storage import fail_stale
+from tunekit.store import Store
 from tunekit.tuner import Tuner, storage_error, storage_label
 
 log = logging.getLogger("tunekit")
@@ -179,15 +180,16 @@ def _evaluate(tuner: Tuner, store: Store, attrs: dict[str, Any]) -> int:
 def _heartbeats(store: Store) -> Iterator[None]:
     """Record a heartbeat for the claimed trial now and every ``heartbeat`` s until the block
     ends (optuna's own heartbeat thread runs only inside ``Study.optimize``)."""
-    storage, trial_id = store.study._storage, store.claimed_id
-    interval = storage.get_heartbeat_interval()
+    from optuna.exceptions import StorageInternalError
+
+    trial_id, interval = store.claimed_id, store.heartbeat_interval
     stop = threading.Event()
 
     def beat() -> None:
         while True:
             try:
-                storage.record_heartbeat(trial_id)
-            except store._optuna.exceptions.StorageInternalError as exc:  # a lost connection
+                store.heartbeat(trial_id)
+            except StorageInternalError as exc:  # a lost connection
                 # must not kill the evaluation: if it lasts, the trial is re-queued
                 log.warning("heartbeat of trial id %s failed: %s", trial_id, exc)
             if stop.wait(interval):

@@ -196,9 +196,25 @@ def test_beside_fp32_times_both_in_alternating_rounds_with_a_spread():
     assert 0 <= details.get("foreign_cpu", 0) <= 1  # other processes' share (Linux)
     timed = adaptor.order[4:]  # after two warm-up calls per model
     per_round = objective.iterations // Performance.ROUNDS
-    firsts = [timed[i * 2 * per_round] for i in range(Performance.ROUNDS)]
-    assert firsts == ["tuned", "fp32", "tuned", "fp32", "tuned"]  # who goes first alternates
-    assert timed.count("tuned") == timed.count("fp32") == Performance.ROUNDS * per_round
+    rounds = len(timed) // (2 * per_round)  # fewer than ROUNDS once the ratios settle
+    assert Performance.MIN_ROUNDS <= rounds <= Performance.ROUNDS
+    firsts = [timed[i * 2 * per_round] for i in range(rounds)]
+    # who goes first alternates
+    assert firsts == ["tuned", "fp32", "tuned", "fp32", "tuned"][:rounds]
+    assert timed.count("tuned") == timed.count("fp32") == rounds * per_round
+
+
+def test_beside_fp32_stops_early_only_once_the_rounds_agree(monkeypatch: Any) -> None:
+    # settled ratios end the timing after MIN_ROUNDS; ratios that disagree use every round
+    from tunekit import timing
+
+    for ratios_spread, expected in ((0.0, Performance.MIN_ROUNDS), (0.5, Performance.ROUNDS)):
+        monkeypatch.setattr(timing, "spread", lambda ratios, s=ratios_spread: s)
+        objective, adaptor = Performance(warmup=2, iterations=15), PairAdaptor()
+        objective.measure_beside(adaptor, ("tuned", weights(16), 1), ("fp32", weights(16), 2),
+                                 matmul_data(16))
+        per_round = objective.iterations // Performance.ROUNDS
+        assert len(adaptor.order[4:]) == expected * 2 * per_round
 
 
 def test_spread_is_half_the_interquartile_range_relative_to_the_median():
@@ -215,4 +231,8 @@ def test_measure_beside_without_a_budget_times_every_call():
     objective = Performance(warmup=2, iterations=10, budget_s=None)
     latency, fp32 = objective.measure_beside(adaptor, weights(16), weights(16), matmul_data(16))
     assert latency > 0 and fp32 > 0
-    assert len(objective.times()) == 10 and len(adaptor.shapes) == 2 * (2 + 10)
+    per_round = 10 // Performance.ROUNDS  # every call: none dropped for a budget
+    timed = len(objective.times())
+    assert timed % per_round == 0
+    assert Performance.MIN_ROUNDS * per_round <= timed <= Performance.ROUNDS * per_round
+    assert len(adaptor.shapes) == 2 * (2 + timed)

@@ -34,8 +34,8 @@ from tunekit.tuner import Tuner
 
 log = logging.getLogger("tunekit")
 #: the timing of the optimized model beside the input one, as the performance objective's
-#: defaults: warm-up calls, timed calls each, alternating rounds, seconds
-WARMUP, CALLS, ROUNDS, BUDGET_S = 5, 30, 5, 2.0
+#: defaults: warm-up calls, timed calls each, alternating rounds, seconds, early stop
+WARMUP, CALLS, ROUNDS, BUDGET_S, SETTLE = 5, 30, 5, 2.0, (3, 0.02)
 
 
 def optimize_graph(model: Any, precisions: Sequence[str] = ("fp32",), *,
@@ -140,7 +140,7 @@ def _speed_against_input(adaptor: Adaptor, model: Any, optimized: Any,
     inputs = [split_batch(batch)[0]]
     try:
         mine, theirs, ratios = timing.beside(adaptor, optimized, model, inputs, WARMUP, CALLS,
-                                             ROUNDS, BUDGET_S)
+                                             ROUNDS, BUDGET_S, SETTLE)
     except Exception as exc:  # noqa: BLE001 - any failure of either model: named, not fatal
         log.warning("timing the optimized model beside the input model failed: %s", exc)
         return None, f"not timed: {type(exc).__name__}: {exc}"

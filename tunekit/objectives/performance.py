@@ -35,8 +35,9 @@ class Performance(Objective):
     ``budget_s`` caps the timed calls' total time once ``MIN_CALLS`` calls are timed, and the
     warm-up's at half of it once ``MIN_WARMUP`` calls ran (the first calls are the slow ones): a
     model that takes 150 ms a call is timed over ~13 calls instead of 30, which saves seconds per
-    measured candidate (and the tuning measures FP32 beside each one) while a median of a dozen
-    calls still ranks candidates reliably. ``None`` runs every warm-up and timed call.
+    measured candidate (and the tuning measures FP32 beside each one: there the budget covers
+    both models' timed calls together) while a median of a dozen calls still ranks candidates
+    reliably. ``None`` runs every warm-up and timed call.
     """
 
     #: calls timed whatever the budget (a median of fewer is too easily moved by one outlier)
@@ -45,6 +46,11 @@ class Performance(Objective):
     MIN_WARMUP = timing.MIN_WARMUP
     #: rounds of :meth:`measure_beside`: enough for a spread, few enough to keep rounds long
     ROUNDS = 5
+    #: :meth:`measure_beside` stops after ``MIN_ROUNDS`` once the rounds' ratios agree within
+    #: ``SETTLED``: two more rounds changed nothing then, and cost 1.5 s of a 4 s tuning of a
+    #: ResNet-like CNN (80 ms a call) in ``benchmarks/vs_nncf.py``
+    MIN_ROUNDS = 3
+    SETTLED = 0.02
     #: the machine's load is read from /proc/stat in 10 ms ticks: over a shorter timing than
     #: this it says nothing, so no ``foreign_cpu`` is recorded
     LOAD_WINDOW_S = 0.5
@@ -89,8 +95,9 @@ class Performance(Objective):
 
     def measure_beside(self, adaptor: Adaptor, model: Any, reference: Any,
                        data: Iterable[DataBatch]) -> tuple[float, float]:
-        """Both models timed in alternating rounds (:func:`tunekit.timing.beside`), so a
-        change in the machine's load hits both alike; ``speedup`` (reference / model) and its
+        """Both models timed in alternating rounds (:func:`tunekit.timing.beside`: which goes
+        first alternates too; up to ``ROUNDS``, fewer once the ratios settle), so a change in
+        the machine's load hits both alike; ``speedup`` (reference / model) and its
         ``spread`` (half the interquartile range of the rounds' own ratios, relative to their
         median) join :meth:`details`, so a figure the machine disturbed says so; and
         ``foreign_cpu``, the share of the CPU other processes used meanwhile (a machine loaded
@@ -99,7 +106,8 @@ class Performance(Objective):
         started = time.perf_counter()
         with adaptor.threads(self.threads) as threads, CpuShare().measure() as share:
             mine, theirs, ratios = timing.beside(adaptor, model, reference, inputs, self.warmup,
-                                                 self.iterations, self.ROUNDS, self._budget())
+                                                 self.iterations, self.ROUNDS, self._budget(),
+                                                 (self.MIN_ROUNDS, self.SETTLED))
         self._times = tuple(mine)
         latency, fp32 = statistics.median(mine), statistics.median(theirs)
         self._record(inputs, latency, threads)

@@ -230,13 +230,18 @@ class OnnxRuntimeAdaptor(Adaptor):
         check_config(prepared.ops, ops)
         proto = self._model(candidate).proto
         names = {op: _output_of(proto, prepared.ops[op]) for op in ops}
-        produced = {o for n in prepared.proto.graph.node for o in n.output}
-        fp32_names = {op: name if name in produced else prepared.ops[op].node.output[0]
+        producer = {o: n.op_type for n in prepared.proto.graph.node for o in n.output}
+        fp32_names = {op: name if name in producer else prepared.ops[op].node.output[0]
                       for op, name in names.items()}
+        # a folded Relu's output name now labels the op's raw output, whose negatives only the
+        # next QuantizeLinear clips: clip them here too, or every such op reads ~100 % error
+        # (the ranking then named conv2, not the culprit conv3, first on culprit-middle)
+        folded = {op for op, name in fp32_names.items() if producer.get(name) == "Relu"}
         batches = list(data)[:4]
         fp32 = _intermediates(prepared.proto, list(fp32_names.values()), batches, self.settings)
         quantized = _intermediates(proto, list(names.values()), batches, self.settings)
-        return {op: (fp32[fp32_names[op]], quantized[names[op]]) for op in ops}
+        return {op: (fp32[fp32_names[op]], np.maximum(quantized[names[op]], 0)
+                     if op in folded else quantized[names[op]]) for op in ops}
 
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: DataBatch | None, tune: Any) -> Any:

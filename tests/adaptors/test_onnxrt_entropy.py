@@ -1,0 +1,48 @@
+"""tunekit's numpy entropy search picks exactly the thresholds ONNX Runtime's own search picks, on
+the histograms ONNX Runtime collects from a real model, in a fraction of the time."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator  # noqa: E402
+
+from tunekit.adaptors.onnxrt.calibration import Feeds  # noqa: E402
+from tunekit.adaptors.onnxrt.entropy import entropy_threshold  # noqa: E402
+from tunekit.adaptors.onnxrt.graph import COMPUTE, FOLLOWERS, JOINS, named  # noqa: E402
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_same_thresholds_as_onnx_runtime(onnx_digits: Any, onnx_calib: list,
+                                         scale: float) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder, "model.onnx")
+        onnx.save_model(named(onnx_digits), source)
+        calibrator = create_calibrator(source, list(COMPUTE + JOINS + FOLLOWERS),
+                                       augmented_model_path=str(Path(folder, "augmented.onnx")),
+                                       calibrate_method=CalibrationMethod.Entropy,
+                                       extra_options={"num_bins": 512, "num_quantized_bins": 128})
+        calibrator.collect_data(Feeds([{"x": x * scale} for x, _ in onnx_calib]))
+        histograms = calibrator.collector.histogram_dict
+        started = time.perf_counter()
+        theirs = {t: calibrator.collector.get_entropy_threshold(h, 128)
+                  for t, h in histograms.items()}
+        middle = time.perf_counter()
+        ours = {t: entropy_threshold(h, 128) for t, h in histograms.items()}
+        ended = time.perf_counter()
+    assert len(ours) >= 10
+    for tensor, (low, high) in theirs.items():
+        assert (ours[tensor][0], ours[tensor][1]) == (low, high), tensor
+        assert ours[tensor][0].dtype == low.dtype
+    # the point of it: several times faster (ONNX Runtime's loop took ~1 s here, ours ~0.2 s)
+    assert ended - middle < (middle - started) / 2
+    # entropy clips: at least one tensor's range is narrower than its observed min..max
+    assert any(low > h[2] or high < h[3] for (low, high), h in
+               zip((theirs[t] for t in histograms), histograms.values()))
