@@ -12,12 +12,17 @@ import contextlib
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from tunekit.errors import NotSupportedError
+from tunekit.model_state import ModelStates
 from tunekit.space import OpKey, QuantConfig, TuningSpace
+
+State = TypeVar("State")
+#: Where :meth:`Adaptor.model_state` keeps its states on the instance (never pickled).
+_STATES = "_tunekit_model_states"
 
 #: A batch: ``(inputs, labels)``; inputs may be a tensor, tuple or dict. Adaptors receive the
 #: canonical pairs of the data contract (:mod:`tunekit.batches`), labels None when absent.
@@ -40,7 +45,8 @@ class Adaptor(abc.ABC):
     raises a ``TunekitError`` mentioning "approach"; :meth:`predict` yields float32 outputs;
     :meth:`load` given another config than the saved model's raises ``ModelError`` saying
     "another config"; a config naming an op the model lacks raises ``ModelError`` naming it.
-    docs/writing-an-adaptor.md walks through all of it with the ONNX Runtime adaptor.
+    What an adaptor derives from one FP32 model lives in :meth:`model_state`, never in other
+    attributes. docs/writing-an-adaptor.md walks through all of it with the ONNX Runtime adaptor.
     """
 
     #: File suffix of saved tuned models, e.g. ``.pt``.
@@ -49,6 +55,39 @@ class Adaptor(abc.ABC):
     #: ``saved_model.pb``): ``--force`` replaces a taken ``--out`` folder only when it holds one,
     #: so a folder of the user's own is never removed.
     saved_folder_markers: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse, when the class is defined, a ``calibrate`` the tuner cannot call: it passes
+        ``cache_dir`` to every adaptor (adaptors written before tunekit did took it optionally)."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("calibrate")
+        if own is None:
+            return
+        parameters = inspect.signature(own).parameters.values()
+        if not any(p.name == "cache_dir" or p.kind is p.VAR_KEYWORD for p in parameters):
+            raise TypeError(f"{cls.__qualname__}.calibrate must take the keyword 'cache_dir': "
+                            "add '*, cache_dir=None' to its parameters (a folder for statistics "
+                            "a resumed tuning may reuse, or None)")
+
+    def model_state(self, model: Any, build: Callable[[], State]) -> State:
+        """The state this adaptor keeps for ``model``, made by ``build()`` on its first use.
+
+        The one place for what an adaptor derives from an FP32 model once and reuses across
+        the trials (its parsed graph and ops, an FP32 session, calibration statistics): the
+        tuner calls the adaptor hundreds of times with the same model, and one adaptor may
+        serve several models, whose states must not mix. The entry is found by the model
+        object itself (a path by its resolved form), dies with the model, and is never pickled
+        with the adaptor (:meth:`__getstate__`): statistics do not travel to another process.
+        See :mod:`tunekit.model_state`.
+        """
+        states = vars(self).get(_STATES)
+        if states is None:
+            states = vars(self)[_STATES] = ModelStates()
+        return states.get(model, build)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The instance without its per-model states (they hold models and stay local)."""
+        return {k: v for k, v in vars(self).items() if k != _STATES}
 
     @classmethod
     def handles(cls, model: Any) -> bool:
@@ -95,16 +134,16 @@ class Adaptor(abc.ABC):
         raise NotSupportedError(f"{type(self).__name__} does not support quantization-aware "
                                 "training (quantization.approach: qat)")
 
-    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch],
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch], *,
                   cache_dir: Path | None = None) -> None:
         """Optional: collect calibration statistics for every option of ``space`` in one pass.
 
-        The tuner calls it once before the trials; an adaptor that keeps the statistics lets its
-        ``quantize`` calls for ``model`` skip the calibration data. The default does nothing, and
-        ``quantize`` then calibrates each candidate itself. ``cache_dir`` (a folder in the
-        workspace, passed only to adaptors whose ``calibrate`` accepts it) is where statistics
-        may be kept so a resumed tuning reuses them; keep them in a safe format, keyed by what
-        they depend on.
+        The tuner calls it once before the trials; an adaptor that keeps the statistics in
+        ``model``'s :meth:`model_state` lets its ``quantize`` calls for ``model`` skip the
+        calibration data. The default does nothing, and ``quantize`` then calibrates each
+        candidate itself. ``cache_dir`` (the workspace's ``calibration/`` folder, or None) is
+        where statistics may be kept so a resumed tuning reuses them; keep them in a safe
+        format, keyed by what they depend on. Every override takes ``cache_dir`` by keyword.
         """
 
     @abc.abstractmethod

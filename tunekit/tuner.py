@@ -8,7 +8,6 @@ and a result is always returned, also when the goal is not met.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import random
@@ -214,12 +213,10 @@ class Tuner:
         calib = self.parts.calib_data
         if not calib or self.parts.train_func is not None:
             return
-        adaptor = self.parts.adaptor
-        keep = {"cache_dir": self.workspace.file(CALIBRATION)} \
-            if "cache_dir" in inspect.signature(adaptor.calibrate).parameters else {}
         try:
-            adaptor.calibrate(self.parts.model, space, progress(calib, "calibrate", len(calib)),
-                              **keep)
+            self.parts.adaptor.calibrate(self.parts.model, space,
+                                         progress(calib, "calibrate", len(calib)),
+                                         cache_dir=self.workspace.file(CALIBRATION))
         except TunekitError:
             raise
         except Exception as exc:

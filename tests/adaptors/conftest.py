@@ -182,6 +182,13 @@ def digits_model() -> DigitsCNN:
 
 
 @pytest.fixture
+def other_digits_model() -> DigitsCNN:
+    """The digits CNN with other (seeded) weights: a second model for per-model state checks."""
+    torch.manual_seed(1)
+    return DigitsCNN().eval()
+
+
+@pytest.fixture
 def calib(digits: dict[str, np.ndarray]) -> list[tuple[Any, Any]]:
     return [(torch.from_numpy(digits["x_calib"]), torch.from_numpy(digits["y_calib"]))]
 
@@ -243,6 +250,13 @@ def keras_digits(tf: Any, digits: dict[str, np.ndarray], pytestconfig: pytest.Co
     return model
 
 
+@pytest.fixture(scope="session")
+def keras_other(tf: Any) -> Any:
+    """The Keras digits CNN untrained (seeded): a second model for per-model state checks."""
+    tf.keras.utils.set_random_seed(1)
+    return keras_digits_cnn()
+
+
 def nhwc(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
 
@@ -278,6 +292,15 @@ def onnx_digits(trained_digits_state: dict, digits: dict[str, np.ndarray],
     model.load_state_dict(trained_digits_state)
     return export_onnx(model, torch.from_numpy(digits["x_calib"][:2]),
                        tmp_path_factory.mktemp("onnx") / "digits.onnx")
+
+
+@pytest.fixture(scope="session")
+def onnx_other(digits: dict[str, np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The digits CNN with other (seeded) weights as ONNX: a second model for per-model state."""
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(1)
+    return export_onnx(DigitsCNN(), torch.from_numpy(digits["x_calib"][:2]),
+                       tmp_path_factory.mktemp("onnx") / "other.onnx")
 
 
 @pytest.fixture(scope="session")

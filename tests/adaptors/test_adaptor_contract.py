@@ -30,6 +30,10 @@ class TestPyTorchAdaptor(AdaptorContract):
         return digits_model
 
     @pytest.fixture
+    def other_model(self, other_digits_model: Any) -> Any:
+        return other_digits_model
+
+    @pytest.fixture
     def calib(self, calib: list) -> list:
         return calib
 
@@ -46,6 +50,10 @@ class TestTensorFlowAdaptor(AdaptorContract):
     @pytest.fixture
     def model(self, keras_digits: Any) -> Any:
         return keras_digits
+
+    @pytest.fixture
+    def other_model(self, keras_other: Any) -> Any:
+        return keras_other
 
     @pytest.fixture
     def calib(self, keras_calib: list) -> list:
@@ -66,6 +74,10 @@ class TestOnnxRuntimeAdaptor(AdaptorContract):
     @pytest.fixture
     def model(self, onnx_digits: Any) -> Any:
         return onnx_digits
+
+    @pytest.fixture
+    def other_model(self, onnx_other: Any) -> Any:
+        return onnx_other
 
     @pytest.fixture
     def calib(self, onnx_calib: list) -> list:

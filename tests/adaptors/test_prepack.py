@@ -15,7 +15,7 @@ from tunekit.adaptors.pytorch.prepack import PackedWeights, digest
 def test_reused_weights_give_identical_candidates(digits_model: Any, calib: list) -> None:
     """Trials that change one op pack only what changed; every candidate equals one built
     without the memo, bit for bit."""
-    tuning, fresh = PyTorchAdaptor(backend="fx"), PyTorchAdaptor(backend="fx")
+    tuning = PyTorchAdaptor(backend="fx")
     space = tuning.capabilities(digits_model)
     tuning.calibrate(digits_model, space, calib)
     default = space.default()
@@ -27,14 +27,14 @@ def test_reused_weights_give_identical_candidates(digits_model: Any, calib: list
     x = calib[0][0]
     for config in configs:
         candidate = tuning.quantize(digits_model, config, calib)
-        fresh.__dict__.pop("_packed", None)  # a new memo each time: every weight packed anew
+        fresh = PyTorchAdaptor(backend="fx")  # a new memo each time: every weight packed anew
         expected = fresh.quantize(digits_model, config, calib)
         with torch.inference_mode():
             assert torch.equal(candidate(x), expected(x)), config.summary()
     # every weight of trials 2-4 but fc2 per tensor was packed before (trial 2 has one int8 op
     # fewer); torch.ao also packs a placeholder weight when it creates each module, which
     # rarely repeats, so the hits are at least these
-    assert tuning._packed.hits >= 3 * len(space.ops) - 2
+    assert tuning._state(digits_model).packed.hits >= 3 * len(space.ops) - 2
 
 
 def test_digest_tells_quantizations_apart() -> None:

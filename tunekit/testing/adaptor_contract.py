@@ -2,7 +2,10 @@
 
 Subclass :class:`AdaptorContract` in a test module and provide four fixtures: ``adaptor`` (an
 instance), ``model`` (a small FP32 model of that framework with at least two tunable ops),
-``calib`` and ``eval_data`` (lists of ``(inputs, labels)`` batches the model accepts). The checks
+``calib`` and ``eval_data`` (lists of ``(inputs, labels)`` batches the model accepts), and a
+fifth for rule 11, ``other_model`` (a second FP32 model the same batches fit, whose outputs
+differ: the same architecture with other weights is the sharpest check; without it rule 11
+is skipped, saying why). The checks
 use only the :class:`~tunekit.adaptor.Adaptor` interface, so the PyTorch, TensorFlow and ONNX
 Runtime adaptors prove the same behaviour with the same code, and so will the next one.
 
@@ -24,6 +27,9 @@ The rules, one test each (docs/writing-an-adaptor.md explains why the tuner need
 9. ``run_batch`` runs a candidate on one batch's inputs; ``model_size`` is positive and smaller
    for the default int8 candidate than for the FP32 model.
 10. The constructor takes keyword-only parameters (YAML ``model.options`` arrive as keywords).
+11. State is per model: one adaptor calibrating (``calibrate(..., cache_dir=)``) and quantizing
+    two models gives each the candidate a state-free copy (the adaptor pickled, as for another
+    process) gives it after calibrating from the same ``cache_dir`` (a resumed tuning).
 
 So ``save``, ``load``, ``inspect``, ``run_batch`` and ``model_size``, optional in
 :class:`~tunekit.adaptor.Adaptor` (the default raises
@@ -34,6 +40,7 @@ tuning cannot keep its best model, rank ops by error, or measure speed and size.
 from __future__ import annotations
 
 import inspect
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +148,30 @@ class AdaptorContract:
     def test_constructor_takes_keyword_parameters_only(self, adaptor: Adaptor) -> None:
         parameters = inspect.signature(type(adaptor)).parameters.values()
         assert all(p.kind is p.KEYWORD_ONLY for p in parameters)
+
+    @pytest.fixture
+    def other_model(self) -> Any:
+        """Overridden by suites that can give a second model (see the module docstring)."""
+        pytest.skip("no other_model fixture: give a second FP32 model (other weights) to check "
+                    "that per-model state does not mix")
+
+    def test_state_is_per_model_and_survives_a_resume(self, adaptor: Adaptor, model: Any,
+                                                      other_model: Any, calib: list,
+                                                      eval_data: list, tmp_path: Path) -> None:
+        """Two models calibrated and quantized by one adaptor get what each gets alone from a
+        state-free copy calibrating from the same ``cache_dir``."""
+        models = (model, other_model)
+        alone = [pickle.loads(pickle.dumps(adaptor)) for _ in models]  # state-free copies
+        fp32 = [outputs(a, m, eval_data) for a, m in zip(alone, models)]
+        assert not np.array_equal(*fp32), "other_model must compute other outputs than model"
+        spaces = [adaptor.capabilities(m) for m in models]
+        for m, space in zip(models, spaces):
+            adaptor.calibrate(m, space, calib, cache_dir=tmp_path)
+        for m, space, expected in zip(models, spaces, fp32):
+            assert np.array_equal(outputs(adaptor, m, eval_data), expected)
+        shared = [outputs(adaptor, adaptor.quantize(m, space.default(), calib), eval_data)
+                  for m, space in zip(models, spaces)]
+        for a, m, space, got in zip(alone, models, spaces, shared):
+            a.calibrate(m, space, calib, cache_dir=tmp_path)  # a resumed tuning's calibration
+            assert np.array_equal(outputs(a, a.quantize(m, space.default(), calib), eval_data),
+                                  got)

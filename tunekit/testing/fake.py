@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,6 +55,14 @@ class FakeModel:
     config: QuantConfig | None = None
 
 
+@dataclass
+class _Calibrations:
+    """What the fake keeps per model (its :meth:`~tunekit.adaptor.Adaptor.model_state`): the
+    ``cache_dir`` of each :meth:`FakeAdaptor.calibrate` call, in order."""
+
+    cache_dirs: list[Path | None] = field(default_factory=list)
+
+
 def fake_data(samples: int = 1000, batch: int = 100) -> list[tuple[np.ndarray, np.ndarray]]:
     """Evaluation batches for :meth:`FakeAdaptor.predict`: ``(inputs (b, 1), labels (b,))``."""
     index = np.arange(samples)
@@ -80,7 +88,8 @@ class FakeAdaptor(Adaptor):
     ready :class:`TuningSpace` (returned as is by :meth:`capabilities`). ``op_costs`` weighs ops
     in the latency and size formulas (default 1). ``fails(config)`` true makes
     :meth:`quantize` raise :class:`TrialError`, as a real adaptor does for a broken candidate.
-    ``quantize_calls`` and ``predict_calls`` count the work a strategy caused.
+    ``quantize_calls`` and ``predict_calls`` count the work a strategy caused;
+    :meth:`calibrations` says how a model was calibrated.
     """
 
     model_suffix = ".json"
@@ -154,6 +163,16 @@ class FakeAdaptor(Adaptor):
             return self.space
         options = _options(approach)
         return TuningSpace({op: options for op in self.ops})
+
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch], *,
+                  cache_dir: Path | None = None) -> None:
+        """Records the call for ``model`` (:meth:`calibrations`); fake candidates are formulas
+        of the config and need no statistics."""
+        self.model_state(model, _Calibrations).cache_dirs.append(cache_dir)
+
+    def calibrations(self, model: Any) -> list[Path | None]:
+        """The ``cache_dir`` of every :meth:`calibrate` call for ``model``, in order."""
+        return list(self.model_state(model, _Calibrations).cache_dirs)
 
     def quantize(self, model: Any, config: QuantConfig,
                  calib_data: Iterable[DataBatch]) -> FakeModel:

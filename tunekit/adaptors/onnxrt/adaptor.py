@@ -33,10 +33,10 @@ CONFIG_KEY = "tunekit.config"
 
 @dataclass
 class _Prepared:
-    """What the adaptor keeps per FP32 model: its named graph, tunable ops, FP32 session and the
-    activation ranges of each calibration algorithm collected so far."""
+    """The adaptor's state of one FP32 model (:meth:`~tunekit.adaptor.Adaptor.model_state`): its
+    named graph, tunable ops, FP32 session and the activation ranges of each calibration
+    algorithm collected so far (and where ``calibrate`` said to keep them)."""
 
-    source: Any  # held so the id() the cache is keyed by cannot be reused
     proto: onnx.ModelProto
     ops: dict[OpKey, Op]
     fp32: OrtModel
@@ -72,7 +72,6 @@ class OnnxRuntimeAdaptor(Adaptor):
         self.output = output
         self.calibration_batches = calibration_batches
         self._threads: int | None = None
-        self._prepared: dict[Any, _Prepared] = {}
 
     @classmethod
     def handles(cls, model: Any) -> bool:
@@ -87,10 +86,10 @@ class OnnxRuntimeAdaptor(Adaptor):
     # -- the FP32 model, prepared once --------------------------------------------------------
     def _prepare(self, model: Any) -> _Prepared:
         """The per-model state, made on first use and kept for the model object (or path)."""
-        key: Any = str(Path(model).resolve()) if isinstance(model, (str, Path)) else id(model)
-        found = self._prepared.get(key)
-        if found is not None:
-            return found
+        return self.model_state(model, lambda: self._prepared_for(model))
+
+    def _prepared_for(self, model: Any) -> _Prepared:
+        """Parse and name ``model``'s graph, find its ops, open its FP32 session."""
         if isinstance(model, OrtModel):
             proto = model.proto
         elif isinstance(model, (str, Path)):
@@ -101,11 +100,7 @@ class OnnxRuntimeAdaptor(Adaptor):
             raise ModelError(f"the onnxrt adaptor takes an onnx.ModelProto or a .onnx path, "
                              f"not a {type(model).__name__}")
         proto = named(proto)
-        if len(self._prepared) >= 2:  # one tuning holds one FP32 model; keep memory bounded
-            self._prepared.pop(next(iter(self._prepared)))
-        found = self._prepared[key] = _Prepared(model, proto, find_ops(proto),
-                                                OrtModel(proto, self.settings))
-        return found
+        return _Prepared(proto, find_ops(proto), OrtModel(proto, self.settings))
 
     def _model(self, model: Any) -> OrtModel:
         return model if isinstance(model, OrtModel) else self._prepare(model).fp32
@@ -146,7 +141,7 @@ class OnnxRuntimeAdaptor(Adaptor):
                              "(Conv, ConvTranspose, Gemm, MatMul, Add/Concat of activations)")
         return TuningSpace(options)
 
-    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch],
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch], *,
                   cache_dir: Path | None = None) -> None:
         """Collect the ranges the default config needs (see :mod:`.calibration`); another
         algorithm's are collected the first time a trial asks for it, once per tuning. With
@@ -272,11 +267,12 @@ class OnnxRuntimeAdaptor(Adaptor):
         return OrtModel(proto, self.settings)
 
     def __getstate__(self) -> dict[str, Any]:
-        """The options only: sessions and ranges stay in the process that made them."""
-        return {k: v for k, v in vars(self).items() if k not in ("_prepared", "_threads")}
+        """The options only: per-model sessions and ranges (the base class drops them) and the
+        thread count of a ``threads`` block stay in the process that made them."""
+        return {k: v for k, v in super().__getstate__().items() if k != "_threads"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _prepared={}, _threads=None)
+        self.__dict__.update(state, _threads=None)
 
 
 def _output_of(proto: onnx.ModelProto, op: Op) -> str:

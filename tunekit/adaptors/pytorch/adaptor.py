@@ -18,8 +18,8 @@ import inspect
 import logging
 import os
 import sys
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,8 +29,9 @@ from torch import nn
 
 from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.pytorch import deployment, eager_backend, memory, pt2e_backend, serialize
-from tunekit.adaptors.pytorch.calibration import ObserverStore, fingerprint
+from tunekit.adaptors.pytorch.calibration import ObserverStore, fingerprint, kept
 from tunekit.adaptors.pytorch.capabilities import capabilities, find_ops
+from tunekit.adaptors.pytorch.graph_optimization import optimize as graph_opt
 from tunekit.adaptors.pytorch.inspection import capture
 from tunekit.adaptors.pytorch.prepack import PackedWeights
 from tunekit.adaptors.pytorch.qconfig import is_static
@@ -40,7 +41,7 @@ from tunekit.adaptors.pytorch.runtime import (
     describe,
     call_model,
     eval_mode,
-    first_tensor,
+    fx_problem,
     labels_to_numpy,
     outputs_for_metric,
     quiet_torch_ao,
@@ -52,6 +53,20 @@ from tunekit.space import OpKey, QuantConfig, TuningSpace
 
 _log = logging.getLogger(__name__)
 BACKENDS = ("auto", "fx", "eager", "pt2e")
+
+
+@dataclass
+class _ModelState:
+    """What the adaptor derives from one FP32 model (its
+    :meth:`~tunekit.adaptor.Adaptor.model_state`): the fused FX graph, the backend ``auto``
+    chose, the statistics of :meth:`PyTorchAdaptor.calibrate` with the fused graph they were
+    collected on, the PT2E export and observers, and the packed int8 weights of its trials."""
+
+    fx: Any = None  # fx_backend.FusedGraphCache, made on first use (FX is imported lazily)
+    verdict: str | None = None
+    store: tuple[Any, ObserverStore] | None = None
+    pt2e: pt2e_backend.Builder = field(default_factory=pt2e_backend.Builder)
+    packed: PackedWeights = field(default_factory=PackedWeights)
 
 
 class PyTorchAdaptor(Adaptor):
@@ -101,10 +116,6 @@ class PyTorchAdaptor(Adaptor):
         self.int8_followers = int8_followers
         self.pt2e_min_params = pt2e_min_params
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Only the constructor parameters: the per-model caches hold models and stay local."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
     # -- tuning space and candidates -----------------------------------------------------------
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
         if approach == "qat":
@@ -134,7 +145,7 @@ class PyTorchAdaptor(Adaptor):
                                                              followers=self.int8_followers),
                              batches, "fx", f"quantization-aware training of {describe(config)}")
 
-    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch],
+    def calibrate(self, model: Any, space: TuningSpace, calib_data: Iterable[DataBatch], *,
                   cache_dir: Path | None = None) -> None:
         """Collect every option's activation statistics in one pass (FX backend); later
         ``quantize`` calls for ``model`` take them instead of running the calibration data.
@@ -159,31 +170,16 @@ class PyTorchAdaptor(Adaptor):
             if cache_dir is not None:
                 key = fingerprint(model, fused, space, batches, watch)
                 path = Path(cache_dir) / f"observers-{key[:24]}.pt"
-            store = self._load_store(path, space)
-            if store is None:
-                store = ObserverStore.collect(fused, space, batches, watch)
-                if path is not None:
-                    try:
-                        store.save(path, space)
-                    except OSError as exc:
-                        _log.warning("cannot keep the calibration statistics in %s: %s", path, exc)
-        self.__dict__.setdefault("_stores", weakref.WeakKeyDictionary())[model] = (fused, store)
+            store = kept(path, space, lambda: ObserverStore.collect(fused, space, batches, watch))
+        self._state(model).store = (fused, store)
 
-    @staticmethod
-    def _load_store(path: Path | None, space: TuningSpace) -> ObserverStore | None:
-        if path is None or not path.exists():
-            return None
-        try:
-            store = ObserverStore.load(path, space)
-        except Exception as exc:  # a damaged or foreign file: calibrate again
-            _log.warning("ignoring the calibration statistics in %s: %s", path, exc)
-            return None
-        _log.info("calibration statistics reused from %s", path)
-        return store
+    def _state(self, model: nn.Module) -> _ModelState:
+        """``model``'s state (see :class:`_ModelState`), empty until its parts are first used."""
+        return self.model_state(model, _ModelState)
 
     def _store(self, model: nn.Module) -> ObserverStore | None:
         """The statistics of :meth:`calibrate`, if they belong to the current fused graph."""
-        entry = self.__dict__.get("_stores", {}).get(model)
+        entry = self._state(model).store
         return entry[1] if entry is not None and entry[0] is self._fused(model) else None
 
     def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[DataBatch]) -> Any:
@@ -234,31 +230,26 @@ class PyTorchAdaptor(Adaptor):
     def _build(self, backend: str, model: nn.Module, config: QuantConfig,
                batches: Sequence[DataBatch]) -> nn.Module:
         if backend == "pt2e":
-            return self._build_pt2e(model, config, batches)
+            return self._state(model).pt2e.build(model, config, batches)
         if backend == "fx":
-            packed = self.__dict__.setdefault("_packed", PackedWeights())
             return _fx_module("fx_backend").build(self._fused(model), config, batches,
                                     followers=self.int8_followers, store=self._store(model),
-                                    packed=packed)
+                                    packed=self._state(model).packed)
         return eager_backend.build(model, config, batches)
 
     # -- backend choice ------------------------------------------------------------------------
     def _fused(self, model: nn.Module) -> Any:
-        if "_fx_cache" not in self.__dict__:
-            self._fx_cache = _fx_module("fx_backend").FusedGraphCache()
-        return self._fx_cache.get(model)
-
-    def _build_pt2e(self, model: nn.Module, config: QuantConfig,
-                    batches: Sequence[DataBatch]) -> nn.Module:
-        builder = self.__dict__.setdefault("_pt2e", pt2e_backend.Builder())
-        return builder.build(model, config, batches)
+        """``model`` traced and fused by FX (made once per model; raises if it cannot trace)."""
+        state = self._state(model)
+        if state.fx is None:
+            state.fx = _fx_module("fx_backend").FusedGraphCache()
+        return state.fx.get(model)
 
     def _choose_backend(self, model: nn.Module, probe: Sequence[DataBatch]) -> str:
         """``fx``/``eager`` as configured; for ``auto``, FX if it traces and is faithful."""
         if self.backend != "auto":
             if self.backend == "pt2e":
-                problem = self.__dict__.setdefault("_pt2e", pt2e_backend.Builder()).problem(
-                    model, probe)
+                problem = self._state(model).pt2e.problem(model, probe)
                 if problem:
                     raise ModelError(f"backend pt2e: {problem}; use backend 'auto', 'fx' or "
                                      "'eager'")
@@ -270,39 +261,13 @@ class PyTorchAdaptor(Adaptor):
                     raise ModelError(f"torch.fx cannot trace {type(model).__name__} ({exc}); "
                                      "use backend 'auto' or 'eager'") from exc
             return self.backend
-        verdicts = self.__dict__.setdefault("_fx_verdicts", weakref.WeakKeyDictionary())
-        if model not in verdicts:
-            reason = self._fx_problem(model, probe)
+        state = self._state(model)
+        if state.verdict is None:
+            reason = fx_problem(model, lambda: self._fused(model), probe)
             if reason:
                 _log.warning("using the eager backend for %s: %s", type(model).__name__, reason)
-            verdicts[model] = "eager" if reason else "fx"
-        return verdicts[model]
-
-    def _fx_problem(self, model: nn.Module, probe: Sequence[DataBatch]) -> str | None:
-        """Why FX is unusable for ``model``, or None: the trace fails, or the traced graph's
-        outputs differ from the model's (a trace can silently bake in one branch)."""
-        try:
-            with quiet_torch_ao():
-                fused = self._fused(model)
-        except ImportError as exc:
-            return f"torch.ao's FX graph mode is not available ({exc})"
-        except Exception as exc:
-            return f"torch.fx cannot trace it ({type(exc).__name__}: {exc})"
-        if not probe:
-            return None
-        inputs = split_batch(probe[0])[0]
-        try:
-            with torch.inference_mode():
-                with eval_mode(model):
-                    expected = first_tensor(call_model(model, inputs)).float()
-                got = first_tensor(call_model(fused, inputs)).float()
-        except Exception as exc:
-            return f"its traced graph fails to run ({type(exc).__name__}: {exc})"
-        scale = float(expected.abs().max()) if expected.numel() else 0.0
-        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-3,
-                                                              atol=1e-3 * max(scale, 1e-6)):
-            return "its traced graph does not reproduce the model's outputs"
-        return None
+            state.verdict = "eager" if reason else "fx"
+        return state.verdict
 
     # -- running -------------------------------------------------------------------------------
     def predict(self, model: Any, data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, Any]]:
@@ -406,15 +371,11 @@ class PyTorchAdaptor(Adaptor):
                        example_batch: DataBatch | None,
                        tune: Callable[[Any, Any], Any] | None) -> Any:
         """The ``pytorch.*`` passes and bf16 AMP (see :mod:`.graph_optimization.optimize`)."""
-        from tunekit.adaptors.pytorch.graph_optimization.optimize import optimize_batch
-
-        return optimize_batch(self, model, precisions, passes, example_batch, tune)
+        return graph_opt.optimize_batch(self, model, precisions, passes, example_batch, tune)
 
     def save_optimized(self, model: Any, path: Path) -> None:
         """TorchScript archive or state_dict (see :mod:`.graph_optimization.optimize`)."""
-        from tunekit.adaptors.pytorch.graph_optimization.optimize import save_model
-
-        save_model(model, path)
+        graph_opt.save_model(model, path)
 
     def deploy(self, model: Any, config: QuantConfig, candidate: Any,
                calib_data: Iterable[DataBatch], inputs: Any,

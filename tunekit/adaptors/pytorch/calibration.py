@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,28 @@ class ObserverStore:
         name = watched.name if isinstance(watched, Node) else str(watched)
         twins = prepared.meta.get(TWINS, {})
         return twins.get(name, name), signature(observer)
+
+
+def kept(path: Path | None, space: TuningSpace,
+         collect: Callable[[], ObserverStore]) -> ObserverStore:
+    """The statistics an earlier run kept in ``path`` (a resumed tuning), else ``collect()``'s,
+    then kept there; a damaged or foreign file is calibrated again, an unwritable folder only
+    warned about (``path`` None: keep nothing)."""
+    if path is not None and path.exists():
+        try:
+            store = ObserverStore.load(path, space)
+        except Exception as exc:  # a damaged or foreign file: calibrate again
+            _log.warning("ignoring the calibration statistics in %s: %s", path, exc)
+        else:
+            _log.info("calibration statistics reused from %s", path)
+            return store
+    store = collect()
+    if path is not None:
+        try:
+            store.save(path, space)
+        except OSError as exc:
+            _log.warning("cannot keep the calibration statistics in %s: %s", path, exc)
+    return store
 
 
 def _observers(prepared: GraphModule) -> list[tuple[Node, nn.Module]]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -50,33 +49,30 @@ def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
 
 
 class FusedGraphCache:
-    """Per FP32 model, its traced and fused ``GraphModule`` (eval mode), built once.
+    """The traced and fused ``GraphModule`` (eval mode) of one FP32 model, built once; the
+    adaptor keeps one in each model's state (:meth:`~tunekit.adaptor.Adaptor.model_state`).
 
-    Keyed weakly by the model object and checked against a fingerprint of its tensors, so a model
-    edited in place (``load_state_dict``, further training) is traced again rather than served
-    stale. A model that cannot be traced caches its exception, so the fallback decision is also
-    taken once.
+    Checked against a fingerprint of the model's tensors, so a model edited in place
+    (``load_state_dict``, further training) is traced again rather than served stale. A model
+    that cannot be traced caches its exception, so the fallback decision is also taken once.
     """
 
     def __init__(self) -> None:
-        self._entries: weakref.WeakKeyDictionary[nn.Module, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary())
+        self._entry: tuple[Any, Any] | None = None
 
     def get(self, model: nn.Module) -> GraphModule:
         """The fused graph of ``model``; re-raises the tracing error of an untraceable model."""
         fingerprint = _fingerprint(model)
-        entry = self._entries.get(model)
-        if entry is None or entry[0] != fingerprint:
+        if self._entry is None or self._entry[0] != fingerprint:
             try:
                 result: Any = fuse_fx(unshare_stateless(copy.deepcopy(model).eval()))
                 methods_as_functions(result)
             except Exception as exc:  # torch.fx raises many types; all mean "not traceable"
                 result = exc.with_traceback(None)  # keep no frames (and model copies) alive
-            entry = (fingerprint, result)
-            self._entries[model] = entry
-        if isinstance(entry[1], Exception):
-            raise entry[1]
-        return entry[1]
+            self._entry = (fingerprint, result)
+        if isinstance(self._entry[1], Exception):
+            raise self._entry[1]
+        return self._entry[1]
 
 
 def unshare_stateless(model: nn.Module) -> nn.Module:

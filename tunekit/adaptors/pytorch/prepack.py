@@ -51,7 +51,7 @@ def digest(value: Any) -> Any:
 
 
 class PackedWeights:
-    """Memo of packed weights, kept while the adaptor lives (one per tuning)."""
+    """Memo of packed weights, kept in one FP32 model's state (its trials share the weights)."""
 
     def __init__(self, max_bytes: int = 512 << 20) -> None:
         self.max_bytes = max_bytes

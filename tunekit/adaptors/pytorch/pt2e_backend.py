@@ -30,7 +30,6 @@ import copy
 import logging
 import time
 import warnings
-import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -110,27 +109,24 @@ def export(model: nn.Module, inputs: Any) -> torch.fx.GraphModule:
 
 
 class ExportCache:
-    """Per FP32 model, its exported graph (or the exception export raised), built once and
-    rebuilt when a parameter changes (weakly keyed, as :class:`~.fx_backend.FusedGraphCache`)."""
+    """The exported graph of one FP32 model (or the exception export raised), built once and
+    rebuilt when a parameter changes (as :class:`~.fx_backend.FusedGraphCache`)."""
 
     def __init__(self) -> None:
-        self._entries: weakref.WeakKeyDictionary[nn.Module, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary())
+        self._entry: tuple[Any, Any] | None = None
 
     def get(self, model: nn.Module, inputs: Any) -> torch.fx.GraphModule:
         """The exported graph of ``model``; re-raises the export error of one that fails."""
         key = model_fingerprint(model)
-        entry = self._entries.get(model)
-        if entry is None or entry[0] != key:
+        if self._entry is None or self._entry[0] != key:
             try:
                 result: Any = export(model, inputs)
             except Exception as exc:  # torch.export raises many types; all mean "cannot export"
                 result = exc.with_traceback(None)
-            entry = (key, result)
-            self._entries[model] = entry
-        if isinstance(entry[1], Exception):
-            raise entry[1]
-        return entry[1]
+            self._entry = (key, result)
+        if isinstance(self._entry[1], Exception):
+            raise self._entry[1]
+        return self._entry[1]
 
 
 # --------------------------------------------------------------------------- configs
@@ -337,12 +333,12 @@ def quiet_export() -> Iterator[None]:
 
 
 class Builder:
-    """The PT2E candidates of one adaptor: per FP32 model, its export and observer cache."""
+    """The PT2E candidates of one FP32 model: its export and observer cache (the adaptor keeps
+    one in each model's state, :meth:`~tunekit.adaptor.Adaptor.model_state`)."""
 
     def __init__(self) -> None:
         self._exports = ExportCache()
-        self._caches: weakref.WeakKeyDictionary[nn.Module, tuple[Any, ObserverCache]] = (
-            weakref.WeakKeyDictionary())
+        self._cache: tuple[Any, ObserverCache] | None = None
 
     def problem(self, model: nn.Module, probe: Any) -> str | None:
         """Why this backend cannot serve ``model`` (torchao missing, export failing), or None."""
@@ -364,7 +360,6 @@ class Builder:
                                     "give calibration data")
         example = split_batch(batches[0])[0]
         graph = self._exports.get(model, example)
-        entry = self._caches.get(model)
-        if entry is None or entry[0] is not graph:
-            entry = self._caches[model] = (graph, ObserverCache())
-        return build(graph, config, batches, entry[1], example)
+        if self._cache is None or self._cache[0] is not graph:
+            self._cache = (graph, ObserverCache())
+        return build(graph, config, batches, self._cache[1], example)

@@ -212,3 +212,32 @@ def describe(config: QuantConfig, limit: int = 4) -> str:
         more = f", +{len(names) - limit} more" if len(names) > limit else ""
         parts.append(f"{option}: {', '.join(names[:limit])}{more}")
     return "; ".join(parts)
+
+
+def fx_problem(model: nn.Module, fuse: Callable[[], nn.Module],
+               probe: Sequence[Any]) -> str | None:
+    """Why FX is unusable for ``model``, or None: ``fuse()`` (its traced, fused graph) fails,
+    or the graph's outputs on the ``probe`` batch differ from the model's (a trace can silently
+    bake in one branch)."""
+    try:
+        with quiet_torch_ao():
+            fused = fuse()
+    except ImportError as exc:
+        return f"torch.ao's FX graph mode is not available ({exc})"
+    except Exception as exc:
+        return f"torch.fx cannot trace it ({type(exc).__name__}: {exc})"
+    if not probe:
+        return None
+    inputs = split_batch(probe[0])[0]
+    try:
+        with torch.inference_mode():
+            with eval_mode(model):
+                expected = first_tensor(call_model(model, inputs)).float()
+            got = first_tensor(call_model(fused, inputs)).float()
+    except Exception as exc:
+        return f"its traced graph fails to run ({type(exc).__name__}: {exc})"
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-3,
+                                                          atol=1e-3 * max(scale, 1e-6)):
+        return "its traced graph does not reproduce the model's outputs"
+    return None

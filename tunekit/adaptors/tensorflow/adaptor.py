@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,8 +34,9 @@ GRANULARITIES = ("per_channel", "per_tensor")
 
 
 class _ModelState:
-    """What the adaptor derives from one FP32 model once: its float flatbuffer, its tunable ops,
-    and the calibration of the last calibration data seen (keyed by the data's content)."""
+    """What the adaptor derives from one FP32 model once (its
+    :meth:`~tunekit.adaptor.Adaptor.model_state`): its float flatbuffer, its tunable ops, and
+    the calibration of the last calibration data seen (keyed by the data's content)."""
 
     def __init__(self, source: Any, float_blob: bytes, ops: list[Any]) -> None:
         self.source = source
@@ -91,26 +91,26 @@ class TensorFlowAdaptor(Adaptor):
         return tf is not None and (isinstance(model, tf.Module) or (
             hasattr(model, "signatures") and type(model).__module__.startswith("tensorflow.")))
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
-
     # -- the FP32 model ------------------------------------------------------------------------
     def _state(self, model: Any) -> _ModelState:
         from tunekit.adaptors.tensorflow import source
+
+        source.check_kind(model)
+        return self.model_state(model, lambda: self._convert(model))
+
+    def _convert(self, model: Any) -> _ModelState:
+        """``model`` converted once to a float flatbuffer, with its tunable ops."""
+        from tunekit.adaptors.tensorflow import source
         from tunekit.adaptors.tensorflow.runtime import conversion_error, quiet
 
-        states = self.__dict__.setdefault("_states", weakref.WeakKeyDictionary())
-        source.check_kind(model)
-        if model not in states:
-            float_model = source.resolve(model, self.inputs, self.output, self.signature)
-            try:
-                with quiet():
-                    blob = float_model.converter().convert()
-            except Exception as exc:
-                raise ModelError(f"TFLite cannot convert {type(model).__name__}: "
-                                 f"{conversion_error(exc)}") from exc
-            states[model] = _ModelState(float_model, blob, _find_ops(float_model, blob))
-        return states[model]
+        float_model = source.resolve(model, self.inputs, self.output, self.signature)
+        try:
+            with quiet():
+                blob = float_model.converter().convert()
+        except Exception as exc:
+            raise ModelError(f"TFLite cannot convert {type(model).__name__}: "
+                             f"{conversion_error(exc)}") from exc
+        return _ModelState(float_model, blob, _find_ops(float_model, blob))
 
     # -- tuning space and candidates -----------------------------------------------------------
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
