@@ -8,7 +8,8 @@
    scikit-learn; no torch (the models arrive as files);
 2. exports the four models of ``workloads/onnx_cases.py`` to ONNX with their data (``.npz``);
 3. per model: NNCF's ``quantize_with_accuracy_control`` in its environment
-   (``nncf_driver.py``), then ``tunekit.tune`` (framework ``onnxrt``, default strategy) here;
+   (``nncf_driver.py``), then ``tunekit.tune`` (framework ``onnxrt``, default strategy, the
+   case's approach: ``auto`` on digits-half, where static ranges mislead) here;
    both get the validation function of ``workloads/onnx_eval.py`` (top-1 over batches of 64,
    ONNX Runtime with one thread) and the same absolute maximum drop; neither has a trial
    budget (tunekit's ``max_trials`` is raised to 1,000);
@@ -94,9 +95,8 @@ def run_nncf(python: Path, case: onnx_cases.Case, out: Path) -> dict[str, Any]:
 
 
 def warm_imports() -> None:
-    """What ``tunekit.tune`` imports on first use (its tuner, optuna, ONNX Runtime's quantizer,
-    the report's matplotlib): imported before any clock, as the NNCF driver imports ``nncf``."""
-    import matplotlib.pyplot  # noqa: F401
+    """What ``tunekit.tune`` imports on first use (its tuner, optuna, ONNX Runtime's quantizer):
+    imported before any clock, as the NNCF driver imports ``nncf``."""
     import onnxruntime.quantization  # noqa: F401
     import optuna  # noqa: F401
 
@@ -121,7 +121,8 @@ def run_tunekit(case: onnx_cases.Case, workspace: Path) -> tuple[dict[str, Any],
     started = time.perf_counter()
     result = tunekit.tune(fp32, calib, eval_func=evaluate, framework="onnxrt",
                           accuracy_criterion={"absolute": case.max_drop},
-                          workspace=str(workspace), max_trials=MAX_TRIALS,
+                          approach=case.approach, workspace=str(workspace),
+                          max_trials=MAX_TRIALS,
                           config={"model": {"options": {"intra_op_threads": 1}}})
     wall = time.perf_counter() - started
     # no candidate faster than FP32 that meets the goal: tunekit answers the FP32 model

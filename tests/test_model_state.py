@@ -14,7 +14,7 @@ from tunekit import config
 from tunekit.adaptor import Adaptor
 from tunekit.evaluate import Evaluator
 from tunekit.metrics.topk import TopK
-from tunekit.model_state import STRONG_LIMIT
+from tunekit.model_state import LIMIT, STRONG_LIMIT
 from tunekit.strategies.basic import BasicStrategy
 from tunekit.testing import FakeAdaptor, FakeModel, ModelledLatency, fake_data
 from tunekit.tuner import Parts, Tuner
@@ -56,6 +56,16 @@ def test_models_without_weak_references_are_held_and_bounded() -> None:
     assert len(vars(adaptor)["_tunekit_model_states"]) == STRONG_LIMIT
     assert adaptor.model_state(models[-1], dict) is states[-1]  # the newest are kept
     assert adaptor.model_state(models[0], dict) is not states[0]  # the oldest made again
+
+
+def test_states_that_keep_their_model_alive_stay_bounded() -> None:
+    adaptor = FakeAdaptor()
+    models = [Model() for _ in range(LIMIT + 3)]
+    for model in models:  # each state refers back to its model, as a TensorFlow state does
+        adaptor.model_state(model, lambda model=model: {"source": model})
+    del models, model
+    gc.collect()
+    assert len(vars(adaptor)["_tunekit_model_states"]) == LIMIT
 
 
 def test_a_path_is_one_model_however_spelled(tmp_path: Path, monkeypatch: Any) -> None:

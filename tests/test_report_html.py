@@ -69,8 +69,24 @@ def test_every_tuning_writes_a_self_contained_page(workspace: Path) -> None:
         assert f'id="{section}"' in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "<link" not in page and "@import" not in page and "url(" not in page
-    images = re.findall(r'<img src="([^"]*)"', page)
-    assert len(images) >= 3 and all(i.startswith("data:image/png;base64,") for i in images)
+    assert "<img" not in page  # figures drawn as SVG text
+    figures = re.findall(r"<figure><svg [^>]*><title>([^<]*)</title>", page)
+    assert figures == ["metric and speed per trial", "per-op sensitivity",
+                       "accuracy against speed-up, Pareto front"]
+    front = json.loads((workspace / "result.json").read_text())["pareto_front"]
+    tradeoff = page.split('id="tradeoff"')[1]
+    assert front and all(f">trial {entry['trial']}</text>" in tradeoff for entry in front)
+
+
+def test_drawing_the_page_imports_no_plotting_library(workspace: Path) -> None:
+    """Every tuning draws the page: matplotlib's import and PNG encoding cost 0.3–0.8 s each
+    time. A fresh interpreter, since other tests import matplotlib into this one."""
+    code = ("import json, sys; from tunekit.htmlreport import render; "
+            f"page = render(json.load(open({str(workspace / 'result.json')!r}))); "
+            "print(page.count('<svg '), sorted(m for m in sys.modules if 'matplotlib' in m))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert run.stdout.split() == ["3", "[]"]
 
 
 def test_a_failure_message_is_whole_and_escaped(workspace: Path) -> None:
@@ -186,7 +202,7 @@ def test_a_tuning_where_every_trial_failed_still_has_a_page(tmp_path: Path) -> N
     page = (tmp_path / "ws" / "report.html").read_text(encoding="utf-8")
     assert "none (every trial failed)" in page and "Failures (2)" in page
     assert "No trial's speed was measured" in page
-    assert page.count('<img src="data:image/png;base64,') == 1  # the metric per trial only
+    assert page.count("<svg ") == 1  # the metric per trial only
 
 
 @pytest.mark.slow

@@ -67,6 +67,35 @@ def test_max_trials_caps_evaluations_and_result_still_exists(tmp_path: Path) -> 
     assert result.best_trial is not None and (tmp_path / "ws" / "best_model.json").exists()
 
 
+def saving(adaptor: FakeAdaptor) -> list[Any]:
+    """The configs ``adaptor`` saves as the best model, in order."""
+    saved: list[Any] = []
+    save = adaptor.save
+
+    def recorded(candidate: Any, config: Any, path: Path) -> None:
+        saved.append(config)
+        save(candidate, config, path)
+
+    adaptor.save = recorded  # type: ignore[method-assign]
+    return saved
+
+
+def test_only_passing_models_are_saved_as_found_a_failing_best_once_at_the_end(
+        tmp_path: Path) -> None:
+    adaptor = conv1_culprit()
+    saved = saving(adaptor)
+    result = tuner(make_spec(tmp_path / "met"), adaptor).run()
+    assert result.met and saved and saved[-1] == result.best_trial.config
+    accepted = {t.config for t in result.trials if t.accepted}
+    assert set(saved) <= accepted  # the failing default (trial 0) was not saved on the way
+
+    adaptor = conv1_culprit()
+    saved = saving(adaptor)
+    result = tuner(make_spec(tmp_path / "missed", exit_policy={"max_trials": 3}), adaptor).run()
+    assert not result.met and saved == [result.best_trial.config]
+    assert (tmp_path / "missed" / "ws" / "best_model.json").exists()
+
+
 def test_timeout_keeps_the_best_passing_model(tmp_path: Path) -> None:
     # with a time budget the tuner does not stop at the first pass; basic itself ends after it
     result = tuner(make_spec(tmp_path, exit_policy={"timeout": 60}), conv1_culprit()).run()

@@ -24,6 +24,11 @@ State = TypeVar("State")
 #: many of them are kept, the least recently used dropped first (one tuning has one model).
 STRONG_LIMIT = 4
 
+#: A weakly watched model whose state refers back to it (a Keras model a TensorFlow state keeps
+#: as its source) is never collected while the entry lives; so every entry counts against this
+#: bound too, the least recently used dropped first: a leak of that kind stays bounded.
+LIMIT = 16
+
 
 class ModelStates:
     """The per-model states of one adaptor instance.
@@ -46,8 +51,8 @@ class ModelStates:
         state = build()
         self._entries[key] = (self._holder(key, model), state)
         strong = [k for k, (h, _) in self._entries.items() if not isinstance(h, weakref.ref)]
-        for old in strong[:-STRONG_LIMIT]:
-            del self._entries[old]
+        for old in strong[:-STRONG_LIMIT] + list(self._entries)[:-LIMIT]:
+            self._entries.pop(old, None)
         return state
 
     def _holder(self, key: Any, model: Any) -> Any:
@@ -85,4 +90,4 @@ def _belongs(holder: Any, model: Any) -> bool:
     return (holder() if isinstance(holder, weakref.ref) else holder) is model
 
 
-__all__ = ["STRONG_LIMIT", "ModelStates"]
+__all__ = ["LIMIT", "STRONG_LIMIT", "ModelStates"]

@@ -80,33 +80,17 @@ def _with_driver(url: str) -> str:
 
 def journal_backend(path: str) -> Any:
     """The journal file ``path`` as an optuna journal backend, repaired and checked first; its
-    ``sync()`` makes the records written so far durable (the store calls it once per trial)."""
-    from optuna.storages.journal import JournalFileBackend
-
+    ``sync()`` makes the records written so far durable (the store calls it once per trial, and
+    it runs in the background) and ``batched()`` writes a trial's records in one append
+    (:mod:`tunekit.journal_backend`)."""
+    from tunekit.journal_backend import TrialSyncedBackend
     from tunekit.journal_lock import lock_for
-
-    class TrialSyncedBackend(JournalFileBackend):  # type: ignore[misc]
-        """optuna's journal file, synced to disk once per finished trial (:meth:`sync`) rather
-        than after each of the dozen records a trial writes (measured here: ~7 ms per fsync,
-        ~75 ms a trial, as long as a small model's whole evaluation). Records are still written
-        and flushed at once, under the lock: a killed process loses none (the kernel holds
-        them); only a machine crash can lose the last trial's, which resume runs again."""
-
-        def append_logs(self, logs: list[dict[str, Any]]) -> None:
-            text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
-            with lock, open(path, "ab") as f:
-                f.write(text.encode("utf-8"))
-                f.flush()
-
-        def sync(self) -> None:
-            with lock, open(path, "ab") as f:
-                os.fsync(f.fileno())
 
     lock = lock_for(path)
     with lock:
         repair_journal(path)
         check_journal(path)
-    return TrialSyncedBackend(path, lock_obj=lock)
+    return TrialSyncedBackend(path, lock)
 
 
 def check_journal(path: str) -> None:

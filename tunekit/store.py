@@ -12,11 +12,12 @@ the rest of tunekit asks :class:`Store`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ContextManager
 
 from tunekit.history import Trial
 from tunekit.space import PRECISIONS, QuantConfig
@@ -69,11 +70,13 @@ class Store:
         self._optuna = optuna
         #: the journal's once-per-trial fsync (a database commits by itself)
         self._sync: Callable[[], None] | None = None
+        #: the journal's batch of one trial's records in one append (a database: none)
+        self._batched: Callable[[], ContextManager[None]] = contextlib.nullcontext
         if "://" in storage:
             backend = rdb_storage(storage, heartbeat)
         else:
             journal = journal_backend(storage)
-            self._sync = journal.sync
+            self._sync, self._batched = journal.sync, journal.batched
             backend = optuna.storages.JournalStorage(journal)
         if direction is None:
             self.study = optuna.load_study(storage=backend, study_name=study_name)
@@ -188,9 +191,10 @@ class Store:
 
     def finish(self, trial: Trial) -> None:
         running, self._running = self._running, None
-        self._set_params(running, trial.config)
-        for key, value in trial.to_attrs().items():
-            running.set_user_attr(key, value)
+        with self._batched():  # the journal: one append, not one per attribute and op
+            self._set_params(running, trial.config)
+            for key, value in trial.to_attrs().items():
+                running.set_user_attr(key, value)
         TS = self._optuna.trial.TrialState
         if trial.failed or trial.metric is None or not math.isfinite(trial.metric):
             self.study.tell(running, state=TS.FAIL)

@@ -2,8 +2,8 @@
 
 baseline → (strategy proposes → adaptor builds → evaluator scores → criterion judges → objectives
 measure → history persists) until the goal, the budget or the strategy ends. Every trial is in the
-optuna storage before and after it runs, the best model so far is on disk as soon as it is found,
-and a result is always returned, also when the goal is not met.
+optuna storage before and after it runs, the best passing model so far is on disk as soon as it is
+found (a failing best at the end), and a result is always returned, also when the goal is not met.
 """
 
 from __future__ import annotations
@@ -404,7 +404,8 @@ class Tuner:
             candidate = self._build(trial.config)
         if self._is_better(trial):
             self.best = _Best(trial, candidate)
-            self._save_best(space)
+            if trial.accepted:  # a failing best is saved once, at the end of run()
+                self._save_best(space)
 
     def _save_best(self, space: TuningSpace) -> None:
         trial, adaptor = self.best.trial, self.parts.adaptor
@@ -475,6 +476,8 @@ class Tuner:
             status, stop = "failing", exc  # the report and result keep every failure, then stop
         deployed = self._deploy_slow_passing(history, space) if stop is None else None
         fp32_kept = self._keep_fp32_if_none_faster(history)
+        if self.best.trial is not None and not self.best.trial.accepted:
+            self._save_best(space)  # none passed: the best failing model, saved once (~5-50 ms)
         deployment = deployed if deployed is not None else (
             self._deploy(space) if stop is None else {})
         result = TuneResult(best_model=self.best.candidate,

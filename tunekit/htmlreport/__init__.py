@@ -2,7 +2,7 @@
 
 :func:`render` turns a ``result.json`` mapping into the page; :mod:`~tunekit.htmlreport.views`
 derives what it shows (per-trial rows, single-op fallbacks, final precisions, failures) and
-:mod:`~tunekit.htmlreport.plots` draws the figures (matplotlib, embedded as PNG).
+:mod:`~tunekit.htmlreport.plots` draws the figures (inline SVG, :mod:`~tunekit.htmlreport.svg`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""report.html: one self-contained page (inline CSS, PNGs as data URIs, no script, no link out).
+"""report.html: one self-contained page (inline CSS, inline SVG figures, no script, no link out).
 
 Every value that comes from the tuning (op names, configs, error messages) is HTML-escaped:
 an error message may quote user code or input, and the page must show it, not run it.
@@ -24,7 +24,7 @@ th{background:#f6f8fa;white-space:nowrap}td.num{text-align:right;font-variant-nu
 tr.fallback td{background:#fff4d6;font-weight:600}tr.failed td{background:#ffebe9}
 tr.pass td.goal{color:#1a7f37;font-weight:600}
 .met{color:#1a7f37;font-weight:700}.notmet{color:#c62828;font-weight:700}
-img{max-width:100%;border:1px solid #d0d7de}
+figure{margin:.6em 0}svg.plot{max-width:100%;height:auto;border:1px solid #d0d7de}
 pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.7em;overflow-x:auto;
 white-space:pre-wrap;word-break:break-word}
 p.how{color:#57606a;font-size:.92em}nav a{margin-right:1em}
@@ -54,8 +54,10 @@ def _cell(value: Any, numeric: bool = False, css: str = "") -> str:
     return f'<td class="{classes}">{_e(value)}</td>' if classes else f"<td>{_e(value)}</td>"
 
 
-def _figure(uri: str | None, alt: str) -> str:
-    return f'<p><img src="{uri}" alt="{_e(alt)}"></p>' if uri else ""
+def _figure(svg: str | None) -> str:
+    """A figure from :mod:`~tunekit.htmlreport.plots` (already escaped SVG that names itself),
+    or nothing where there was nothing to draw."""
+    return f"<figure>{svg}</figure>" if svg else ""
 
 
 def _section(anchor: str, title: str, how: str, body: str) -> str:
@@ -140,7 +142,7 @@ def _trials(view: ReportView) -> str:
            "measured only for them), with the FP32 model timed right beside each one (grey "
            "dashes) and the FP32 baseline (dashed).")
     return _section("trials", "Metric and speed per trial", how,
-                    _figure(plots.trials_figure(view), "metric and speed per trial") +
+                    _figure(plots.trials_figure(view)) +
                     _table(head, rows))
 
 
@@ -160,7 +162,7 @@ def _sensitivity(view: ReportView) -> str:
                   _cell(f"{f.metrics[0]:.4f} → {f.metrics[1]:.4f}", True),
                   _cell(f"{f.metric_change:+.4f}", True),
                   _cell(_num(f.speedup, ".2f"), True)]) for f in fallbacks]
-    body = _figure(plots.sensitivity_figure(fallbacks, proxies), "per-op sensitivity")
+    body = _figure(plots.sensitivity_figure(fallbacks, proxies))
     if fallbacks:
         body += "<h3>Measured single-op fallbacks</h3>" + _table(
             ["op", "type", "fell back to", "trial", "compared with trial", "metric",
@@ -216,7 +218,7 @@ def _tradeoff(view: ReportView) -> str:
                       _cell(_speed_cell(view, t), True), _cell(t.label)])
             for t in front]
     return _section("tradeoff", "Accuracy–speed trade-off", how,
-                    _figure(figure, "accuracy against speed-up, Pareto front") +
+                    _figure(figure) +
                     _table(["trial", "metric", view.speed_column, "config"], rows))
 
 

@@ -1,41 +1,21 @@
-"""The figures of report.html, drawn with matplotlib (Agg) and embedded as base64 PNG.
+"""The figures of report.html, drawn as inline SVG (:mod:`tunekit.htmlreport.svg`).
 
-Each function returns a ``data:image/png;base64,…`` URI, or None when there is nothing to draw,
-so the page holds its pictures and opens anywhere, offline, as one file.
+Each function returns an ``<svg>`` element, or None when there is nothing to draw, so the page
+holds its pictures and opens anywhere, offline, as one file. Drawn as text rather than with
+matplotlib because every tuning pays for the page at its end: matplotlib's import and PNG
+encoding cost 0.3–0.8 s on every tuning; this costs milliseconds.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
-from typing import Any
 
-from tunekit.htmlreport.views import Fallback, ReportView, scale
+from tunekit.htmlreport.svg import CHAR_PX, Axes, bar, document, span, title
+from tunekit.htmlreport.views import Fallback, ReportView, TrialView, scale
 
 PASS, MISS, FAIL, FP32, TARGET = "#1a7f37", "#cf7a00", "#c62828", "#555555", "#c62828"
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _uri(figure: Any, left: float = 0.9, bottom: float = 0.55, hspace: float = 0.35) -> str:
-    """The figure as an embeddable PNG data URI, and closed. Margins are fixed in inches
-    (``left``, ``bottom``) rather than fitted: tight_layout draws the figure once more, and
-    every tuning pays for the page at its end (~30% of the time here)."""
-    width, height = figure.get_size_inches()
-    figure.subplots_adjust(left=left / width, right=1 - 0.2 / width, bottom=bottom / height,
-                           top=1 - 0.3 / height, hspace=hspace)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, pil_kwargs={"compress_level": 1})
-    _pyplot().close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+FRONT, BAR = "#1f6feb", "#1f6feb"
+WIDTH, LEFT, PLOT_W = 900, 78, 600  # figure, left margin and plot width in pixels
 
 
 def trials_figure(view: ReportView) -> str | None:
@@ -43,62 +23,62 @@ def trials_figure(view: ReportView) -> str | None:
     trial against the FP32 model's (measured beside each trial where it drifts)."""
     if not view.trials:
         return None
-    plt = _pyplot()
     name = view.speed_objective
     timed = [t for t in view.trials if name and name in t.details]
-    rows = 2 if timed else 1
-    figure, axes = plt.subplots(rows, 1, figsize=(9, 3.2 * rows), sharex=True, squeeze=False)
-    _metric_panel(axes[0][0], view)
-    if timed:
-        _speed_panel(axes[1][0], view, timed)
-    axes[-1][0].set_xlabel("trial")
-    from matplotlib.ticker import MaxNLocator
-
-    axes[-1][0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     numbers = [t.number for t in view.trials]  # half a trial of room: one trial is no range
-    axes[-1][0].set_xlim(min(numbers) - 0.5, max(numbers) + 0.5)
-    return _uri(figure, hspace=0.08)
+    xlim = (min(numbers) - 0.5, max(numbers) + 0.5)
+    metric = _metric_panel(view, xlim)
+    metric.frame("trial", "metric", integer_x=True, show_x=not timed)
+    panels = [metric]
+    if timed:
+        speed = _speed_panel(view, timed, xlim, metric.top + metric.height + 12)
+        panels.append(speed)
+    height = panels[-1].top + panels[-1].height + 44
+    return document(WIDTH, height, "".join(p.svg() for p in panels),
+                    "metric and speed per trial")
 
 
-def _metric_panel(ax: Any, view: ReportView) -> None:
-    for accepted, colour, marker, label in ((True, PASS, "o", "meets the goal"),
-                                            (False, MISS, "x", "misses the goal")):
-        points = [(t.number, t.metric) for t in view.trials
-                  if not t.failed and t.metric is not None and t.accepted == accepted]
-        if points:
-            ax.scatter(*zip(*points), color=colour, marker=marker, label=label, zorder=3)
-    ax.axhline(view.target, color=TARGET, linewidth=1.2, label=f"target {view.target:.4g}")
-    ax.axhline(view.baseline, color=FP32, linestyle="--", linewidth=1,
-               label=f"FP32 {view.baseline:.4g}")
-    failed = [t.number for t in view.failures()]
-    if failed:
-        bottom = ax.get_ylim()[0]
-        ax.scatter(failed, [bottom] * len(failed), color=FAIL, marker="v", clip_on=False,
-                   label="failed (no metric)", zorder=3)
-    ax.set_ylabel("metric")
-    ax.legend(fontsize="small", loc="best")
-    ax.grid(alpha=0.3)
+def _metric_panel(view: ReportView, xlim: tuple[float, float]) -> Axes:
+    scored = [t for t in view.trials if not t.failed and t.metric is not None]
+    ylim = span([t.metric or 0.0 for t in scored] + [view.target, view.baseline])
+    axes = Axes(LEFT, 10, PLOT_W, 250, xlim, ylim)
+    for accepted, colour, kind, name in ((True, PASS, "o", "meets the goal"),
+                                         (False, MISS, "x", "misses the goal")):
+        chosen = [t for t in scored if t.accepted == accepted]
+        axes.points([(t.number, t.metric or 0.0) for t in chosen], kind, colour, name,
+                    [_tip(t, f"metric {t.metric:.4f}") for t in chosen])
+    axes.hline(view.target, TARGET, f"target {view.target:.4g}")
+    axes.hline(view.baseline, FP32, f"FP32 {view.baseline:.4g}", dashed=True)
+    failed = view.failures()
+    axes.points([(t.number, ylim[0]) for t in failed], "v", FAIL, "failed (no metric)",
+                [_tip(t, "failed") for t in failed])
+    return axes
 
 
-def _speed_panel(ax: Any, view: ReportView, timed: Sequence[Any]) -> None:
+def _speed_panel(view: ReportView, timed: Sequence[TrialView], xlim: tuple[float, float],
+                 top: float) -> Axes:
     name = view.speed_objective or ""
     unit = view.objectives[name].get("unit", "")
     values = [t.details[name] for t in timed]
     factor, label = scale(unit, values)
-    ax.scatter([t.number for t in timed], [v * factor for v in values], color=PASS,
-               label="candidate", zorder=3)
-    beside = [(t.number, t.details[f"{name}.fp32"]) for t in timed if f"{name}.fp32" in t.details]
-    if beside:
-        ax.scatter([n for n, _ in beside], [v * factor for _, v in beside], color=FP32,
-                   marker="_", s=200, label="FP32, timed beside it")
+    beside = [(t.number, t.details[f"{name}.fp32"] * factor) for t in timed
+              if f"{name}.fp32" in t.details]
     fp32 = view.fp32_value()
+    tops = [v * factor for v in values] + [v for _, v in beside] + \
+        ([fp32 * factor] if fp32 is not None else [])
+    axes = Axes(LEFT, top, PLOT_W, 200, xlim, (0.0, span(tops)[1]))
+    axes.points([(t.number, v * factor) for t, v in zip(timed, values)], "o", PASS, "candidate",
+                [_tip(t, f"{name} {v * factor:.4g} {label}") for t, v in zip(timed, values)])
+    axes.points(beside, "_", FP32, "FP32, timed beside it",
+                [f"trial {n}: FP32 {v:.4g} {label}" for n, v in beside])
     if fp32 is not None:
-        ax.axhline(fp32 * factor, color=FP32, linestyle="--", linewidth=1,
-                   label="FP32 baseline")
-    ax.set_ylabel(f"{name} ({label})" if label else name)
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small", loc="best")
-    ax.grid(alpha=0.3)
+        axes.hline(fp32 * factor, FP32, "FP32 baseline", dashed=True)
+    axes.frame("trial", f"{name} ({label})" if label else name, integer_x=True)
+    return axes
+
+
+def _tip(trial: TrialView, what: str) -> str:
+    return f"trial {trial.number}: {what} ({trial.label})"
 
 
 def sensitivity_figure(fallbacks: Sequence[Fallback],
@@ -115,20 +95,24 @@ def sensitivity_figure(fallbacks: Sequence[Fallback],
         panels.append((f"proxy: {source} (higher: more sensitive)", ranked))
     if not panels:
         return None
-    plt = _pyplot()
-    heights = [len(bars) * 0.3 + 1.0 for _, bars in panels]
-    figure, axes = plt.subplots(len(panels), 1, figsize=(9, sum(heights)), squeeze=False,
-                                gridspec_kw={"height_ratios": heights})
-    for ax, (title, bars) in zip(axes[:, 0], panels):
-        labels = [label for label, _ in reversed(bars)]
-        values = [value for _, value in reversed(bars)]
-        ax.barh(range(len(bars)), values, color=["#1f6feb" if v >= 0 else FAIL for v in values])
-        ax.set_yticks(range(len(bars)), labels, fontsize="small")
-        ax.set_title(title, fontsize="medium")
-        ax.axvline(0, color=FP32, linewidth=0.8)
-        ax.grid(axis="x", alpha=0.3)
-    longest = max(len(label) for _, bars in panels for label, _ in bars)
-    return _uri(figure, left=min(4.0, 0.3 + 0.07 * longest))
+    longest = max(len(name) for _, bars in panels for name, _ in bars)
+    left = min(380.0, 16 + CHAR_PX * longest)
+    width = max(WIDTH, left + 520)
+    body, y = [], 0.0
+    for heading, bars in panels:
+        values = [value for _, value in bars]
+        low, high = span(values + [0.0], pad=0.12)
+        axes = Axes(left, y + 26, width - left - 90, 22.0 * len(bars), (low, high), (0.0, 1.0))
+        body.append(title(left, y + 18, heading))
+        axes.frame("", "", show_y=False)
+        axes.parts.append(f'<path d="M{axes.px(0.0):.1f},{axes.top:.1f}V'
+                          f'{axes.top + axes.height:.1f}" stroke="{FP32}"/>')
+        for row, (name, value) in enumerate(bars):
+            axes.parts.append(bar(axes, row, len(bars), value,
+                                  BAR if value >= 0 else FAIL, name))
+        body.append(axes.svg())
+        y = axes.top + axes.height + 26
+    return document(width, y, "".join(body), "per-op sensitivity")
 
 
 def pareto_figure(view: ReportView) -> str | None:
@@ -139,28 +123,26 @@ def pareto_figure(view: ReportView) -> str | None:
               and (s := view.speedup(t)) is not None]
     if not points:
         return None
-    plt = _pyplot()
-    figure, ax = plt.subplots(figsize=(9, 4.5))
-    for accepted, colour, marker, label in ((True, PASS, "o", "meets the goal"),
-                                            (False, MISS, "x", "misses the goal")):
-        chosen = [(s, t.metric) for s, t in points if t.accepted == accepted]
-        if chosen:
-            ax.scatter(*zip(*chosen), color=colour, marker=marker, label=label, zorder=3)
-    front = sorted((s, t) for s, t in points if t.number in view.pareto_numbers)
+    xlim = span([s for s, _ in points] + [1.0], pad=0.1)
+    ylim = span([t.metric or 0.0 for _, t in points] + [view.target, view.baseline], pad=0.1)
+    axes = Axes(LEFT, 10, PLOT_W, 320, xlim, ylim)
+    for accepted, colour, kind, name in ((True, PASS, "o", "meets the goal"),
+                                         (False, MISS, "x", "misses the goal")):
+        chosen = [(s, t) for s, t in points if t.accepted == accepted]
+        axes.points([(s, t.metric or 0.0) for s, t in chosen], kind, colour, name,
+                    [_tip(t, f"metric {t.metric:.4f}, {s:.2f}×") for s, t in chosen])
+    front = sorted((s, t.metric or 0.0, t.number) for s, t in points
+                   if t.number in view.pareto_numbers)
     if front:
-        ax.plot([s for s, _ in front], [t.metric for _, t in front], color="#1f6feb",
-                marker="D", markersize=9, markerfacecolor="none", linewidth=1.5,
-                label="Pareto front", zorder=4)
-        for s, t in front:
-            ax.annotate(f"trial {t.number}", (s, t.metric), textcoords="offset points",
-                        xytext=(6, 6), fontsize="small")
-    ax.scatter([1.0], [view.baseline], color=FP32, marker="*", s=160, label="FP32", zorder=4)
-    ax.axhline(view.target, color=TARGET, linewidth=1.2, label=f"target {view.target:.4g}")
-    ax.set_xlabel(view.speed_label)
-    ax.set_ylabel("metric")
-    ax.legend(fontsize="small", loc="best")
-    ax.grid(alpha=0.3)
-    return _uri(figure)
+        axes.line([(s, m) for s, m, _ in front], FRONT)
+        axes.points([(s, m) for s, m, _ in front], "D", FRONT, "Pareto front")
+        for s, m, number in front:
+            axes.note(s, m, f"trial {number}")
+    axes.points([(1.0, view.baseline)], "*", FP32, "FP32", [f"FP32: metric {view.baseline:.4f}"])
+    axes.hline(view.target, TARGET, f"target {view.target:.4g}")
+    axes.frame(view.speed_label, "metric")
+    return document(WIDTH, axes.top + axes.height + 44, axes.svg(),
+                    "accuracy against speed-up, Pareto front")
 
 
 __all__ = ["pareto_figure", "sensitivity_figure", "trials_figure"]

@@ -17,6 +17,11 @@ The halving finds each kept op failing on the config of its time; ops won back l
 config, so a last pass asks each kept op again on the final config. With a metric that only
 falls as ops go to int8 that pass is free (every such config was tried already); with a noisy or
 non-monotone metric it is what makes the answer 1-minimal.
+
+An op that cannot return to its int8 option may still run int8 another way: where the space
+offers the other approach (dynamic int8 for a static op, as ONNX Runtime and PyTorch do for
+linear ops), polish tries it, one trial per op still in float, before leaving the op there. A
+Gemm whose activations calibrate badly often keeps its accuracy with dynamic int8.
 """
 
 from __future__ import annotations
@@ -51,6 +56,19 @@ def polish(walker: Walker, config: QuantConfig, lower: Mapping[OpKey, OpConfig],
             trial = yield from walker.visit(config.with_op(op, lower[op]))
             if trial.accepted:
                 config, changed = trial.config, True
+    return (yield from _other_approach(walker, config, order, lower))
+
+
+def _other_approach(walker: Walker, config: QuantConfig, order: Sequence[OpKey],
+                    lower: Mapping[OpKey, OpConfig]) -> Proposals:
+    """Each op still above its int8 target tried with the target's other approach(es)."""
+    space = walker.ctx.space
+    for op in [op for op in order if _higher(config.ops[op], lower[op])]:
+        for option in space.alternatives(op, lower[op], "approach"):
+            trial = yield from walker.visit(config.with_op(op, option))
+            if trial.accepted:
+                config = trial.config
+                break
     return config
 
 

@@ -19,7 +19,8 @@ import onnx
 from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.onnxrt import calibration, memory
 from tunekit.adaptors.onnxrt.build import FORMATS, build
-from tunekit.adaptors.onnxrt.graph import DYNAMIC, Op, check_config, find_ops, named
+from tunekit.adaptors.onnxrt.graph import (AUTO_DYNAMIC, DYNAMIC_TUNABLE, Op, check_config,
+                                           find_ops, named)
 from tunekit.adaptors.onnxrt.runtime import OrtModel, Settings, feeds, pick_output, to_numpy
 from tunekit.data import require_batches, split_batch
 from tunekit.errors import ConfigError, ModelError, TrialError
@@ -105,6 +106,16 @@ class OnnxRuntimeAdaptor(Adaptor):
     def _model(self, model: Any) -> OrtModel:
         return model if isinstance(model, OrtModel) else self._prepare(model).fp32
 
+    def _threads_for(self, runner: OrtModel) -> int | None:
+        """The thread count to run ``runner`` with: the one :meth:`threads` set, else the
+        adaptor's own where ``runner`` was made with another (an ``OrtModel`` the user passed
+        as the FP32 model has ONNX Runtime's default, one thread per core: timed beside
+        one-thread candidates it ran on every core and looked up to 2x faster than it is)."""
+        if self._threads is None and runner.settings.intra_op_threads != \
+                self.settings.intra_op_threads:
+            return self.settings.intra_op_threads
+        return self._threads
+
     def load_model(self, path: Path) -> onnx.ModelProto:
         try:
             return onnx.load(str(path))
@@ -116,7 +127,9 @@ class OnnxRuntimeAdaptor(Adaptor):
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
         """Per tunable op (Conv, ConvTranspose, Gemm, MatMul; Add/Concat of two activations):
         static int8 options (algorithm × scheme × activation type × granularity), dynamic int8
-        for Conv/MatMul with a weight (approach dynamic/auto), then fp32."""
+        for Conv/Gemm/MatMul with a weight (approach ``dynamic``; ``auto`` offers static and
+        dynamic per op where dynamic has a fast kernel, Gemm/MatMul: static int8 where its
+        ranges hold, dynamic where not), then fp32."""
         if approach not in APPROACHES:
             raise ConfigError("quantization.approach", f"the onnxrt adaptor offers "
                                                        f"{', '.join(APPROACHES)}, not {approach!r}")
@@ -132,7 +145,9 @@ class OnnxRuntimeAdaptor(Adaptor):
                     else ("per_channel", "per_tensor")
             int8 = int8_options(["static"], schemes, granularities, ALGORITHMS,
                                 ("uint8", "int8")) if approach != "dynamic" else []
-            if approach != "static" and op.weight is not None and key.type in DYNAMIC:
+            if op.weight is not None and key.type in (
+                    AUTO_DYNAMIC if approach == "auto" else
+                    DYNAMIC_TUNABLE if approach == "dynamic" else ()):
                 int8 += int8_options(["dynamic"], (), ("per_channel", "per_tensor"), ())
             if int8:
                 options[key] = (*int8, OpConfig("fp32"))
@@ -188,15 +203,17 @@ class OnnxRuntimeAdaptor(Adaptor):
     def predict(self, model: Any,
                 data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         runner = self._model(model)
-        names = [o.name for o in runner.session().get_outputs()]
+        names = [o.name for o in runner.session(self._threads_for(runner)).get_outputs()]
         for batch in data:
             inputs, labels = split_batch(batch)
-            out = pick_output(runner.run(inputs, self._threads), names, self.output)
+            out = pick_output(runner.run(inputs, self._threads_for(runner)), names,
+                              self.output)
             out = out.astype(np.float32) if np.issubdtype(out.dtype, np.floating) else out
             yield out, (None if labels is None else to_numpy(labels))
 
     def run_batch(self, model: Any, inputs: Any) -> list[np.ndarray]:
-        return self._model(model).run(inputs, self._threads)
+        runner = self._model(model)
+        return runner.run(inputs, self._threads_for(runner))
 
     @contextlib.contextmanager
     def threads(self, count: int | None) -> Iterator[int | None]:
@@ -210,7 +227,8 @@ class OnnxRuntimeAdaptor(Adaptor):
             self._threads = previous
 
     def peak_memory(self, model: Any, inputs: Sequence[Any]) -> int:
-        return memory.peak_memory(self._model(model), inputs, self._threads)
+        runner = self._model(model)
+        return memory.peak_memory(runner, inputs, self._threads_for(runner))
 
     def model_size(self, model: Any) -> int:
         """Bytes of the serialized model (int8 weights: about a quarter of FP32's)."""
@@ -276,11 +294,17 @@ class OnnxRuntimeAdaptor(Adaptor):
 
 
 def _output_of(proto: onnx.ModelProto, op: Op) -> str:
-    """The float output of ``op``'s node in a candidate: the same node name (QDQ, float ops), or
-    ONNX Runtime's ``<name>_quant`` node whose ``X_quantized`` output stands for ``X``."""
+    """The float output of ``op``'s node in a candidate: the same node name (QDQ, float ops,
+    dynamic Gemms), the op's own output tensor where another node writes it (dynamic int8: the
+    Mul that rescales ConvInteger/MatMulInteger's int32 result; QOperator: a DequantizeLinear
+    for a float consumer), or ONNX Runtime's ``<name>_quant`` node whose ``X_quantized`` output
+    stands for ``X``."""
+    same = next((node for node in proto.graph.node if node.name == op.node.name), None)
+    if same is not None:
+        return same.output[0]
+    if any(op.node.output[0] in node.output for node in proto.graph.node):
+        return op.node.output[0]
     for node in proto.graph.node:
-        if node.name == op.node.name:
-            return node.output[0]
         if node.name == f"{op.node.name}_quant":
             return node.output[0].removesuffix("_quantized")
     raise ModelError(f"the candidate has no node {op.node.name!r} to inspect")

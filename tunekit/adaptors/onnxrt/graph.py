@@ -28,6 +28,14 @@ FOLLOWERS = ("Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Res
              "Squeeze", "Unsqueeze", "Flatten", "Resize", "Slice", "Pad", "Split")
 #: Ops ONNX Runtime's dynamic quantization supports (weights int8, activations quantized on the fly).
 DYNAMIC = ("Conv", "MatMul")
+#: Ops offered dynamic int8: those, and Gemm, which :mod:`.gemm` rewrites as MatMul (+ Add).
+DYNAMIC_TUNABLE = (*DYNAMIC, "Gemm")
+#: Ops ``approach: auto`` offers dynamic int8 to: those with a fast dynamic kernel in ONNX
+#: Runtime (DynamicQuantizeMatMul/MatMulInteger). Its dynamic Conv (ConvInteger) ran 0.15× FP32
+#: on the digits CNN, and ONNX Runtime advises static int8 for CNNs: in ``auto`` it would only
+#: spend trials (a strategy that accepts the first passing config could even stop there, then
+#: keep FP32 as faster). ``approach: dynamic`` still offers it.
+AUTO_DYNAMIC = ("Gemm", "MatMul")
 #: Weight input index and per-channel axis of each weighted op type.
 WEIGHT_AXIS: Mapping[str, tuple[int, int]] = {"Conv": (1, 0), "ConvTranspose": (1, 1),
                                               "MatMul": (1, 1)}
