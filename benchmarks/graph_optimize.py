@@ -161,7 +161,7 @@ def tensorflow_case(name: str, model: Any, held_out: np.ndarray, rounds: int,
     from tensorflow.python.tools import optimize_for_inference_lib
 
     import tunekit
-    from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
+    from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph, freeze
 
     frozen = freeze(model)
     tool = FrozenGraph(optimize_for_inference_lib.optimize_for_inference(

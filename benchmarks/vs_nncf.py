@@ -54,7 +54,7 @@ import onnx_cases  # noqa: E402
 import onnx_eval  # noqa: E402
 
 from tunekit.benchmark.load import CpuShare, quiet_rounds  # noqa: E402
-from tunekit.objectives.performance import spread  # noqa: E402
+from tunekit.timing import spread  # noqa: E402
 
 PEER = "nncf==3.4.0"
 CALLS = {1: 40, onnx_eval.EVAL_BATCH: 4}  # calls per model per round, by batch size

@@ -23,7 +23,7 @@ def test_installed_metric_objective_and_strategy_tune_by_name(tmp_path: Path, pi
     for name in ("balanced_accuracy", "size_mib", "reverse_fallback"):
         assert re.search(rf"^  {name} +tunekit_plugin_example\.\S+  \[tunekit-plugin-example 0\.1\.0\]$",
                          listed, re.MULTILINE), listed
-    run = subprocess.run([*tunekit, "tune", str(ROOT / "examples/digits_pytorch/fallback.yaml"),
+    run = subprocess.run([*tunekit, "tune", str(ROOT / "examples/digits_pytorch/config.yaml"),
                           "--workspace", str(tmp_path / "ws"),
                           "--set", "evaluation.metric={name: balanced_accuracy}",
                           "--set", "tuning.objective=size_mib",

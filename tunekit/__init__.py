@@ -10,7 +10,7 @@ from tunekit.api import load, tune
 from tunekit.criterion import AccuracyCriterion
 from tunekit.errors import (ConfigError, DataError, ModelError, NotSupportedError, PluginError,
                             TrialError, TunekitError, TunekitWarning, UserCodeError)
-from tunekit.graph.api import optimize_graph
+from tunekit.graph.optimize import optimize_graph
 from tunekit.history import History, Trial, TrialState
 from tunekit.metric import Metric
 from tunekit.objective import Objective

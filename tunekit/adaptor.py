@@ -28,7 +28,7 @@ _STATES = "_tunekit_model_states"
 #: canonical pairs of the data contract (:mod:`tunekit.batches`), labels None when absent.
 DataBatch = Any
 #: The old name of :data:`DataBatch` (``tunekit.Batch`` is the strategy's batch of configs): still
-#: imported by ``tunekit/graph/*/tuning.py`` and third-party adaptors; use ``DataBatch``.
+#: imported by third-party adaptors; use ``DataBatch``.
 Batch = DataBatch
 
 
@@ -51,6 +51,10 @@ class Adaptor(abc.ABC):
 
     #: File suffix of saved tuned models, e.g. ``.pt``.
     model_suffix: ClassVar[str] = ""
+    #: Files that mark a folder as a model this adaptor saved (a TensorFlow SavedModel's
+    #: ``saved_model.pb``): ``--force`` replaces a taken ``--out`` folder only when it holds one,
+    #: so a folder of the user's own is never removed.
+    saved_folder_markers: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse, when the class is defined, a ``calibrate`` the tuner cannot call: it passes
@@ -228,11 +232,28 @@ class Adaptor(abc.ABC):
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: DataBatch | None,
                        tune: Callable[[Any, Any], Any] | None) -> Any:
-        """Graph optimization (``tunekit optimize``): a ``tunekit.graph.result.GraphResult``.
+        """Graph optimization (``tunekit optimize``): a :class:`tunekit.graph.GraphResult`.
 
         Runs this framework's passes (entry points ``tunekit.passes`` named ``<adaptor
         name>.<pass>``, found with ``tunekit.graph.registry.available``) that ``passes`` selects
         (``tunekit.graph.pipeline.select``). ``example_batch`` is one ``(inputs, labels)``
-        batch or None; ``tune(graph, amp_adaptor)``, when given, tunes the bf16/fp32 mix.
+        batch or None; ``tune(graph, amp_adaptor)``, when given, tunes the bf16/fp32 mix: the
+        AMP adaptor offers bf16/fp32 per op and builds mixed candidates, and wraps this adaptor
+        (composition, not a subclass) for running, timing and sizing them.
         """
         raise NotSupportedError(f"{type(self).__name__} offers no graph optimization")
+
+    def save_optimized(self, model: Any, path: Path) -> None:
+        """Write the model :meth:`optimize_graph` returned to ``path`` in a safe native form
+        (``GraphResult.save``, ``tunekit optimize --out``); ``path`` is free to write.
+
+        Graph optimization keeps framework code out of the core, so the framework saves its own
+        optimized models. The default suits models that save themselves (a ``save(path)``
+        method, as TensorFlow's frozen graphs and ONNX Runtime's models have); an adaptor whose
+        optimized models are plain framework objects overrides it.
+        """
+        save = getattr(model, "save", None)
+        if not callable(save):
+            raise NotSupportedError(f"{type(self).__name__} cannot save a "
+                                    f"{type(model).__name__} (it has no save method)")
+        save(Path(path))

@@ -254,8 +254,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from tunekit import config
-    from tunekit.graph.api import optimize_config
-    from tunekit.graph.result import prepare_out
+    from tunekit.graph.graph_result import prepare_out
+    from tunekit.graph.optimize import optimize_config
 
     spec = config.load(args.config, args.overrides)
     if args.out is not None:  # a wrong --out fails now, not after the optimization
@@ -264,6 +264,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     if args.out is not None:
         result.save(args.out, force=args.force)
     print(result.summary())
+    print(f"wrote {args.out}" if args.out is not None
+          else "not saved: give --out PATH to write the optimized model")
     return EXIT_MET if result.met else EXIT_NOT_MET
 
 

@@ -59,3 +59,48 @@ def require_batches(data: Iterable[Any], what: str) -> list[Any]:
     if not batches:
         raise DataError(f"{what} yielded no batches; check the dataset and the dataloader")
     return batches
+
+
+def batch_inputs(data: Iterable[Any], limit: int, wanted: int | None,
+                 what: str) -> list[Any]:
+    """Up to ``limit`` batch inputs, all of one size.
+
+    With ``wanted=None``, the batches of the largest size the data yields, so a smaller last
+    batch does not skew a figure; with ``wanted=n``, the first ``n`` samples of every batch
+    holding at least ``n``. Inputs are cut by slicing (``x[:n]``), which tensors and arrays of
+    every framework support. ``what`` names the setting (``performance.batch_size``) in errors.
+    """
+    chosen: list[Any] = []
+    size = wanted or 1
+    largest = 0
+    for batch in data:
+        inputs = split_batch(batch)[0]
+        n = batch_size(inputs)
+        largest = max(largest, n)
+        if wanted is not None:
+            if n >= wanted:
+                chosen.append(first_samples(inputs, wanted))
+        elif n > size:  # a larger batch: the smaller ones seen so far were a ragged tail
+            size, chosen = n, [inputs]
+        elif n == size:
+            chosen.append(inputs)
+        if len(chosen) >= limit:
+            break
+    if largest == 0:
+        raise DataError("the evaluation data yielded no samples to run; check the dataset and "
+                        "the dataloader")
+    if not chosen:
+        raise DataError(f"{what} is {wanted} but the evaluation batches hold at most "
+                        f"{largest} samples; lower it or give a dataloader with larger batches")
+    return chosen
+
+
+def first_samples(inputs: Any, n: int) -> Any:
+    """The first ``n`` samples of a batch's inputs (a tensor, or a tuple/list/dict of them)."""
+    if isinstance(inputs, dict):
+        return {key: first_samples(value, n) for key, value in inputs.items()}
+    if isinstance(inputs, list):
+        return [first_samples(value, n) for value in inputs]
+    if isinstance(inputs, tuple):
+        return tuple(first_samples(value, n) for value in inputs)
+    return inputs[:n]

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from tunekit.adaptor import Adaptor
 from tunekit.batches import feed
 from tunekit.config import TuneSpec
+from tunekit.data import batch_inputs
 from tunekit.errors import (
     ConfigError,
     ModelError,
@@ -39,7 +40,6 @@ from tunekit.errors import (
 from tunekit.evaluate import Evaluator
 from tunekit.history import History, Trial, TrialState
 from tunekit.objective import Objective
-from tunekit.objectives._inputs import batch_inputs
 from tunekit.probes import hessian_probe, sensitivity_probe
 from tunekit.progress import progress
 from tunekit.sanity import check_baseline

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,28 @@ def test_optimize_prints_the_pass_report_and_saves(tmp_path: Path,
     assert main(["optimize", str(config), "--out", str(tmp_path / "m.pt"), "-q"]) == 0
     out = capsys.readouterr().out
     assert "fold_batchnorm" in out and (tmp_path / "m.pt").exists()
+    assert f"wrote {tmp_path / 'm.pt'}" in out.splitlines()
+
+
+def test_optimize_times_the_result_beside_the_input_model(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One line gives the overall speedup, both models timed on the calibration batch."""
+    config = _config(tmp_path, "graph_optimization: {precisions: [fp32]}\n")
+    assert main(["optimize", str(config), "-q"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "against the input model:" in x)
+    assert re.search(r"\d+\.\d\d× .* FP32 \(\d+\.\d{3} vs \d+\.\d{3} ms, batch 4", line), line
+    assert "not saved: give --out PATH" in out
+
+
+def test_without_data_the_speed_line_says_why_it_is_missing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "tiny.py").write_text(MODULE)
+    config = tmp_path / "optimize.yaml"
+    config.write_text("model: {framework: pytorch, factory: tiny:load_model}\n"
+                      "graph_optimization: {precisions: [fp32]}\n")
+    assert main(["optimize", str(config), "-q"]) == 0
+    assert "against the input model: not timed: no example batch" in capsys.readouterr().out
 
 
 def test_an_unknown_pass_is_a_usage_error_naming_the_field(

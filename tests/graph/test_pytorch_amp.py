@@ -11,8 +11,8 @@ from torch import fx, nn
 
 import tunekit
 from tunekit.adaptors.pytorch.capabilities import bf16_supported
-from tunekit.graph.pytorch.amp import cast, mixed_precision
-from tunekit.graph.pytorch.trace import to_graph
+from tunekit.adaptors.pytorch.graph_optimization.amp import cast, mixed_precision
+from tunekit.adaptors.pytorch.graph_optimization.trace import to_graph
 
 
 class Chain(nn.Module):
@@ -161,3 +161,23 @@ def test_channels_last_can_be_switched_off_for_bf16() -> None:
 
     assert conv_layout(None)
     assert not conv_layout({"channels_last": False})
+
+
+def test_the_amp_adaptor_wraps_the_framework_adaptor_rather_than_subclassing_it() -> None:
+    """Running, timing and sizing are the wrapped adaptor's answers; none of its int8
+    machinery (calibration, backends, deployment) applies to a bf16 candidate."""
+    from tunekit.adaptors.pytorch import PyTorchAdaptor
+    from tunekit.adaptors.pytorch.graph_optimization.amp_adaptor import AMPAdaptor
+
+    framework = PyTorchAdaptor(backend="fx")
+    model, x = Chain().eval(), torch.randn(2, 3, 8, 8)
+    amp = AMPAdaptor(framework, example_inputs=(x,))
+    assert not isinstance(amp, PyTorchAdaptor)
+    graph = to_graph(model)
+    assert amp.model_size(graph) == framework.model_size(graph)
+    with amp.threads(1) as used:
+        assert used == 1 == torch.get_num_threads()
+    [(outputs, _)] = amp.predict(graph, [(x, None)])
+    assert outputs.dtype.name == "float32" and outputs.shape == (2, 3)
+    candidate = amp.build(graph, [])  # every op in fp32: no bf16 CPU needed
+    assert amp.deploy(graph, None, candidate, [], (x,), lambda m: True) == (candidate, {})

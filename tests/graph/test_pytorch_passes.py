@@ -8,17 +8,17 @@ torch = pytest.importorskip("torch")
 from torch import nn
 from torch.nn import functional as F
 
+from tunekit.adaptors.pytorch.graph_optimization.constant_fold import ConstantFold
+from tunekit.adaptors.pytorch.graph_optimization.cse import EliminateCommonSubexpressions
+from tunekit.adaptors.pytorch.graph_optimization.dead_code import EliminateDeadCode
+from tunekit.adaptors.pytorch.graph_optimization.fold_batchnorm import FoldBatchNorm
+from tunekit.adaptors.pytorch.graph_optimization.fuse_attention import FuseAttention, attention
+from tunekit.adaptors.pytorch.graph_optimization.fuse_linear import FuseLinear
+from tunekit.adaptors.pytorch.graph_optimization.mkldnn_layout import MKLDNNLayout
+from tunekit.adaptors.pytorch.graph_optimization.remove_identity import RemoveIdentity
+from tunekit.adaptors.pytorch.graph_optimization.trace import count_nodes, to_graph
 from tunekit.errors import ConfigError
 from tunekit.graph.pipeline import run_passes, select
-from tunekit.graph.pytorch.constant_fold import ConstantFold
-from tunekit.graph.pytorch.cse import EliminateCommonSubexpressions
-from tunekit.graph.pytorch.dead_code import EliminateDeadCode
-from tunekit.graph.pytorch.fold_batchnorm import FoldBatchNorm
-from tunekit.graph.pytorch.fuse_attention import FuseAttention, attention
-from tunekit.graph.pytorch.fuse_linear import FuseLinear
-from tunekit.graph.pytorch.mkldnn_layout import MKLDNNLayout
-from tunekit.graph.pytorch.remove_identity import RemoveIdentity
-from tunekit.graph.pytorch.trace import count_nodes, to_graph
 from tunekit.graph.registry import available
 
 PASSES = available("pytorch")

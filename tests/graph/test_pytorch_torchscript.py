@@ -11,11 +11,11 @@ torch = pytest.importorskip("torch")
 from torch import nn
 
 import tunekit
+from tunekit.adaptors.pytorch.graph_optimization import torchscript
+from tunekit.adaptors.pytorch.graph_optimization.inductor import Inductor
+from tunekit.adaptors.pytorch.graph_optimization.torchscript import TorchScript
+from tunekit.adaptors.pytorch.graph_optimization.trace import count_nodes, to_graph
 from tunekit.graph import GraphResult
-from tunekit.graph.pytorch import torchscript
-from tunekit.graph.pytorch.inductor import Inductor
-from tunekit.graph.pytorch.torchscript import TorchScript
-from tunekit.graph.pytorch.trace import count_nodes, to_graph
 
 
 def _model() -> nn.Module:

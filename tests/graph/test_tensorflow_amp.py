@@ -14,9 +14,13 @@ tf = pytest.importorskip("tensorflow")
 import tunekit
 from tunekit import cli
 from tunekit.adaptors.tensorflow.bf16 import supported
+from tunekit.adaptors.tensorflow.graph_optimization.amp_adaptor import (
+    bf16_nodes,
+    build,
+    candidates,
+)
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph, freeze
 from tunekit.errors import ConfigError
-from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
-from tunekit.graph.tensorflow.tuning import bf16_nodes, build, candidates
 
 pytestmark = pytest.mark.skipif(not supported(), reason="no native bf16 on this CPU")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_keras"

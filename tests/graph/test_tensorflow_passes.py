@@ -9,11 +9,12 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from tunekit.adaptors.tensorflow import TensorFlowAdaptor
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph, freeze
+from tunekit.adaptors.tensorflow.graph_optimization.optimize import optimize
+from tunekit.adaptors.tensorflow.graph_optimization.strip import Strip
 from tunekit.graph.pipeline import run_passes
 from tunekit.graph.registry import available
-from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
-from tunekit.graph.tensorflow.optimize import optimize
-from tunekit.graph.tensorflow.strip import Strip
 
 PASSES = available("tensorflow")
 
@@ -39,7 +40,7 @@ def _batch() -> np.ndarray:
 
 
 def test_fp32_passes_shrink_the_graph_and_keep_outputs(keras_model: tf.keras.Model) -> None:
-    result = optimize(keras_model, ("fp32",), None)
+    result = optimize(TensorFlowAdaptor(), keras_model, ("fp32",), None)
     names = [r.name for r in result.reports]
     assert names == ["strip", "constant_fold", "fold_batchnorm", "arithmetic", "remapper"]
     assert result.reports[-1].nodes_after < result.reports[0].nodes_before
@@ -59,7 +60,7 @@ def test_strip_removes_identity_chains(keras_model: tf.keras.Model) -> None:
 
 
 def test_saved_graph_loads_in_tensorflow(keras_model: tf.keras.Model, tmp_path: Path) -> None:
-    result = optimize(keras_model, ("fp32",), {"remapper": False})
+    result = optimize(TensorFlowAdaptor(), keras_model, ("fp32",), {"remapper": False})
     result.save(tmp_path / "model.pb")
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString((tmp_path / "model.pb").read_bytes())
@@ -68,7 +69,7 @@ def test_saved_graph_loads_in_tensorflow(keras_model: tf.keras.Model, tmp_path: 
 
 
 def test_bf16_converts_ops_and_stays_close(keras_model: tf.keras.Model) -> None:
-    result = optimize(keras_model, ("bf16", "fp32"), None)
+    result = optimize(TensorFlowAdaptor(), keras_model, ("bf16", "fp32"), None)
     assert "auto_mixed_precision" in [r.name for r in result.reports] and result.bf16_ops
     expected = keras_model(_batch(), training=False).numpy()
     np.testing.assert_allclose(result.model(_batch()), expected, rtol=0.05, atol=0.05)
@@ -95,7 +96,7 @@ def test_fold_batchnorm_folds_keras3_scale_and_shift_into_weights() -> None:
     for layer in model.layers:
         layer.set_weights([w + np.random.RandomState(1).rand(*w.shape).astype("float32")
                            for w in layer.get_weights()])
-    result = optimize(model, ("fp32",), None)
+    result = optimize(TensorFlowAdaptor(), model, ("fp32",), None)
     report = {r.name: r for r in result.reports}["fold_batchnorm"]
     assert report.nodes_after < report.nodes_before
     ops = [n.op for n in result.model.graph_def.node]
@@ -132,14 +133,12 @@ def test_strip_drops_debug_ops_and_dead_nodes() -> None:
 @pytest.mark.parametrize("precisions", [("fp32",), ("bf16", "fp32")])
 def test_a_folder_path_saves_a_savedmodel_that_tf_and_tunekit_load(
         keras_model: tf.keras.Model, tmp_path: Path, precisions: tuple[str, ...]) -> None:
-    from tunekit.adaptors.tensorflow import TensorFlowAdaptor
-
     if "bf16" in precisions:
         from tunekit.adaptors.tensorflow.bf16 import supported
 
         if not supported():
             pytest.skip("no native bf16 on this CPU")
-    result = optimize(keras_model, precisions, None)
+    result = optimize(TensorFlowAdaptor(), keras_model, precisions, None)
     result.save(tmp_path / "saved")
     serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
     [name] = result.model.inputs
@@ -157,5 +156,5 @@ def test_saving_a_savedmodel_over_a_file_is_refused(keras_model: tf.keras.Model,
 
     (tmp_path / "taken").write_text("user data")
     with pytest.raises(ConfigError, match="already exists"):
-        optimize(keras_model, ("fp32",), None).save(tmp_path / "taken")
+        optimize(TensorFlowAdaptor(), keras_model, ("fp32",), None).save(tmp_path / "taken")
     assert (tmp_path / "taken").read_text() == "user data"

@@ -206,10 +206,10 @@ def test_beside_fp32_times_both_in_alternating_rounds_with_a_spread():
 
 def test_beside_fp32_stops_early_only_once_the_rounds_agree(monkeypatch: Any) -> None:
     # settled ratios end the timing after MIN_ROUNDS; ratios that disagree use every round
-    from tunekit.objectives import performance
+    from tunekit import timing
 
     for ratios_spread, expected in ((0.0, Performance.MIN_ROUNDS), (0.5, Performance.ROUNDS)):
-        monkeypatch.setattr(performance, "spread", lambda ratios, s=ratios_spread: s)
+        monkeypatch.setattr(timing, "spread", lambda ratios, s=ratios_spread: s)
         objective, adaptor = Performance(warmup=2, iterations=15), PairAdaptor()
         objective.measure_beside(adaptor, ("tuned", weights(16), 1), ("fp32", weights(16), 2),
                                  matmul_data(16))
@@ -218,8 +218,21 @@ def test_beside_fp32_stops_early_only_once_the_rounds_agree(monkeypatch: Any) ->
 
 
 def test_spread_is_half_the_interquartile_range_relative_to_the_median():
-    from tunekit.objectives.performance import spread
+    from tunekit.timing import spread
 
     assert spread([2.0, 2.0, 2.0]) == 0
     assert spread([1.0, 2.0, 3.0]) == pytest.approx(0.25)  # quartiles 1.5, 2.5 around 2
     assert spread([4.0]) == 0
+
+
+def test_measure_beside_without_a_budget_times_every_call():
+    """``budget_s: null`` (every call) used to overflow computing the calls per round."""
+    adaptor = MatmulAdaptor()
+    objective = Performance(warmup=2, iterations=10, budget_s=None)
+    latency, fp32 = objective.measure_beside(adaptor, weights(16), weights(16), matmul_data(16))
+    assert latency > 0 and fp32 > 0
+    per_round = 10 // Performance.ROUNDS  # every call: none dropped for a budget
+    timed = len(objective.times())
+    assert timed % per_round == 0
+    assert Performance.MIN_ROUNDS * per_round <= timed <= Performance.ROUNDS * per_round
+    assert len(adaptor.shapes) == 2 * (2 + timed)

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 import pytest
 
 from tunekit.criterion import AccuracyCriterion
-from tunekit.graph.amp_strategy import AMPStrategy
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
+from tunekit.strategies.amp import AMPStrategy
 from tunekit.strategies.auto import AutoStrategy
 from tunekit.strategies.basic import BasicStrategy
 from tunekit.strategies.conservative import ConservativeStrategy

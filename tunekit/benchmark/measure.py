@@ -1,8 +1,8 @@
 """Time the FP32 and the tuned model of a config in this process.
 
-Timing reuses :class:`~tunekit.objectives.performance.Performance` (warm-up, gc off, median) and
-``adaptor.run_batch``, so a benchmark figure and the tuning's ``performance`` objective are the
-same measurement. The two models alternate in rounds, so a change in the load of a shared
+Timing uses :mod:`tunekit.timing` (warm-up, gc off) and ``adaptor.run_batch``, as the
+tuning's ``performance`` objective does, so a benchmark figure and the tuning's are the same
+measurement. The two models alternate in rounds, so a change in the load of a shared
 machine hits both alike rather than skewing their ratio; rounds that ran beside other processes'
 load are dropped (:mod:`.load`), and each figure pools the calls of the rounds kept.
 """
@@ -22,11 +22,11 @@ from tunekit.adaptor import Adaptor
 from tunekit.batches import feed
 from tunekit.benchmark.load import CpuShare, quiet_rounds
 from tunekit.config import BenchmarkSpec, TuneSpec
+from tunekit.data import batch_inputs, split_batch
 from tunekit.data import batch_size as samples_in
-from tunekit.data import split_batch
 from tunekit.errors import ConfigError
-from tunekit.objectives.performance import Performance
 from tunekit.references import data_source, resolve
+from tunekit.timing import time_calls
 
 MODELS = ("fp32", "tuned")
 
@@ -147,16 +147,13 @@ def measure(adaptor: Adaptor, models: dict[str, Any], data: Iterable[Any],
         rounds: list[dict[str, list[float]]] = []
         foreign: list[float | None] = []
         thread_counts: dict[str, int | None] = {}
+        inputs = batch_inputs(data, bench.iterations, batch_size, "benchmark.batch_sizes")
         for _ in range(bench.rounds):
             times: dict[str, list[float]] = {}
             with CpuShare().measure() as share:
                 for name, model in models.items():
-                    timer = Performance(warmup=bench.warmup, iterations=bench.iterations,
-                                        budget_s=None, batch_size=batch_size, threads=threads)
-                    timer.measure(adaptor, model, data)
-                    times[name] = list(timer.times())
-                    used = timer.details().get("threads")
-                    thread_counts[name] = int(used) if used is not None else None
+                    times[name], thread_counts[name] = time_calls(
+                        adaptor, model, inputs, bench.warmup, bench.iterations, threads)
                     tick()
             rounds.append(times)
             foreign.append(share.foreign)

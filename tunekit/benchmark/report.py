@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from tunekit.benchmark.load import QUIET
 from tunekit.config import BenchmarkSpec
-from tunekit.objectives.performance import spread
 from tunekit.speed import NOISY
+from tunekit.timing import spread
 
 if TYPE_CHECKING:
     from tunekit.benchmark.measure import Figures

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from tunekit.adaptor import Adaptor, DataBatch
+from tunekit.data import batch_inputs
 from tunekit.objective import Objective
-from tunekit.objectives._inputs import batch_inputs, is_int
+from tunekit.objectives._inputs import is_int
 
 
 class Memory(Objective):

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import gc
 import math
 import statistics
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tunekit import timing
 from tunekit.adaptor import Adaptor, DataBatch
+from tunekit.benchmark.load import CpuShare
+from tunekit.data import batch_inputs
 from tunekit.data import batch_size as samples_in
 from tunekit.objective import Objective
-from tunekit.objectives._inputs import batch_inputs, is_int
+from tunekit.objectives._inputs import is_int
 
 
 class Performance(Objective):
@@ -21,7 +23,8 @@ class Performance(Objective):
     The inputs of the evaluation batches are timed as the user will run the model: real data at
     the real batch size, after ``warmup`` untimed calls (first calls pay for lazy initialisation,
     allocator growth and kernel selection). The median of ``iterations`` calls resists the
-    outliers a shared machine produces better than the mean does.
+    outliers a shared machine produces better than the mean does. The calls are made by
+    :mod:`tunekit.timing`, which ``tunekit benchmark`` times with too.
 
     Only full batches are timed (see :func:`~tunekit.objectives._inputs.batch_inputs`); at most
     ``iterations`` batches are read and reused round-robin, so a large evaluation set costs no
@@ -38,9 +41,9 @@ class Performance(Objective):
     """
 
     #: calls timed whatever the budget (a median of fewer is too easily moved by one outlier)
-    MIN_CALLS = 5
+    MIN_CALLS = timing.MIN_CALLS
     #: warm-up calls made whatever the budget (the first call of a model pays its set-up)
-    MIN_WARMUP = 2
+    MIN_WARMUP = timing.MIN_WARMUP
     #: rounds of :meth:`measure_beside`: enough for a spread, few enough to keep rounds long
     ROUNDS = 5
     #: :meth:`measure_beside` stops after ``MIN_ROUNDS`` once the rounds' ratios agree within
@@ -83,49 +86,33 @@ class Performance(Objective):
 
     def measure(self, adaptor: Adaptor, model: Any, data: Iterable[DataBatch]) -> float:
         inputs = batch_inputs(data, self.iterations, self.batch_size, "performance.batch_size")
-        with adaptor.threads(self.threads) as threads:
-            self._warm(adaptor, model, inputs)
-            self._times = tuple(self._timed(adaptor, model, inputs, self.iterations,
-                                            self._budget()))
+        times, threads = timing.time_calls(adaptor, model, inputs, self.warmup, self.iterations,
+                                           self.threads, self._budget())
+        self._times = tuple(times)
         latency = statistics.median(self._times)
         self._record(inputs, latency, threads)
         return latency
 
     def measure_beside(self, adaptor: Adaptor, model: Any, reference: Any,
                        data: Iterable[DataBatch]) -> tuple[float, float]:
-        """Both models timed in alternating rounds (which goes first alternates too; up to
-        ``ROUNDS``, fewer once the ratios settle), so a change in the machine's load hits both
-        alike; ``speedup`` (reference / model) and its
+        """Both models timed in alternating rounds (:func:`tunekit.timing.beside`: which goes
+        first alternates too; up to ``ROUNDS``, fewer once the ratios settle), so a change in
+        the machine's load hits both alike; ``speedup`` (reference / model) and its
         ``spread`` (half the interquartile range of the rounds' own ratios, relative to their
         median) join :meth:`details`, so a figure the machine disturbed says so; and
         ``foreign_cpu``, the share of the CPU other processes used meanwhile (a machine loaded
         throughout can keep the ratio steady and still distort it)."""
-        from tunekit.benchmark.load import CpuShare  # not at the top: the package imports us
-
         inputs = batch_inputs(data, self.iterations, self.batch_size, "performance.batch_size")
-        mine: list[float] = []
-        theirs: list[float] = []
-        ratios: list[float] = []
         started = time.perf_counter()
         with adaptor.threads(self.threads) as threads, CpuShare().measure() as share:
-            # the budget covers both models' calls (per model it took 2.9 s beside an 80 ms FP32
-            # ResNet-like CNN, 44 % of its tuning)
-            pair = self._warm(adaptor, model, inputs) + self._warm(adaptor, reference, inputs)
-            per_round = max(1, min(self.iterations // self.ROUNDS,
-                                   int(self._budget() / self.ROUNDS / max(pair, 1e-9))))
-            for round_ in range(self.ROUNDS):
-                pair = [(model, mine), (reference, theirs)]
-                for candidate, times in pair if round_ % 2 == 0 else pair[::-1]:
-                    times.extend(self._timed(adaptor, candidate, inputs, per_round, math.inf))
-                ratios.append(statistics.median(theirs[-per_round:])
-                              / max(statistics.median(mine[-per_round:]), 1e-12))
-                if len(ratios) >= self.MIN_ROUNDS and spread(ratios) <= self.SETTLED:
-                    break
+            mine, theirs, ratios = timing.beside(adaptor, model, reference, inputs, self.warmup,
+                                                 self.iterations, self.ROUNDS, self._budget(),
+                                                 (self.MIN_ROUNDS, self.SETTLED))
         self._times = tuple(mine)
         latency, fp32 = statistics.median(mine), statistics.median(theirs)
         self._record(inputs, latency, threads)
         self._details.update(speedup=fp32 / latency if latency > 0 else 0.0,
-                             spread=spread(ratios))
+                             spread=timing.spread(ratios))
         if share.foreign is not None and time.perf_counter() - started >= self.LOAD_WINDOW_S:
             self._details["foreign_cpu"] = min(1.0, share.foreign)
         return latency, fp32
@@ -138,7 +125,7 @@ class Performance(Objective):
 
     def times(self) -> tuple[float, ...]:
         """Every timed call's latency in seconds, of the last :meth:`measure` (for percentiles
-        beyond the median, as ``tunekit benchmark`` reports)."""
+        beyond the median)."""
         return self._times
 
     def _budget(self) -> float:
@@ -149,45 +136,3 @@ class Performance(Objective):
                          "batch_size": float(samples_in(inputs[0]))}
         if threads is not None:
             self._details["threads"] = float(threads)
-
-    def _warm(self, adaptor: Adaptor, model: Any, inputs: list[Any]) -> float:
-        """The untimed warm-up calls; returns the last one's duration (an estimate of a call)."""
-        start = last = time.perf_counter()
-        duration = 0.0
-        for i in range(self.warmup):
-            adaptor.run_batch(model, inputs[i % len(inputs)])
-            now = time.perf_counter()
-            duration, last = now - last, now
-            if i + 1 >= self.MIN_WARMUP and now - start >= self._budget() / 2:
-                break
-        return duration
-
-    def _timed(self, adaptor: Adaptor, model: Any, inputs: list[Any], calls: int,
-               budget: float) -> list[float]:
-        """Up to ``calls`` timed calls, stopping once ``budget`` s are spent after
-        ``MIN_CALLS``; garbage collection is off meanwhile (as timeit does: a collection during
-        a timed call would be charged to the model)."""
-        times: list[float] = []
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            for i in range(calls):
-                start = time.perf_counter()
-                adaptor.run_batch(model, inputs[i % len(inputs)])
-                times.append(time.perf_counter() - start)
-                if len(times) >= self.MIN_CALLS and sum(times) >= budget:
-                    break
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        return times
-
-
-def spread(ratios: list[float]) -> float:
-    """Half the interquartile range of ``ratios`` relative to their median: ``0.05`` reads
-    "±5%". 0 for fewer than two ratios."""
-    if len(ratios) < 2:
-        return 0.0
-    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
-    middle = statistics.median(ratios)
-    return (high - low) / 2 / middle if middle > 0 else 0.0

@@ -21,9 +21,9 @@ import onnxruntime as ort
 
 from tunekit.adaptors.onnxrt.runtime import LEVELS, OrtModel, Settings
 from tunekit.errors import ConfigError
+from tunekit.graph.graph_result import GraphResult
 from tunekit.graph.pipeline import GraphPass, run_passes, select
 from tunekit.graph.registry import available
-from tunekit.graph.result import GraphResult
 
 
 class OrtLevel(GraphPass):

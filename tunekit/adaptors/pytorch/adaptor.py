@@ -31,6 +31,7 @@ from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.pytorch import deployment, eager_backend, memory, pt2e_backend, serialize
 from tunekit.adaptors.pytorch.calibration import ObserverStore, fingerprint, kept
 from tunekit.adaptors.pytorch.capabilities import capabilities, find_ops
+from tunekit.adaptors.pytorch.graph_optimization import optimize as graph_opt
 from tunekit.adaptors.pytorch.inspection import capture
 from tunekit.adaptors.pytorch.prepack import PackedWeights
 from tunekit.adaptors.pytorch.qconfig import is_static
@@ -369,10 +370,12 @@ class PyTorchAdaptor(Adaptor):
     def optimize_graph(self, model: Any, precisions: Sequence[str], passes: Any,
                        example_batch: DataBatch | None,
                        tune: Callable[[Any, Any], Any] | None) -> Any:
-        """The ``pytorch.*`` passes and bf16 AMP (see :mod:`tunekit.graph.pytorch.optimize`)."""
-        from tunekit.graph.pytorch.optimize import optimize_batch
+        """The ``pytorch.*`` passes and bf16 AMP (see :mod:`.graph_optimization.optimize`)."""
+        return graph_opt.optimize_batch(self, model, precisions, passes, example_batch, tune)
 
-        return optimize_batch(model, precisions, passes, example_batch, tune)
+    def save_optimized(self, model: Any, path: Path) -> None:
+        """TorchScript archive or state_dict (see :mod:`.graph_optimization.optimize`)."""
+        graph_opt.save_model(model, path)
 
     def deploy(self, model: Any, config: QuantConfig, candidate: Any,
                calib_data: Iterable[DataBatch], inputs: Any,

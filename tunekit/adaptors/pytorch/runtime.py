@@ -164,8 +164,9 @@ def quiet_torch_ao(*, uncalibrated: bool = False) -> Iterator[None]:
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Run ``model`` in eval mode (no dropout, BN running stats), restoring each submodule's
-    own mode afterwards, so evaluating a user's model leaves it as it was handed over."""
-    if not model.training:
+    own mode afterwards, so evaluating a user's model leaves it as it was handed over. A
+    frozen TorchScript module (graph optimization's lowering) has no mode left to set."""
+    if not getattr(model, "training", False):
         yield model
         return
     modes = [(module, module.training) for module in model.modules()]

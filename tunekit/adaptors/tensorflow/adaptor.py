@@ -63,6 +63,7 @@ class TensorFlowAdaptor(Adaptor):
     """
 
     model_suffix: ClassVar[str] = ""  # a folder: the TensorFlow file plus the recipe
+    saved_folder_markers: ClassVar[tuple[str, ...]] = ("saved_model.pb",)
 
     def __init__(self, *, inputs: Sequence[str] | None = None, output: str | None = None,
                  signature: str = "serving_default", bf16: bool = False,
@@ -209,8 +210,11 @@ class TensorFlowAdaptor(Adaptor):
     def _run(self, model: Any, inputs: Any) -> np.ndarray:
         from tunekit.adaptors.tensorflow import source
         from tunekit.adaptors.tensorflow.bf16 import KerasBF16Model
+        from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
         from tunekit.adaptors.tensorflow.runtime import TFLiteModel
 
+        if isinstance(model, FrozenGraph):  # graph optimization's result: runs itself
+            return model(inputs)
         if isinstance(model, TFLiteModel):
             return model.run(source.feed(inputs, model.input_names))[0]
         if isinstance(model, KerasBF16Model):
@@ -284,10 +288,10 @@ class TensorFlowAdaptor(Adaptor):
                        example_batch: DataBatch | None,
                        tune: Callable[[Any, Any], Any] | None) -> Any:
         """The ``tensorflow.*`` passes and Grappler's AMP (see
-        :mod:`tunekit.graph.tensorflow.optimize`); no example batch is needed."""
-        from tunekit.graph.tensorflow.optimize import optimize
+        :mod:`.graph_optimization.optimize`); no example batch is needed."""
+        from tunekit.adaptors.tensorflow.graph_optimization.optimize import optimize
 
-        return optimize(model, precisions, passes, tune)
+        return optimize(self, model, precisions, passes, tune)
 
 
 def _find_ops(source: Any, blob: bytes) -> list[Any]:

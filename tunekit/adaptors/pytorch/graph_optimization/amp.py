@@ -21,9 +21,9 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from torch.nn import functional as F
 
+from tunekit.adaptors.pytorch.graph_optimization.fuse_attention import attention
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 from tunekit.errors import ModelError
-from tunekit.graph.pytorch.fuse_attention import attention
-from tunekit.graph.pytorch.trace import finish
 
 #: LSTM/GRU are left out: their nested (out, (h, c)) outputs would need casts per element
 BF16_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)

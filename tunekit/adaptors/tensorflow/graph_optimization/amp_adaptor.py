@@ -1,12 +1,13 @@
 """bf16/fp32 tuning of a graph-optimized TensorFlow model through the ordinary tuner.
 
-As for PyTorch (:mod:`tunekit.graph.pytorch.tuning`), accuracy-driven AMP is quantization tuning
-restricted to two precisions: :class:`AMPAdaptor` offers bf16/fp32 for every op Grappler's
-oneDNN AMP converts on its own account (Conv2D, MatMul, BatchMatMul, Einsum, ...), and builds a
-candidate by running that same Grappler rewrite with the ops in fp32 kept out of it
-(:class:`~tunekit.graph.tensorflow.grappler.AutoMixedPrecision`). The ops between them (BiasAdd,
-activations, pooling, reductions) join the bf16 region of the op that feeds them, exactly as in
-the untuned conversion, so a candidate is what Grappler itself would build with a smaller list.
+As for PyTorch (:mod:`tunekit.adaptors.pytorch.graph_optimization.amp_adaptor`),
+accuracy-driven AMP is quantization tuning restricted to two precisions: :class:`AMPAdaptor`
+offers bf16/fp32 for every op Grappler's oneDNN AMP converts on its own account (Conv2D, MatMul,
+BatchMatMul, Einsum, ...), and builds a candidate by running that same Grappler rewrite with the
+ops in fp32 kept out of it (:class:`.grappler.AutoMixedPrecision`). The ops between them
+(BiasAdd, activations, pooling, reductions) join the bf16 region of the op that feeds them,
+exactly as in the untuned conversion, so a candidate is what Grappler itself would build with a
+smaller list.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from tunekit.adaptor import Adaptor, Batch
-from tunekit.data import split_batch
+from tunekit.adaptor import Adaptor, DataBatch
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
+from tunekit.adaptors.tensorflow.graph_optimization.grappler import AutoMixedPrecision
 from tunekit.errors import ModelError, NotSupportedError
-from tunekit.graph.tensorflow.graph import FrozenGraph
-from tunekit.graph.tensorflow.grappler import AutoMixedPrecision
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
 
 #: op types Grappler's oneDNN AMP converts by themselves (its allow list): the tunable ops
@@ -45,9 +45,17 @@ def candidates(graph: FrozenGraph) -> list[OpKey]:
 
 
 class AMPAdaptor(Adaptor):
-    """bf16 or fp32 per compute op of a :class:`FrozenGraph` (the FP32-optimized graph)."""
+    """bf16 or fp32 per compute op of a :class:`FrozenGraph` (the FP32-optimized graph).
+
+    ``framework`` is the TensorFlow adaptor whose ``optimize_graph`` runs: it runs the
+    candidates (a frozen graph runs itself there), so evaluation and timing are the ones
+    ``tunekit tune`` uses; this adaptor only adds the bf16/fp32 space and the candidates.
+    """
 
     model_suffix = ".pb"
+
+    def __init__(self, framework: Adaptor) -> None:
+        self.framework = framework
 
     def capabilities(self, model: Any, approach: str = "static") -> TuningSpace:
         """Every op AMP converts, with (bf16, fp32); ``approach`` does not apply to floats."""
@@ -63,17 +71,14 @@ class AMPAdaptor(Adaptor):
                                     f"({', '.join(sorted(COMPUTE_OPS))}); use precisions: [fp32]")
         return TuningSpace({op: (OpConfig("bf16"), OpConfig("fp32")) for op in ops})
 
-    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[Batch]) -> Any:
+    def quantize(self, model: Any, config: QuantConfig, calib_data: Iterable[DataBatch]) -> Any:
         return build(model, [op.name for op in config.ops_in("fp32")])
 
-    def predict(self, model: Any, data: Iterable[Batch]) -> Iterator[tuple[np.ndarray, Any]]:
-        for batch in data:
-            inputs, labels = split_batch(batch)
-            yield (np.asarray(model(inputs), np.float32),
-                   None if labels is None else np.asarray(labels))
+    def predict(self, model: Any, data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, Any]]:
+        return self.framework.predict(model, data)
 
     def run_batch(self, model: Any, inputs: Any) -> Any:
-        return model(inputs)
+        return self.framework.run_batch(model, inputs)
 
     def save(self, candidate: Any, config: QuantConfig, path: Path) -> None:
         """The candidate's GraphDef (a ``.pb`` TensorFlow loads: no code runs on load), replacing

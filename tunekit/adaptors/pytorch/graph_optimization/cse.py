@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import fx
 
+from tunekit.adaptors.pytorch.graph_optimization.constant_fold import _IMPURE
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.constant_fold import _IMPURE
-from tunekit.graph.pytorch.trace import finish
 
 
 class EliminateCommonSubexpressions(GraphPass):

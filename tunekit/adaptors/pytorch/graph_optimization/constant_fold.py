@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import fx
 
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.trace import finish
 
 #: ops whose result may differ between calls: never folded
 _IMPURE = {torch.rand, torch.randn, torch.randint, torch.rand_like, torch.randn_like,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.tensorflow.graph import FrozenGraph
 
 _PASS_THROUGH = {"Identity", "CheckNumerics", "CheckNumericsV2", "StopGradient",
                  "PreventGradient", "Snapshot"}

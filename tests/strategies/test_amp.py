@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunekit.graph.amp_strategy import AMPStrategy
+from tunekit.strategies.amp import AMPStrategy
 from tunekit.strategy import Strategy
 from tunekit.testing.strategy_contract import StrategyContract
 

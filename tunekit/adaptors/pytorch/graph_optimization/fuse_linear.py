@@ -12,8 +12,8 @@ import operator
 import torch
 from torch import fx, nn
 
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.trace import finish
 
 
 class FuseLinear(GraphPass):

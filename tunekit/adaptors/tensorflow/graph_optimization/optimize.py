@@ -5,24 +5,30 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tunekit.adaptor import Adaptor
+from tunekit.adaptors.tensorflow.graph_optimization.amp_adaptor import (
+    COMPUTE_OPS,
+    AMPAdaptor,
+    bf16_nodes,
+)
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph, freeze
+from tunekit.adaptors.tensorflow.graph_optimization.grappler import AutoMixedPrecision
 from tunekit.errors import ConfigError
+from tunekit.graph.graph_result import GraphResult
 from tunekit.graph.pipeline import PassReport, run_passes, select
 from tunekit.graph.registry import available
-from tunekit.graph.result import GraphResult
-from tunekit.graph.tensorflow.graph import FrozenGraph, freeze
-from tunekit.graph.tensorflow.grappler import AutoMixedPrecision
-from tunekit.graph.tensorflow.tuning import COMPUTE_OPS, AMPAdaptor, bf16_nodes
 from tunekit.result import TuneResult
 
-#: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.api
+#: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.optimize
 Tune = Callable[[FrozenGraph, AMPAdaptor], TuneResult]
 
 
-def optimize(model: Any, precisions: Sequence[str], passes: Any,
+def optimize(framework: Adaptor, model: Any, precisions: Sequence[str], passes: Any,
              tune: Tune | None = None) -> GraphResult:
     """The optimized :class:`FrozenGraph`: FP32 passes, then with bf16 allowed Grappler's AMP
     over every op it supports, or, with ``tune`` and fp32 allowed, over the ops the accuracy
-    tuning leaves in bf16 (none left: the FP32 pipeline's result).
+    tuning leaves in bf16 (none left: the FP32 pipeline's result). ``framework`` is the
+    TensorFlow adaptor the AMP adaptor wraps to run candidates.
 
     A bf16 graph skips the remapper: its fused ops (``_FusedConv2D``) declare no bf16 type, so
     the graph would not import; TF's runtime Grappler fuses them into oneDNN ops when it runs.
@@ -41,7 +47,7 @@ def optimize(model: Any, precisions: Sequence[str], passes: Any,
     graph, reports = run_passes(freeze(model), [p for p in chosen if p.order < amp.order],
                                 FrozenGraph.node_count)
     later = [p for p in chosen if p.order > amp.order]
-    adaptor = AMPAdaptor()
+    adaptor = AMPAdaptor(framework)
     tuning = None
     if tune is not None and "fp32" in precisions:
         tuning = tune(graph, adaptor)

@@ -68,7 +68,7 @@ class FrozenGraph:
         other path becomes a SavedModel folder whose ``serving_default`` signature takes the
         graph's inputs by name (for TF Serving, ``tf.saved_model.load``, or ``tunekit tune``).
         What ``path`` names already is replaced only with ``force``."""
-        from tunekit.graph.result import prepare_out
+        from tunekit.graph.graph_result import prepare_out
         from tunekit.outputs import clear
 
         path = prepare_out(path, "tensorflow", force=force)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 from tunekit.adaptors.pytorch.runtime import replace_module
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.trace import finish
 
 _PAIRS = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d),
           (nn.Linear, nn.BatchNorm1d))

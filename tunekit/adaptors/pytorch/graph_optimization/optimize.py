@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import torch
 from torch import fx, nn
 
+from tunekit.adaptor import Adaptor
+from tunekit.adaptors.pytorch.graph_optimization.amp import bf16_candidates
+from tunekit.adaptors.pytorch.graph_optimization.amp_adaptor import AMPAdaptor
+from tunekit.adaptors.pytorch.graph_optimization.trace import count_nodes, to_graph
 from tunekit.data import split_batch
+from tunekit.graph.graph_result import GraphResult
 from tunekit.graph.pipeline import PassReport, needs_data, run_passes, select
-from tunekit.graph.pytorch.amp import bf16_candidates
-from tunekit.graph.pytorch.trace import count_nodes, to_graph
-from tunekit.graph.pytorch.tuning import AMPAdaptor
 from tunekit.graph.registry import available
-from tunekit.graph.result import GraphResult
 from tunekit.result import TuneResult
 
-#: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.api
+#: runs the tuner on (the FP32-optimized graph, the AMP adaptor): see tunekit.graph.optimize
 Tune = Callable[[fx.GraphModule, AMPAdaptor], TuneResult]
 #: passes ordered below keep every Conv/Linear an ``nn`` module (AMP tunes and converts those);
 #: passes from it on lower the FP32 graph
 LOWERING_ORDER = 100
 
 
-def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
+def optimize(framework: Adaptor, model: nn.Module, precisions: Sequence[str], passes: Any,
              example_inputs: Sequence[Any] | None, tune: Tune | None = None) -> GraphResult:
     """Run the selected passes; with bf16 allowed, convert (all, or as ``tune`` decides; when
-    the tuning keeps every op in fp32, the result is the FP32 pipeline's).
+    the tuning keeps every op in fp32, the result is the FP32 pipeline's). ``framework`` is the
+    PyTorch adaptor the AMP adaptor wraps to run and time candidates.
 
     FP32 only: with ``example_inputs`` the result may be a frozen TorchScript module (where that
-    measures faster, see :mod:`tunekit.graph.pytorch.torchscript`), else an FX ``GraphModule``.
+    measures faster, see :mod:`.torchscript`), else an FX ``GraphModule``.
     """
     chosen = select(available("pytorch"), passes)
     structural = [p for p in chosen if p.order < LOWERING_ORDER]
@@ -42,7 +46,7 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
         return GraphResult(graph, "pytorch", precisions, [*reports, *more])
     if example_inputs is None:
         raise ValueError("bf16 needs example_inputs (one batch) to place the casts")
-    adaptor = AMPAdaptor(example_inputs=example_inputs,
+    adaptor = AMPAdaptor(framework, example_inputs=example_inputs,
                          after=[p.bind(example_inputs) for p in chosen
                                 if p.order >= LOWERING_ORDER and "bf16" in p.precisions])
     tuning = None
@@ -62,14 +66,14 @@ def optimize(model: nn.Module, precisions: Sequence[str], passes: Any,
     return GraphResult(mixed, "pytorch", precisions, reports, bf16_ops, tuning)
 
 
-def optimize_batch(model: nn.Module, precisions: Sequence[str], passes: Any, batch: Any,
-                   tune: Tune | None = None) -> GraphResult:
+def optimize_batch(framework: Adaptor, model: nn.Module, precisions: Sequence[str],
+                   passes: Any, batch: Any, tune: Tune | None = None) -> GraphResult:
     """:func:`optimize` given one ``(inputs, labels)`` batch (or None), as the adaptor's
     ``optimize_graph`` receives it; bf16 needs the batch to place its casts."""
     if batch is None and "bf16" in precisions:
         raise needs_data("bf16 needs one example batch to place the casts")
     inputs = example_inputs(split_batch(batch)[0], model) if batch is not None else None
-    return optimize(model, precisions, passes, inputs, tune)
+    return optimize(framework, model, precisions, passes, inputs, tune)
 
 
 def example_inputs(batch_inputs: Any, model: nn.Module) -> tuple[Any, ...]:
@@ -81,3 +85,18 @@ def example_inputs(batch_inputs: Any, model: nn.Module) -> tuple[Any, ...]:
     if isinstance(batch_inputs, (tuple, list)):
         return tuple(batch_inputs)
     return (batch_inputs,)
+
+
+def save_model(model: nn.Module, path: Path) -> None:
+    """A graph-optimized model in a safe form (no pickle): a TorchScript archive for a result
+    lowered to TorchScript (read it with :func:`.torchscript.load`), else the tensors of its
+    ``state_dict`` (dense: oneDNN-layout weights are not portable)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        from tunekit.adaptors.pytorch.graph_optimization import torchscript
+
+        torchscript.save(model, path)
+        return
+    source = getattr(model, "_orig_mod", model)  # torch.compile'd: its FX graph
+    state = {key: value.to_dense() if value.is_mkldnn else value
+             for key, value in source.state_dict().items()}
+    torch.save(state, Path(path))

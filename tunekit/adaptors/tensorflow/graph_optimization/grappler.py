@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, ClassVar
 
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.tensorflow.graph import FrozenGraph
 
 
 class GrapplerPass(GraphPass):

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from tunekit.adaptors.tensorflow.graph_optimization.frozen_graph import FrozenGraph
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.tensorflow.graph import FrozenGraph
 
 _LINEAR = {"Conv2D", "DepthwiseConv2dNative", "MatMul"}
 _AFFINE = {"BiasAdd", "Add", "AddV2", "Sub", "Mul"}
@@ -72,7 +72,20 @@ def _fold(node: Any, nodes: dict[str, Any], uses: Counter, users: dict[str, list
             node.input[1] not in (weights_node.name, f"{weights_node.name}:0"):
         return []
     weights = tf.make_ndarray(weights_node.attr["value"].tensor)
-    channels = _out_channels(node, weights)
+    chain, scale, shift = _affine_chain(node, nodes, uses, users, outputs,
+                                        _out_channels(node, weights))
+    if not any(n.op in ("Mul", "Sub", "Add", "AddV2") for n in chain):
+        return []  # nothing beyond a plain BiasAdd: already the shape the remapper fuses
+    _rewrite(node, weights_node, _scale(node, weights, scale), chain[-1], shift, graph_def)
+    return [n.name for n in chain[:-1]]
+
+
+def _affine_chain(node: Any, nodes: dict[str, Any], uses: Counter,
+                  users: dict[str, list[Any]], outputs: set[str],
+                  channels: int) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """The single-use chain of Identity and per-channel Mul/Sub/Add/BiasAdd nodes after
+    ``node``, and the ``scale``/``shift`` per output channel it amounts to (``y·scale +
+    shift``); the chain stops at the first node that is not such a step."""
     scale, shift = np.ones(channels, np.float32), np.zeros(channels, np.float32)
     chain: list[Any] = []
     current = node
@@ -101,13 +114,19 @@ def _fold(node: Any, nodes: dict[str, Any], uses: Counter, users: dict[str, list
             shift = shift + vector
         chain.append(nxt)
         current = nxt
-    if not any(n.op in ("Mul", "Sub", "Add", "AddV2") for n in chain):
-        return []  # nothing beyond a plain BiasAdd: already the shape the remapper fuses
-    last = chain[-1]
+    return chain, scale, shift
+
+
+def _rewrite(node: Any, weights_node: Any, scaled_weights: np.ndarray, last: Any,
+             shift: np.ndarray, graph_def: Any) -> None:
+    """``node`` reads ``scaled_weights`` (a new Const) and ``last`` becomes the BiasAdd of
+    ``shift`` onto ``node``'s output, which skips the chain between them."""
+    import tensorflow as tf
+
     scaled = graph_def.node.add()
     scaled.CopyFrom(weights_node)
     scaled.name = f"{node.name}/folded_weights"
-    scaled.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(_scale(node, weights, scale)))
+    scaled.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(scaled_weights))
     node.input[1] = scaled.name
     bias = graph_def.node.add()
     bias.CopyFrom(scaled)
@@ -119,7 +138,6 @@ def _fold(node: Any, nodes: dict[str, Any], uses: Counter, users: dict[str, list
     last.attr["data_format"].s = b"NHWC"
     del last.input[:]
     last.input.extend([node.name, bias.name])
-    return [n.name for n in chain[:-1]]
 
 
 def _channels_last(node: Any) -> bool:

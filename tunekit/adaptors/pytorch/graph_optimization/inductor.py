@@ -8,7 +8,7 @@ nor TorchScript's ``optimize_for_inference`` does. Measured on the ResNet-18-lik
 
 It costs a compilation (about 25 s for R2 on 2 cores, cached by torch afterwards) and needs a C++
 compiler, so it runs only with an example batch, and it is kept only where it measures faster
-(fastest of 9 interleaved rounds, as :mod:`~tunekit.graph.pytorch.torchscript`); outputs must
+(fastest of 9 interleaved rounds, as :mod:`.torchscript`); outputs must
 equal the FX graph's within 1e-4 relative. When kept, the later lowering passes leave the compiled
 module as it is. It is compiled for calls under ``torch.no_grad()`` and ``torch.inference_mode()``
 (Dynamo guards on the mode: a first ``inference_mode`` call would otherwise recompile without
@@ -20,8 +20,13 @@ from __future__ import annotations
 import torch
 from torch import fx, nn
 
+from tunekit.adaptors.pytorch.graph_optimization.torchscript import (
+    WARMUP,
+    interleaved,
+    lower,
+    relative_error,
+)
 from tunekit.graph.pipeline import ExamplePass
-from tunekit.graph.pytorch.torchscript import WARMUP, interleaved, lower, relative_error
 
 #: how much faster Inductor must time to be kept: a compiled module recompiles on new shapes or
 #: grad modes and needs a C++ compiler, and on the example batch a near-tie can flip (a 3% "win"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import fx
 
+from tunekit.adaptors.pytorch.graph_optimization.trace import finish
 from tunekit.graph.pipeline import GraphPass
-from tunekit.graph.pytorch.trace import finish
 
 
 class EliminateDeadCode(GraphPass):
