@@ -148,7 +148,7 @@ class Keeper:
         parts = self.runner.parts
         self.best = Best(None, parts.model)
         self.workspace.model_file(parts.adaptor.model_suffix).unlink(missing_ok=True)
-        log.info("FP32 kept: no candidate that meets the goal is faster than the FP32 model")
+        log.info("FP32 kept: no candidate that meets the goal beats the FP32 model")
         return True
 
 

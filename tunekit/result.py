@@ -12,6 +12,7 @@ from tunekit.criterion import AccuracyCriterion
 from tunekit.failures import failures
 from tunekit.history import Trial
 from tunekit.pareto import pareto_front
+from tunekit.selection import all_fp32
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.speed import Speed, from_details
 from tunekit.version import __version__
@@ -94,6 +95,16 @@ class TuneResult:
         return pareto_front(self.trials, self.objective_directions,
                             self.criterion.higher_is_better)
 
+    def _fp32_kept_why(self) -> str:
+        """Why FP32 was kept: only the every-op-FP32 config met the goal (a strategy that fell
+        everything back), or the passing candidates were no better than FP32 on the objective."""
+        passing = [t for t in self.trials if t.accepted]
+        mixed = [t for t in passing if not all_fp32(t.config)]
+        if not mixed:
+            return "only the config with every op in FP32 met the goal"
+        return (f"{len(mixed)} candidate(s) met the goal, none better than the FP32 model on "
+                "the objective")
+
     def summary(self) -> str:
         """A few lines for the end of a CLI run."""
         base = self.baseline["metric"]
@@ -108,8 +119,7 @@ class TuneResult:
                   f"after {len(self.trials)} trial(s), {self.evaluations} evaluation(s) "
                   f"incl. the baseline{extra}, {self.wall_s:.1f} s")]
         if self.fp32_kept:
-            lines.append(f"{FP32_KEPT}: {sum(t.accepted for t in self.trials)} candidate(s) met "
-                         "the goal, none was faster than the FP32 model, which is the result")
+            lines.append(f"{FP32_KEPT}: {self._fp32_kept_why()}, so the result is the FP32 model")
         if self.best_trial is not None and self.best_trial.metric is not None:
             reference = self.space.default() if self.space else None
             lines.append(f"best: trial {self.best_trial.number}, metric {self.best_trial.metric:.4f} "

@@ -4,7 +4,9 @@ The journal (the default, a file in the workspace) is append-only and crash-safe
 and checked when opened, locked with a lock a killed process cannot leave behind
 (:mod:`tunekit.journal_lock`), and synced to disk once per finished trial. A database URL gets
 optuna's RDB storage with the installed PostgreSQL driver, heartbeats when asked, and retries
-around the race to create optuna's tables. Only :mod:`tunekit.store` uses these factories.
+around the race to create optuna's tables. Only :mod:`tunekit.store` uses these factories;
+:func:`storage_label` and :func:`storage_error` name a storage for people (the tuner's
+``--storage`` and ``tunekit worker``): a URL's password hidden, and what to do when it fails.
 """
 
 from __future__ import annotations
@@ -126,3 +128,33 @@ def repair_journal(path: str) -> bool:
         f.flush()
         os.fsync(f.fileno())
     return True
+
+
+def storage_label(storage: str) -> str:
+    """``storage`` for logs and messages: a URL's password hidden."""
+    if "://" not in storage:
+        return storage
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(storage).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return storage.split("://")[0] + "://…"
+
+
+def storage_error(storage: str, exc: Exception) -> str:
+    """What went wrong opening ``storage`` and what to do, per kind of failure."""
+    where, kind = storage_label(storage), type(exc).__name__
+    if kind == "ArgumentError" or kind == "NoSuchModuleError":
+        return (f"{where!r} is not a storage URL tunekit can open ({exc}); give --storage as "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, sqlite:///PATH, or a file path "
+                "for a journal")
+    if kind == "OperationalError":
+        return (f"cannot reach the database {where!r} given by --storage ({exc}); check that "
+                "the server runs and accepts connections from this machine, and the host, "
+                "port, user, password and database name")
+    if kind in ("ImportError", "ModuleNotFoundError"):
+        return (f"the driver for {where!r} is missing ({exc}); pip install "
+                "'tunekit[distributed]' (psycopg2-binary) for PostgreSQL")
+    return f"cannot open the history storage {where!r}: {kind}: {exc}"

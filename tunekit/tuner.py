@@ -29,7 +29,7 @@ from tunekit.result import TuneResult, write_outputs
 from tunekit.runner import CALIBRATION, Parts, TrialRunner
 from tunekit.space import QuantConfig, TuningSpace
 from tunekit.speed import format_objective
-from tunekit.storage_url import storage_error, storage_label
+from tunekit.storage import storage_error, storage_label
 from tunekit.store import Store
 from tunekit.strategy import Batch, Needed, TuneContext
 from tunekit.workspace import HISTORY, HISTORY_DB, Workspace
@@ -37,7 +37,7 @@ from tunekit.workspace import HISTORY, HISTORY_DB, Workspace
 log = logging.getLogger("tunekit")
 
 #: Consecutive proposals answered from the history after which a strategy is deemed stuck.
-MAX_REPEATS = 1000
+MAX_ANSWERED_REPEATS = 1000
 
 
 class Tuner:
@@ -156,7 +156,7 @@ class Tuner:
 
         budget = Budget(max_trials=tuning.max_trials, stop_on_first_accept=tuning.timeout == 0,
                         deadline=started + tuning.timeout if tuning.timeout > 0 else math.inf,
-                        max_repeats=MAX_REPEATS)
+                        max_repeats=MAX_ANSWERED_REPEATS)
         if tuning.distributed:
             status = self._loop_distributed(ctx, store, previous, budget)
         else:
@@ -244,4 +244,4 @@ class Tuner:
         log.info("%s", line)
 
 
-__all__ = ["CALIBRATION", "MAX_REPEATS", "Parts", "Tuner", "storage_error", "storage_label"]
+__all__ = ["CALIBRATION", "MAX_ANSWERED_REPEATS", "Parts", "Tuner"]

@@ -34,7 +34,7 @@ from tunekit.references import allowed_code
 from tunekit.runner import TrialRunner
 from tunekit.space import QuantConfig
 from tunekit.storage import fail_stale
-from tunekit.storage_url import storage_error, storage_label
+from tunekit.storage import storage_error, storage_label
 from tunekit.store import Store
 from tunekit.workspace import Workspace
 
