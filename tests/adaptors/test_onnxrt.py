@@ -20,14 +20,7 @@ pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 from tunekit.adaptors.onnxrt import OnnxRuntimeAdaptor, OrtModel  # noqa: E402
 from tunekit.adaptors.onnxrt import calibration as onnx_calibration  # noqa: E402
-
-
-def top1(adaptor: OnnxRuntimeAdaptor, model: Any, data: list) -> float:
-    right = total = 0
-    for out, labels in adaptor.predict(model, data):
-        right += int((out.argmax(1) == labels).sum())
-        total += len(labels)
-    return right / total
+from scoring import top1
 
 
 def float_nodes(model: OrtModel, op_type: str) -> list[str]:

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from tunekit.adaptors.onnxrt import OnnxRuntimeAdaptor, OrtModel  # noqa: E402
 from tunekit.adaptors.onnxrt.gemm import gemms_as_matmuls  # noqa: E402
+from scoring import top1
 
 
 def gemm_model(rng: np.random.Generator) -> onnx.ModelProto:
@@ -66,14 +67,6 @@ def test_only_the_named_gemms_are_rewritten() -> None:
     assert [n.name for n in rewritten.graph.node if n.op_type == "Gemm"] == \
         ["plain", "trans_a", "no_c", "c_activation"]
     assert "wt" in {i.name for i in rewritten.graph.initializer}  # c_activation still reads it
-
-
-def top1(adaptor: OnnxRuntimeAdaptor, model: Any, data: list) -> float:
-    right = total = 0
-    for out, labels in adaptor.predict(model, data):
-        right += int((out.argmax(1) == labels).sum())
-        total += len(labels)
-    return right / total
 
 
 def test_a_dynamic_gemm_runs_int8_and_keeps_the_outputs(onnx_digits: Any, onnx_calib: list,

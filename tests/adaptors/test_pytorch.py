@@ -21,6 +21,7 @@ from tunekit.adaptors.pytorch.capabilities import bf16_supported
 from tunekit.adaptors.pytorch.qconfig import PercentileObserver
 from tunekit.errors import ConfigError, DataError, ModelError, TrialError
 from tunekit.space import OpConfig, OpKey, QuantConfig, TuningSpace
+from scoring import top1
 
 DEFAULT_INT8 = OpConfig("int8", "static", "asym", "per_channel", "histogram")
 DIGITS_OPS = [OpKey("conv1", "Conv2d"), OpKey("conv2", "Conv2d"), OpKey("conv3", "Conv2d"),
@@ -31,14 +32,6 @@ def is_int8(module: nn.Module) -> bool:
     """A module converted to a real int8 kernel (static or dynamic)."""
     return type(module).__module__.startswith(("torch.ao.nn.quantized",
                                                "torch.ao.nn.intrinsic.quantized"))
-
-
-def top1(adaptor: PyTorchAdaptor, model: Any, data: list) -> float:
-    hits = total = 0
-    for outputs, labels in adaptor.predict(model, data):
-        hits += int((outputs.argmax(1) == labels).sum())
-        total += len(labels)
-    return hits / total
 
 
 def outputs_of(model: nn.Module, x: Any) -> Any:

@@ -19,6 +19,7 @@ from tunekit.adaptors.tensorflow.bf16 import supported as bf16_supported
 from tunekit.adaptors.tensorflow.runtime import TFLiteModel, new_interpreter
 from tunekit.errors import ModelError, NotSupportedError, TrialError
 from tunekit.space import OpKey, TuningSpace
+from scoring import top1
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_keras"
 DIGITS_OPS = [OpKey("conv1", "Conv2D"), OpKey("conv2", "Conv2D"), OpKey("conv3", "Conv2D"),
@@ -29,14 +30,6 @@ DIGITS_OPS = [OpKey("conv1", "Conv2D"), OpKey("conv2", "Conv2D"), OpKey("conv3",
 @pytest.fixture(scope="module")
 def adaptor() -> TensorFlowAdaptor:
     return TensorFlowAdaptor()
-
-
-def top1(adaptor: TensorFlowAdaptor, model: Any, data: list) -> float:
-    hits = total = 0
-    for outputs, labels in adaptor.predict(model, data):
-        hits += int((outputs.argmax(1) == labels).sum())
-        total += len(labels)
-    return hits / total
 
 
 def with_ops(space: TuningSpace, base: Any = None, **precisions: str) -> Any:
