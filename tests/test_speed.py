@@ -104,12 +104,14 @@ def test_benchmark_times_the_tunings_batch_and_one_speedup_per_row(
     assert [row["batch_size"] for row in rows] == [1, 16]  # the data's batch: no result.json
 
 
-def test_worker_evaluations_add_up_with_the_summarys(tmp_path: Path) -> None:
+def test_worker_evaluations_add_up_with_the_summarys(postgres_url: str) -> None:
     """A worker that finishes configs past a batch's first accepted one did that work: the
-    coordinator counts it too (as not in the history)."""
+    coordinator counts it too (as not in the history). On PostgreSQL, as in a cluster: its row
+    lock makes the coordinator's cancel and a worker's finish exclusive, where SQLite (no row
+    locks) let both read RUNNING and the cancel overwrite a finish the worker had counted."""
     from test_distributed import Worker, dispatcher, singles
 
-    url = f"sqlite:///{tmp_path / 'q.db'}"
+    url = postgres_url
     coordinator, study = dispatcher(url)
     worker = Worker(url, study, "w")
     configs = singles()[1:]  # an early one is accepted: the ones after it are speculative
