@@ -46,3 +46,21 @@ def test_same_thresholds_as_onnx_runtime(onnx_digits: Any, onnx_calib: list,
     # entropy clips: at least one tensor's range is narrower than its observed min..max
     assert any(low > h[2] or high < h[3] for (low, high), h in
                zip((theirs[t] for t in histograms), histograms.values()))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_same_thresholds_on_varied_histograms(seed: int) -> None:
+    """Histograms ONNX Runtime can hand over besides 512 even bins: odd widths (its collector
+    widens a histogram when later data exceed the range), sparse bins, heavy tails."""
+    import numpy as np
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.choice([300, 511, 512, 777, 1024]))
+    values = np.concatenate([rng.standard_t(2 + seed, 20_000), rng.normal(0, 0.1, 5_000)])
+    hist, edges = np.histogram(values, bins=size)
+    hist[rng.random(size) < 0.2 * (seed % 3)] = 0  # sparse bins on some seeds
+    histogram = (hist, edges.astype(np.float32), np.float32(values.min()),
+                 np.float32(values.max()))
+    collector = HistogramCollector("entropy", False, size, 128, 99.999, "same")
+    assert entropy_threshold(histogram, 128) == collector.get_entropy_threshold(histogram, 128)
