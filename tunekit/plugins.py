@@ -8,7 +8,10 @@ name offered by two distributions is an error naming both.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -39,19 +42,40 @@ class PluginInfo:
 
 def installed(group: str) -> list[PluginInfo]:
     """Every entry point of ``group`` across installed distributions, sorted by name."""
-    found = []
-    seen: set[tuple[str, str]] = set()
+    return list(_scan(_path_state()).get(group, ()))
+
+
+def _path_state() -> tuple[tuple[str, int | None], ...]:
+    """What the installed set depends on: ``sys.path`` and each entry's modification time,
+    which changes when a package is installed into or removed from it."""
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            state.append((entry, None))
+    return tuple(state)
+
+
+@functools.lru_cache(maxsize=2)
+def _scan(state: tuple[tuple[str, int | None], ...]) -> dict[str, list[PluginInfo]]:
+    """Every tunekit entry point by group, scanned once per state of ``sys.path``: a scan
+    parses installed distributions' metadata, ~10 ms each, and one tuning loads six plugins."""
+    found: dict[str, list[PluginInfo]] = {}
+    seen: set[tuple[str, str, str]] = set()
     for dist in metadata.distributions():
-        matching = [ep for ep in dist.entry_points if ep.group == group]
+        matching = [ep for ep in dist.entry_points if ep.group in GROUPS]
         if not matching:  # parsing every distribution's METADATA cost ~30 ms a lookup
             continue
         dist_name = dist.metadata["Name"] or "?"
         for ep in matching:
             # an editable install can list one distribution twice; count it once
-            if (dist_name, ep.name) not in seen:
-                seen.add((dist_name, ep.name))
-                found.append(PluginInfo(group, ep.name, ep.value, dist_name, dist.version))
-    return sorted(found, key=lambda p: (p.name, p.distribution))
+            if (ep.group, dist_name, ep.name) not in seen:
+                seen.add((ep.group, dist_name, ep.name))
+                found.setdefault(ep.group, []).append(
+                    PluginInfo(ep.group, ep.name, ep.value, dist_name, dist.version))
+    return {group: sorted(infos, key=lambda p: (p.name, p.distribution))
+            for group, infos in found.items()}
 
 
 def names(group: str) -> list[str]:

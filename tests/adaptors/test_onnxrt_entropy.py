@@ -64,3 +64,28 @@ def test_same_thresholds_on_varied_histograms(seed: int) -> None:
                  np.float32(values.max()))
     collector = HistogramCollector("entropy", False, size, 128, 99.999, "same")
     assert entropy_threshold(histogram, 128) == collector.get_entropy_threshold(histogram, 128)
+
+
+def test_one_shared_pass_gives_onnx_runtimes_own_ranges(onnx_digits: Any,
+                                                        onnx_calib: list) -> None:
+    """The histogram algorithms share one calibration pass (:mod:`..calibration`); each one's
+    ranges are the ones ONNX Runtime's own calibrator of that method computes alone."""
+    import numpy as np
+
+    from tunekit.adaptors.onnxrt import calibration
+
+    model = named(onnx_digits)
+    feeds = [{"x": x} for x, _ in onnx_calib]
+    shared = calibration._calibrate(model, feeds, ["percentile", "entropy"])
+    for algorithm in ("percentile", "entropy"):
+        with tempfile.TemporaryDirectory() as folder:
+            onnx.save_model(model, Path(folder, "model.onnx"))
+            alone = create_calibrator(Path(folder, "model.onnx"), list(COMPUTE + JOINS + FOLLOWERS),
+                                      augmented_model_path=str(Path(folder, "augmented.onnx")),
+                                      calibrate_method=calibration.METHODS[algorithm],
+                                      extra_options=calibration._extra(algorithm))
+            alone.collect_data(Feeds(feeds))
+            data = alone.compute_data().data
+        assert shared[algorithm] == {
+            name: (float(np.min(td.range_value[0])), float(np.max(td.range_value[1])))
+            for name, td in data.items()}, algorithm

@@ -44,6 +44,7 @@ class _Prepared:
     ranges: dict[str, calibration.Ranges] = field(default_factory=dict)
     cache_dir: Path | None = None
     key: str | None = None
+    offered: tuple[str, ...] = ()
 
 
 class OnnxRuntimeAdaptor(Adaptor):
@@ -163,6 +164,8 @@ class OnnxRuntimeAdaptor(Adaptor):
         ``cache_dir`` they are kept there for a resumed tuning."""
         prepared = self._prepare(model)
         prepared.cache_dir = cache_dir
+        prepared.offered = tuple(calibration.algorithms_of(
+            option for op in space.ops for option in space.options[op]))
         configs = list(space.default().ops.values())
         if any(c.approach == "static" for c in configs):
             self._ranges(prepared, calibration.algorithms_of(configs), calib_data)
@@ -170,6 +173,9 @@ class OnnxRuntimeAdaptor(Adaptor):
     def _ranges(self, prepared: _Prepared, algorithms: Sequence[str],
                 calib_data: Iterable[DataBatch] | None) -> dict[str, calibration.Ranges]:
         missing = [a for a in algorithms if a not in prepared.ranges]
+        if any(a != "minmax" for a in missing):  # one pass serves every histogram algorithm
+            missing += [a for a in prepared.offered
+                        if a != "minmax" and a not in prepared.ranges and a not in missing]
         if missing:
             batches = require_batches(calib_data, "the calibration data")
             batches = batches[: self.calibration_batches or len(batches)]
@@ -177,9 +183,8 @@ class OnnxRuntimeAdaptor(Adaptor):
             inputs = [feeds(session, split_batch(b)[0]) for b in batches]
             if prepared.cache_dir is not None and prepared.key is None:
                 prepared.key = calibration.fingerprint(prepared.proto, inputs)
-            for algorithm in missing:
-                prepared.ranges[algorithm] = calibration.collect(
-                    prepared.proto, inputs, algorithm, prepared.cache_dir, prepared.key)
+            prepared.ranges.update(calibration.collect(prepared.proto, inputs, missing,
+                                                       prepared.cache_dir, prepared.key))
         return prepared.ranges
 
     def quantize(self, model: Any, config: QuantConfig,

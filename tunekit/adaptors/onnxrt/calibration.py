@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
-from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, save_tensors_data
+from onnxruntime.quantization.calibrate import (HistogramCollector, TensorsData, create_calibrator,
+                                                save_tensors_data)
 
 from tunekit.adaptors.onnxrt.entropy import entropy_threshold
 from tunekit.adaptors.onnxrt.graph import COMPUTE, FOLLOWERS, JOINS
@@ -67,41 +68,93 @@ def fingerprint(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]
     return digest.hexdigest()[:20]
 
 
-def collect(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]], algorithm: str,
-            cache_dir: Path | None = None, key: str | None = None) -> Ranges:
-    """The ranges of ``algorithm`` over ``feeds``, from the cache folder when it has them."""
-    path = cache_dir / f"onnxrt-{algorithm}-{key}.json" if cache_dir and key else None
-    if path is not None and path.is_file():
-        return {name: (lo, hi) for name, (lo, hi) in json.loads(path.read_text()).items()}
+def collect(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]],
+            algorithms: Sequence[str], cache_dir: Path | None = None,
+            key: str | None = None) -> dict[str, Ranges]:
+    """The ranges of each of ``algorithms`` over ``feeds``, from the cache folder where it has
+    them. MinMax runs in its own pass (ONNX Runtime reduces each tensor in the graph, so no
+    activation is kept); the histogram algorithms share one pass: each calibration pass costs
+    an augmented model, a session and a run over every calibration batch."""
+    paths = {a: cache_dir / f"onnxrt-{a}-{key}.json" if cache_dir and key else None
+             for a in algorithms}
+    found = {a: _load(path) for a, path in paths.items() if path is not None and path.is_file()}
+    missing = [a for a in algorithms if a not in found]
+    for group in ([a for a in missing if a == "minmax"], [a for a in missing if a != "minmax"]):
+        if group:
+            found.update(_calibrate(model, feeds, group))
+    for algorithm in missing:
+        path = paths[algorithm]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(found[algorithm]))
+    return found
+
+
+def _load(path: Path) -> Ranges:
+    return {name: (lo, hi) for name, (lo, hi) in json.loads(path.read_text()).items()}
+
+
+def _calibrate(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]],
+               algorithms: Sequence[str]) -> dict[str, Ranges]:
+    """One pass of ONNX Runtime's calibrator for ``algorithms[0]`` whose collected activations
+    go to one collector per algorithm (all of them histogram algorithms, or MinMax alone)."""
     with tempfile.TemporaryDirectory(prefix="tunekit-onnxrt-") as folder, quiet():
         source = Path(folder, "model.onnx")
         onnx.save_model(model, source, save_as_external_data=model.ByteSize() > 1_500_000_000)
         calibrator = create_calibrator(source, list(COMPUTE + JOINS + FOLLOWERS),
                                        augmented_model_path=str(Path(folder, "augmented.onnx")),
-                                       calibrate_method=METHODS[algorithm],
-                                       extra_options=_extra(algorithm))
+                                       calibrate_method=METHODS[algorithms[0]],
+                                       extra_options=_extra(algorithms[0]))
+        collectors = {a: _collector(a) for a in algorithms if a != "minmax"}
+        if collectors:
+            calibrator.collector = _Tee(list(collectors.values()))
         calibrator.collect_data(Feeds(feeds))
-        if algorithm == "entropy":  # the same search, without ONNX Runtime's Python loops
-            calibrator.collector.get_entropy_threshold = entropy_threshold
-        data = calibrator.compute_data()
+        results = {a: TensorsData(METHODS[a], c.compute_collection_result()).data
+                   for a, c in collectors.items()}
+        if not collectors:
+            results["minmax"] = calibrator.compute_data().data
         del calibrator
-    ranges = {name: (float(np.min(td.range_value[0])), float(np.max(td.range_value[1])))
-              for name, td in data.data.items()}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(ranges))
-    return ranges
+    return {algorithm: {name: (float(np.min(td.range_value[0])), float(np.max(td.range_value[1])))
+                        for name, td in data.items()}
+            for algorithm, data in results.items()}
+
+
+class _Tee:
+    """The collector ONNX Runtime's calibrator feeds: hands one pass's activations to each
+    histogram collector in turn (none of them changes them)."""
+
+    def __init__(self, collectors: Sequence[HistogramCollector]) -> None:
+        self.collectors = collectors
+
+    def collect(self, name_to_arr: Mapping[str, Any]) -> None:
+        for collector in self.collectors:
+            collector.collect(name_to_arr)
+
+
+def _collector(algorithm: str) -> HistogramCollector:
+    """ONNX Runtime's histogram collector for ``algorithm`` with :func:`_extra`'s settings;
+    entropy's threshold search is :mod:`.entropy`'s (the same search, without Python loops)."""
+    extra = _extra(algorithm)
+    collector = HistogramCollector(method=algorithm, symmetric=extra["symmetric"],
+                                   num_bins=extra["num_bins"],
+                                   num_quantized_bins=extra.get("num_quantized_bins", 128),
+                                   percentile=extra.get("percentile", 99.999), scenario="same")
+    if algorithm == "entropy":
+        collector.get_entropy_threshold = entropy_threshold  # type: ignore[method-assign]
+    return collector
 
 
 def _extra(algorithm: str) -> dict[str, Any]:
-    """Calibrator settings. Percentile keeps 99.999 % of the values (ONNX Runtime's default).
-    Entropy searches 512 bins for the 128-bin window that loses the least information. ONNX
-    Runtime's default of 128 bins for both leaves nothing to search (its "entropy" ranges equal
-    MinMax's); TensorRT's 2,048 bins cost ONNX Runtime's Python search 21 s on the digits CNN
-    here, 512 bins about 1 s (0.1 s with :mod:`.entropy`'s numpy sums)."""
+    """Calibrator settings. Percentile keeps 99.999 % of the values (ONNX Runtime's default)
+    in 2,048 bins. Entropy searches 512 bins for the 128-bin window that loses the least
+    information. ONNX Runtime's default of 128 bins for both leaves nothing to search (its
+    "entropy" ranges equal MinMax's); TensorRT's 2,048 bins cost ONNX Runtime's Python search
+    21 s on the digits CNN here, 512 bins about 1 s (0.02 s with :mod:`.entropy`)."""
     if algorithm == "percentile":
-        return {"percentile": 99.999, "symmetric": False}
-    return {"num_bins": 512, "num_quantized_bins": 128} if algorithm == "entropy" else {}
+        return {"percentile": 99.999, "symmetric": False, "num_bins": 2048}
+    if algorithm == "entropy":
+        return {"num_bins": 512, "num_quantized_bins": 128, "symmetric": False}
+    return {}
 
 
 def write_ranges(ranges: Mapping[str, Ranges], owners: Mapping[str, OpConfig],
