@@ -84,3 +84,18 @@ def test_huggingface_encoders_keep_their_mask_adds_float(family: str, tmp_path: 
     adds = [op for key, op in find_ops(model).items() if key.type == "Add"]
     assert masked and len(adds) == 4  # the two residual Adds of each of the two layers
     assert not any(i in masked for op in adds for i in op.node.input)
+
+
+def test_histogram_calibration_leaves_out_a_tensor_no_histogram_can_span() -> None:
+    """numpy cannot bin ±3.4e38; the mask tensors take their MinMax range, the rest their own."""
+    from tunekit.adaptors.onnxrt import calibration
+
+    model = _graph(*MASKS["where_initializer"])
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.normal(size=(2, 4)).astype(np.float32),
+              "x2": rng.normal(size=(2, 4)).astype(np.float32),
+              "m": (rng.random((2, 4)) > 0.3).astype(np.float32)} for _ in range(4)]
+    ranges = calibration.collect(model, feeds, ["minmax", "percentile", "entropy"])
+    assert ranges["minmax"]["masked"][0] == LOWEST
+    for algorithm in ("percentile", "entropy"):
+        assert "masked" not in ranges[algorithm] and "scores" in ranges[algorithm]

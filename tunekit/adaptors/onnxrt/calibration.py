@@ -110,7 +110,7 @@ def _calibrate(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]
             calibrator.collector = _Tee(list(collectors.values()))
         calibrator.collect_data(Feeds(feeds))
         results = {a: TensorsData(METHODS[a], c.compute_collection_result()).data
-                   for a, c in collectors.items()}
+                   if c.histogram_dict else {} for a, c in collectors.items()}
         if not collectors:
             results["minmax"] = calibrator.compute_data().data
         del calibrator
@@ -121,14 +121,22 @@ def _calibrate(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]
 
 class _Tee:
     """The collector ONNX Runtime's calibrator feeds: hands one pass's activations to each
-    histogram collector in turn (none of them changes them)."""
+    histogram collector in turn (none of them changes them), one tensor at a time. A tensor no
+    histogram can span (an attention mask's -3.4e38 beside O(1) scores: numpy cannot make
+    finite-width bins over ±3.4e38) is left out of every histogram algorithm, and so takes its
+    MinMax range (:func:`write_ranges`), instead of failing the algorithm for every tensor."""
 
     def __init__(self, collectors: Sequence[HistogramCollector]) -> None:
         self.collectors = collectors
 
     def collect(self, name_to_arr: Mapping[str, Any]) -> None:
-        for collector in self.collectors:
-            collector.collect(name_to_arr)
+        for name, arrays in name_to_arr.items():
+            try:
+                for collector in self.collectors:
+                    collector.collect({name: arrays})
+            except ValueError:
+                for collector in self.collectors:
+                    collector.histogram_dict.pop(name, None)
 
 
 def _collector(algorithm: str) -> HistogramCollector:
