@@ -100,6 +100,10 @@ class TestFakeAdaptor(AdaptorContract):
         return FakeModel()
 
     @pytest.fixture
+    def other_model(self) -> Any:
+        return FakeModel(scale=2.0)
+
+    @pytest.fixture
     def calib(self) -> list:
         return fake_data(200, 100)
 

@@ -50,9 +50,12 @@ _REFERENCE = np.linspace(-1.0, 1.0, 64, dtype=np.float32)
 
 @dataclass(frozen=True)
 class FakeModel:
-    """A model of the :class:`FakeAdaptor`: the config it was built with (``None`` = FP32)."""
+    """A model of the :class:`FakeAdaptor`: the config it was built with (``None`` = FP32) and
+    the scale of its outputs, which stands for its weights: two FP32 models with other scales
+    compute other outputs with the same predictions (the contract's ``other_model``)."""
 
     config: QuantConfig | None = None
+    scale: float = 1.0
 
 
 @dataclass
@@ -61,6 +64,12 @@ class _Calibrations:
     ``cache_dir`` of each :meth:`FakeAdaptor.calibrate` call, in order."""
 
     cache_dirs: list[Path | None] = field(default_factory=list)
+
+
+def _scale(model: Any) -> float:
+    """The output scale a candidate of ``model`` keeps (1 for anything but a :class:`FakeModel`:
+    strategy tests pass ``None`` or a placeholder as the FP32 model)."""
+    return model.scale if isinstance(model, FakeModel) else 1.0
 
 
 def fake_data(samples: int = 1000, batch: int = 100) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -182,7 +191,7 @@ class FakeAdaptor(Adaptor):
                              f"adaptor's ops {[str(op) for op in self.ops]}")
         if self.fails is not None and self.fails(config):
             raise TrialError(f"fake quantization of {config.summary()} failed")
-        return FakeModel(config)
+        return FakeModel(config, _scale(model))
 
     def predict(self, model: FakeModel,
                 data: Iterable[DataBatch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -198,7 +207,7 @@ class FakeAdaptor(Adaptor):
             # sample i is right iff it raises round(accuracy · i): round(accuracy · n) of any n
             right = (np.floor((index + 1) * accuracy + 0.5) - np.floor(index * accuracy + 0.5)) > 0
             predicted = np.where(right, labels, (labels + 1) % self.num_classes)
-            yield np.eye(self.num_classes, dtype=np.float32)[predicted], labels
+            yield np.eye(self.num_classes, dtype=np.float32)[predicted] * model.scale, labels
             seen += len(labels)
 
     def run_batch(self, model: FakeModel, inputs: Any) -> np.ndarray:
@@ -225,7 +234,7 @@ class FakeAdaptor(Adaptor):
         saved = QuantConfig.from_json(Path(path).read_text())
         if saved != config:
             raise ModelError(f"{path} holds a model built with another config than the recipe's")
-        return FakeModel(saved)
+        return FakeModel(saved, _scale(model))
 
     def _configs(self, model: FakeModel) -> Iterator[tuple[OpKey, OpConfig]]:
         if model.config is None:
