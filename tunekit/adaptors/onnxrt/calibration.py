@@ -121,14 +121,26 @@ def _calibrate(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]
 
 class _Tee:
     """The collector ONNX Runtime's calibrator feeds: hands one pass's activations to each
-    histogram collector in turn (none of them changes them)."""
+    histogram collector in turn (none of them changes them), each tensor's batches as one
+    flat array of its finite values. ONNX Runtime's collector stacks a tensor's batches with
+    ``np.asarray``, which fails when they differ in shape (a last, smaller calibration batch;
+    token batches of other lengths), and its histogram refuses a range of ±inf (an attention
+    mask's ``-inf`` bias, computed on the way even where it is not quantized)."""
 
     def __init__(self, collectors: Sequence[HistogramCollector]) -> None:
         self.collectors = collectors
 
     def collect(self, name_to_arr: Mapping[str, Any]) -> None:
+        flat = {name: _finite(arrays) for name, arrays in name_to_arr.items()}
         for collector in self.collectors:
-            collector.collect(name_to_arr)
+            collector.collect(flat)
+
+
+def _finite(arrays: Any) -> np.ndarray:
+    """The finite values of one tensor's batches (an array or a list of arrays), flattened."""
+    parts = arrays if isinstance(arrays, (list, tuple)) else [arrays]
+    values = np.concatenate([np.asarray(a).ravel() for a in parts])
+    return values if np.isfinite(values).all() else values[np.isfinite(values)]
 
 
 def _collector(algorithm: str) -> HistogramCollector:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import onnx
+import onnx.version_converter
 
 from tunekit.errors import ModelError
 from tunekit.space import OpConfig, OpKey
@@ -23,6 +24,13 @@ COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 #: Ops that join two activations (residual adds, concatenations): tunable when no input is a
 #: constant (an Add of a constant is a bias or part of an activation formula: it stays float).
 JOINS = ("Add", "Concat")
+#: The oldest default-domain opset tuned as it is; older models are converted to it.
+MIN_OPSET = 13
+#: Ops that look up rows of a float table by integer indices (embeddings): their output is data.
+LOOKUPS = ("Gather", "GatherElements", "GatherND")
+#: Float element types (tensors of any other type are never quantized).
+FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+          onnx.TensorProto.DOUBLE)
 #: Ops ONNX Runtime quantizes only when their input already is: they follow their neighbours.
 FOLLOWERS = ("Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Transpose",
              "Squeeze", "Unsqueeze", "Flatten", "Resize", "Slice", "Pad", "Split")
@@ -51,6 +59,45 @@ class Op:
     axis: int
 
 
+def normalized(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` as the adaptor tunes it (itself where nothing changes, else a copy): at
+    opset 13 at least, its initializers not graph inputs, every node named uniquely."""
+    return named(_weights_not_inputs(_at_least_opset(model, MIN_OPSET)))
+
+
+def _at_least_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """``model`` converted to ``opset`` when it imports an older default-domain opset. Per-
+    channel int8 needs DequantizeLinear's ``axis`` (opset 13): on an opset-11 export ONNX
+    Runtime's quantizer writes a per-channel bias DequantizeLinear that its own loader then
+    rejects as an invalid graph, so every candidate failed."""
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if current >= opset:
+        return model
+    try:
+        return onnx.version_converter.convert_version(model, opset)
+    except Exception as exc:
+        raise ModelError(f"the ONNX model uses opset {current}, and ONNX could not convert it "
+                         f"to opset {opset}, which int8 per-channel weights need "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                         f"export it again with opset_version={opset} or newer") from exc
+
+
+def _weights_not_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` without the graph inputs that are initializers. Older exporters
+    (``keep_initializers_as_inputs``, IR < 4) list every weight as an input, which makes it a
+    value the caller may override rather than a constant: ONNX Runtime folds and fuses less,
+    warns once per weight on every session, and its quantizer cannot rely on the weight."""
+    weights = {i.name for i in model.graph.initializer}
+    if not any(i.name in weights for i in model.graph.input):
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    inputs = [i for i in copy.graph.input if i.name not in weights]
+    del copy.graph.input[:]
+    copy.graph.input.extend(inputs)
+    return copy
+
+
 def named(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` itself when every node has a unique name, else a copy whose unnamed nodes are
     named ``<OpType>_<index>`` (ONNX Runtime leaves nodes float by name)."""
@@ -68,31 +115,47 @@ def named(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _not_float(model: onnx.ModelProto) -> set[str]:
-    """Tensors whose inferred type is not float (shape arithmetic: int64 Concat/Add); empty when
-    ONNX's shape inference cannot type the graph."""
+    """Tensors whose type is not float (shape arithmetic: int64 Concat/Add; token ids, masks):
+    the graph inputs by their declared type, the rest as ONNX's shape inference types them
+    (none where it cannot type the graph)."""
+    declared = {v.name for v in model.graph.input
+                if v.type.tensor_type.elem_type not in (0, *FLOATS)}
     try:
         graph = onnx.shape_inference.infer_shapes(model).graph
     except Exception:  # custom ops and the like: every join stays tunable
-        return set()
-    return {v.name for v in (*graph.value_info, *graph.output, *graph.input)
-            if v.type.tensor_type.elem_type not in (0, onnx.TensorProto.FLOAT)}
+        return declared
+    return declared | {v.name for v in (*graph.value_info, *graph.output, *graph.input)
+                       if v.type.tensor_type.elem_type not in (0, *FLOATS)}
+
+
+def _not_activations(model: onnx.ModelProto) -> set[str]:
+    """Tensors computed from constants and integer or boolean tensors alone: constants, shape
+    arithmetic, and an attention mask turned into a float bias (``Where(mask, 0, -inf)``,
+    ``(1 - mask) * finfo.min``). Adding such a bias is no residual join: quantized, its range
+    of ±3.4e38 or ±inf leaves no step for the scores it is added to (a BERT's attention read
+    all equal, or the tensor could not be calibrated). An embedding lookup (a Gather from a
+    float table by token ids) and a compute op's output are activations, the data's values."""
+    derived = {i.name for i in model.graph.initializer} | _not_float(model)
+    for node in model.graph.node:
+        if node.op_type in COMPUTE or node.op_type in LOOKUPS:
+            continue
+        if all(i in derived for i in node.input if i):  # a Constant node has no input
+            derived.update(node.output)
+    return derived
 
 
 def find_ops(model: onnx.ModelProto) -> dict[OpKey, Op]:
     """The tunable nodes of ``model`` (see :data:`COMPUTE` and :data:`JOINS`), in graph order;
-    joins of integer tensors (shape arithmetic) are not tunable."""
+    a join is not tunable when an input is not an activation (:func:`_not_activations`: a bias,
+    an attention mask's bias, shape arithmetic) or its output is not float."""
     initializers = {i.name for i in model.graph.initializer}
-    constants = set(initializers)  # and what is computed from constants only (Identity of a bias)
-    for node in model.graph.node:
-        if all(i in constants for i in node.input if i):
-            constants.update(node.output)
-    integers = _not_float(model)
+    fixed = _not_activations(model)
     ops: dict[OpKey, Op] = {}
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             continue
-        if node.op_type in JOINS and (any(i in constants for i in node.input)
-                                      or node.output[0] in integers):
+        if node.op_type in JOINS and (any(i in fixed for i in node.input)
+                                      or node.output[0] in fixed):
             continue
         if node.op_type not in COMPUTE + JOINS:
             continue
