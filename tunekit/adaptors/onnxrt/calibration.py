@@ -122,25 +122,33 @@ def _calibrate(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]
 class _Tee:
     """The collector ONNX Runtime's calibrator feeds: hands one pass's activations to each
     histogram collector in turn (none of them changes them), each tensor's batches as one
-    flat array of its finite values. ONNX Runtime's collector stacks a tensor's batches with
-    ``np.asarray``, which fails when they differ in shape (a last, smaller calibration batch;
-    token batches of other lengths), and its histogram refuses a range of ±inf (an attention
-    mask's ``-inf`` bias, computed on the way even where it is not quantized)."""
+    flat array of its ordinary values (:func:`_ordinary`). ONNX Runtime's collector stacks a
+    tensor's batches with ``np.asarray``, which fails when they differ in shape (a last,
+    smaller calibration batch), and its histogram fails on an attention mask's bias, computed
+    on the way even where it is not quantized: ``-inf`` (a range that is not finite) or
+    ``finfo(float32).min`` (bin edges that overflow)."""
 
     def __init__(self, collectors: Sequence[HistogramCollector]) -> None:
         self.collectors = collectors
 
     def collect(self, name_to_arr: Mapping[str, Any]) -> None:
-        flat = {name: _finite(arrays) for name, arrays in name_to_arr.items()}
+        flat = {name: _ordinary(arrays) for name, arrays in name_to_arr.items()}
         for collector in self.collectors:
             collector.collect(flat)
 
 
-def _finite(arrays: Any) -> np.ndarray:
-    """The finite values of one tensor's batches (an array or a list of arrays), flattened."""
+#: Values beyond this are sentinels (a mask's "minus infinity"), not data: no int8 step holds
+#: them, and a histogram spanning ±this much overflows float32.
+SENTINEL = float(np.finfo(np.float32).max) / 4
+
+
+def _ordinary(arrays: Any) -> np.ndarray:
+    """One tensor's batches (an array or a list of arrays) flattened into one array, without
+    infinities, NaNs and sentinels."""
     parts = arrays if isinstance(arrays, (list, tuple)) else [arrays]
     values = np.concatenate([np.asarray(a).ravel() for a in parts])
-    return values if np.isfinite(values).all() else values[np.isfinite(values)]
+    kept = np.abs(values) < SENTINEL
+    return values if kept.all() else values[kept]
 
 
 def _collector(algorithm: str) -> HistogramCollector:
