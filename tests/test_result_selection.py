@@ -4,6 +4,8 @@ published (stages, sensitivity) in the history, result.json and report.md."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,21 @@ def test_fewer_float_ops_win_within_timing_noise_only() -> None:
     assert preferred_passing(slower, more) is more
     other = trial(3, {"fc1": "bf16"}, 0.49)  # not comparable by precision: objective decides
     assert preferred_passing(other, more) is other
+
+
+def test_a_figure_timed_on_a_busy_machine_cannot_outvote_more_int8() -> None:
+    fewer = trial(1, {"conv1": "bf16"}, 0.99)  # 10 % slower than ``more`` below
+
+    def more(**details: float) -> Trial:
+        return dataclasses.replace(trial(0, {"conv1": "bf16", "conv2": "bf16"}, 0.90),
+                                   details=details)
+
+    assert preferred_passing(fewer, more()) is not fewer  # both timed on a quiet machine
+    # the 0.90 was timed while other processes used 62 % of the CPU
+    assert preferred_passing(fewer, more(**{"performance.foreign_cpu": 0.62})) is fewer
+    # quiet, but its own rounds spread ±8 %: 10 % is within noise
+    assert preferred_passing(fewer, more(**{"performance.spread": 0.08})) is fewer
+    assert preferred_passing(fewer, more(**{"performance.spread": 0.01})) is not fewer
 
 
 class CompiledFake(FakeAdaptor):

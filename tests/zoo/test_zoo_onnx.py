@@ -180,7 +180,8 @@ def test_an_attention_masks_bias_is_not_a_tunable_join(family: str, exporter: st
     for op in space.ops:
         node = ops[op].node
         tensors = [t for t in (*node.input, *node.output) if t in ranges["minmax"]]
-        for algorithm, found in ranges.items():
+        for algorithm, found in ranges.items():  # ragged batches lost histogram ranges
+            assert all(t in found for t in tensors), (op, algorithm)
             spans = [found[t] for t in tensors]
             assert np.isfinite(spans).all() and np.abs(spans).max() < 1e4, (op, algorithm)
     assert any(not np.isfinite(lo) or lo < -1e30 for lo, _ in ranges["minmax"].values())

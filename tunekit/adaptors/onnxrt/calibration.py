@@ -110,7 +110,7 @@ def _calibrate(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]
             calibrator.collector = _Tee(list(collectors.values()))
         calibrator.collect_data(Feeds(feeds))
         results = {a: TensorsData(METHODS[a], c.compute_collection_result()).data
-                   for a, c in collectors.items()}
+                   if c.histogram_dict else {} for a, c in collectors.items()}
         if not collectors:
             results["minmax"] = calibrator.compute_data().data
         del calibrator
@@ -121,34 +121,34 @@ def _calibrate(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]
 
 class _Tee:
     """The collector ONNX Runtime's calibrator feeds: hands one pass's activations to each
-    histogram collector in turn (none of them changes them), each tensor's batches as one
-    flat array of its ordinary values (:func:`_ordinary`). ONNX Runtime's collector stacks a
-    tensor's batches with ``np.asarray``, which fails when they differ in shape (a last,
-    smaller calibration batch), and its histogram fails on an attention mask's bias, computed
-    on the way even where it is not quantized: ``-inf`` (a range that is not finite) or
-    ``finfo(float32).min`` (bin edges that overflow)."""
+    histogram collector in turn (none of them changes them), one tensor at a time, its batches
+    as one flat array: ONNX Runtime's collector stacks them with ``np.asarray``, which fails
+    when they differ in shape (a last, smaller calibration batch), and a tensor then lost its
+    histogram ranges. A tensor no histogram can span (:func:`_spannable`: an attention mask's
+    -3.4e38 or -inf beside O(1) scores) is left out of every histogram algorithm, and so takes
+    its MinMax range (:func:`write_ranges`), instead of failing the algorithm for every
+    tensor."""
 
     def __init__(self, collectors: Sequence[HistogramCollector]) -> None:
         self.collectors = collectors
 
     def collect(self, name_to_arr: Mapping[str, Any]) -> None:
-        flat = {name: _ordinary(arrays) for name, arrays in name_to_arr.items()}
-        for collector in self.collectors:
-            collector.collect(flat)
+        for name, arrays in name_to_arr.items():
+            parts = arrays if isinstance(arrays, (list, tuple)) else [arrays]
+            values = np.concatenate([np.asarray(a).ravel() for a in parts])
+            if _spannable(values):
+                for collector in self.collectors:
+                    collector.collect({name: values})
 
 
-#: Values beyond this are sentinels (a mask's "minus infinity"), not data: no int8 step holds
-#: them, and a histogram spanning ±this much overflows float32.
+#: Values beyond this are sentinels (a mask's "minus infinity"), not data: a histogram over
+#: ±this much overflows float32 (numpy cannot make finite-width bins).
 SENTINEL = float(np.finfo(np.float32).max) / 4
 
 
-def _ordinary(arrays: Any) -> np.ndarray:
-    """One tensor's batches (an array or a list of arrays) flattened into one array, without
-    infinities, NaNs and sentinels."""
-    parts = arrays if isinstance(arrays, (list, tuple)) else [arrays]
-    values = np.concatenate([np.asarray(a).ravel() for a in parts])
-    kept = np.abs(values) < SENTINEL
-    return values if kept.all() else values[kept]
+def _spannable(values: np.ndarray) -> bool:
+    """Whether a histogram can span ``values``: all finite and below :data:`SENTINEL`."""
+    return bool(values.size == 0 or np.abs(values).max() < SENTINEL)
 
 
 def _collector(algorithm: str) -> HistogramCollector:

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnx.version_converter
 
 from tunekit.errors import ModelError
@@ -44,6 +46,16 @@ DYNAMIC_TUNABLE = (*DYNAMIC, "Gemm")
 #: spend trials (a strategy that accepts the first passing config could even stop there, then
 #: keep FP32 as faster). ``approach: dynamic`` still offers it.
 AUTO_DYNAMIC = ("Gemm", "MatMul")
+#: A constant this large or larger (or infinite) makes a tensor an additive mask: HuggingFace
+#: encoders add the float32 minimum, -3.4e38, to the attention scores at padded positions. An
+#: Add of a mask stays float: int8's 256 levels spread over ±3.4e38 round every real score to one
+#: value (a random-init BERT tolerates that, a trained one does not), and the search would spend
+#: trials finding each layer's mask Add a culprit.
+MASK_MAGNITUDE = 1e30
+#: Ops a mask is built with (from the attention mask input and the constant): it stays a mask
+#: through them.
+MASK_OPS = ("Where", "Mul", "Sub", "Cast", "Unsqueeze", "Squeeze", "Expand", "Reshape", "Slice",
+            "Transpose", "Identity", "Neg", "Min", "Max", "Concat", "Tile", "Gather")
 #: Weight input index and per-channel axis of each weighted op type.
 WEIGHT_AXIS: Mapping[str, tuple[int, int]] = {"Conv": (1, 0), "ConvTranspose": (1, 1),
                                               "MatMul": (1, 1)}
@@ -144,12 +156,38 @@ def _not_activations(model: onnx.ModelProto) -> set[str]:
     return derived
 
 
+def _huge(tensor: onnx.TensorProto | onnx.AttributeProto) -> bool:
+    """Whether an initializer or a Constant node's value attribute holds a mask value."""
+    if isinstance(tensor, onnx.AttributeProto):
+        if tensor.name not in ("value", "value_float", "value_floats"):
+            return False
+        values = onnx.numpy_helper.to_array(tensor.t) if tensor.name == "value" \
+            else np.array([tensor.f] if tensor.name == "value_float" else tensor.floats)
+    else:
+        values = onnx.numpy_helper.to_array(tensor)
+    return values.dtype.kind == "f" and values.size > 0 and bool(
+        (~np.isfinite(values) | (np.abs(values) >= MASK_MAGNITUDE)).any())
+
+
+def masks(model: onnx.ModelProto) -> set[str]:
+    """The tensors that carry an additive mask (:data:`MASK_MAGNITUDE`): huge constants, and
+    what :data:`MASK_OPS` compute from them."""
+    found = {i.name for i in model.graph.initializer if _huge(i)}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and any(_huge(a) for a in node.attribute):
+            found.update(node.output)
+        elif node.op_type in MASK_OPS and any(i in found for i in node.input):
+            found.update(node.output)
+    return found
+
+
 def find_ops(model: onnx.ModelProto) -> dict[OpKey, Op]:
     """The tunable nodes of ``model`` (see :data:`COMPUTE` and :data:`JOINS`), in graph order;
     a join is not tunable when an input is not an activation (:func:`_not_activations`: a bias,
-    an attention mask's bias, shape arithmetic) or its output is not float."""
+    an attention mask's bias, shape arithmetic), or a mask (:func:`masks`: a huge constant's
+    mask, even one built from a float input), or when its output is not float."""
     initializers = {i.name for i in model.graph.initializer}
-    fixed = _not_activations(model)
+    fixed = _not_activations(model) | masks(model)
     ops: dict[OpKey, Op] = {}
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
