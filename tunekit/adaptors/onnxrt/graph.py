@@ -146,12 +146,16 @@ def _not_activations(model: onnx.ModelProto) -> set[str]:
     ``(1 - mask) * finfo.min``). Adding such a bias is no residual join: quantized, its range
     of ±3.4e38 or ±inf leaves no step for the scores it is added to (a BERT's attention read
     all equal, or the tensor could not be calibrated). An embedding lookup (a Gather from a
-    float table by token ids) and a compute op's output are activations, the data's values."""
-    derived = {i.name for i in model.graph.initializer} | _not_float(model)
+    float table by token ids) and a compute op's output are activations, the data's values;
+    a lookup by constant indices (BERT's token-type and position embeddings) is a constant."""
+    constants = {i.name for i in model.graph.initializer}
+    derived = constants | _not_float(model)
     for node in model.graph.node:
-        if node.op_type in COMPUTE or node.op_type in LOOKUPS:
-            continue
-        if all(i in derived for i in node.input if i):  # a Constant node has no input
+        inputs = [i for i in node.input if i]  # a Constant node has none
+        if all(i in constants for i in inputs):
+            constants.update(node.output)
+            derived.update(node.output)
+        elif node.op_type not in COMPUTE + LOOKUPS and all(i in derived for i in inputs):
             derived.update(node.output)
     return derived
 
