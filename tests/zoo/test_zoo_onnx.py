@@ -239,7 +239,7 @@ def test_nothing_quantizable_is_one_line(tmp_path: Path, capsys: Any,
     monkeypatch.syspath_prepend(str(tmp_path))
     code = cli.main(["tune", str(config), "--workspace", str(tmp_path / "ws")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and len(err) == 1 and "no op the static approach" in err[0], err
+    assert code == cli.EXIT_ERROR and len(err) == 1 and "no op the static approach" in err[0], err
     assert "Traceback" not in err[0]
 
 
