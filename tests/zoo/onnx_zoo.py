@@ -117,7 +117,8 @@ def hf_model(family: str) -> nn.Module:
 def export(model: nn.Module, example: Sequence[np.ndarray], path: Path, inputs: Sequence[str],
            outputs: Sequence[str], exporter: str, **kw: Any) -> onnx.ModelProto:
     """``model`` exported to ``path`` by ``exporter`` (:data:`EXPORTERS`) with a dynamic batch
-    axis on every input, as the file a user would hand over; returns it loaded."""
+    axis on every input (TorchScript: unless ``dynamic_axes`` says otherwise), as the file a
+    user would hand over; returns it loaded."""
     args = tuple(torch.from_numpy(a) for a in example)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -127,9 +128,9 @@ def export(model: nn.Module, example: Sequence[np.ndarray], path: Path, inputs: 
                               output_names=list(outputs), dynamo=True, verbose=False,
                               dynamic_shapes=tuple({0: batch} for _ in inputs), **kw)
         else:
+            kw.setdefault("dynamic_axes", {name: {0: "batch"} for name in inputs})
             torch.onnx.export(model.eval(), args, str(path), input_names=list(inputs),
-                              output_names=list(outputs), dynamo=False,
-                              dynamic_axes={name: {0: "batch"} for name in inputs}, **kw)
+                              output_names=list(outputs), dynamo=False, **kw)
     return onnx.load(str(path))
 
 

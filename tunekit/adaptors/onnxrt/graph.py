@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import onnx.numpy_helper
-import onnx.version_converter
 
 from tunekit.errors import ModelError
 from tunekit.space import OpConfig, OpKey
@@ -26,8 +25,6 @@ COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 #: Ops that join two activations (residual adds, concatenations): tunable when no input is a
 #: constant (an Add of a constant is a bias or part of an activation formula: it stays float).
 JOINS = ("Add", "Concat")
-#: The oldest default-domain opset tuned as it is; older models are converted to it.
-MIN_OPSET = 13
 #: Ops that look up rows of a float table by integer indices (embeddings): their output is data.
 LOOKUPS = ("Gather", "GatherElements", "GatherND")
 #: Float element types (tensors of any other type are never quantized).
@@ -69,45 +66,6 @@ class Op:
     node: onnx.NodeProto
     weight: str | None
     axis: int
-
-
-def normalized(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` as the adaptor tunes it (itself where nothing changes, else a copy): at
-    opset 13 at least, its initializers not graph inputs, every node named uniquely."""
-    return named(_weights_not_inputs(_at_least_opset(model, MIN_OPSET)))
-
-
-def _at_least_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
-    """``model`` converted to ``opset`` when it imports an older default-domain opset. Per-
-    channel int8 needs DequantizeLinear's ``axis`` (opset 13): on an opset-11 export ONNX
-    Runtime's quantizer writes a per-channel bias DequantizeLinear that its own loader then
-    rejects as an invalid graph, so every candidate failed."""
-    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
-    if current >= opset:
-        return model
-    try:
-        return onnx.version_converter.convert_version(model, opset)
-    except Exception as exc:
-        raise ModelError(f"the ONNX model uses opset {current}, and ONNX could not convert it "
-                         f"to opset {opset}, which int8 per-channel weights need "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                         f"export it again with opset_version={opset} or newer") from exc
-
-
-def _weights_not_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` without the graph inputs that are initializers. Older exporters
-    (``keep_initializers_as_inputs``, IR < 4) list every weight as an input, which makes it a
-    value the caller may override rather than a constant: ONNX Runtime folds and fuses less,
-    warns once per weight on every session, and its quantizer cannot rely on the weight."""
-    weights = {i.name for i in model.graph.initializer}
-    if not any(i.name in weights for i in model.graph.input):
-        return model
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    inputs = [i for i in copy.graph.input if i.name not in weights]
-    del copy.graph.input[:]
-    copy.graph.input.extend(inputs)
-    return copy
 
 
 def named(model: onnx.ModelProto) -> onnx.ModelProto:
