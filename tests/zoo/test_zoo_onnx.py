@@ -243,6 +243,38 @@ def test_local_functions_are_inlined(folder: Path, tmp_path: Path) -> None:
     assert sum(op.type == "Conv" for op in result.best_config.ops) == 4
 
 
+class BatchedWeight(torch.nn.Module):
+    """``x @ W`` with a 3-D weight (one matrix per head), as an einsum or a grouped linear
+    layer exports it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(4, 16, 8) * 0.3)
+        self.head = torch.nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(torch.matmul(x, self.weight)).mean(2).flatten(1))
+
+
+def test_a_batched_matmul_weight_is_quantized_per_output_column(folder: Path) -> None:
+    """Per-channel scales of a MatMul weight go along its output columns, the last axis; a
+    3-D weight got axis 1, its reduction axis (the candidate ran, on scales that no int8
+    MatMul kernel can apply after the product)."""
+    torch.manual_seed(zoo.SEED)
+    x = [np.random.default_rng(i).standard_normal((8, 4, 5, 16), dtype=np.float32)
+         for i in range(2)]
+    proto = zoo.export(BatchedWeight(), x[:1], folder / "batched.onnx", ["x"], ["logits"],
+                       "dynamo")
+    adaptor = OnnxRuntimeAdaptor()
+    candidate = adaptor.quantize(proto, adaptor.capabilities(proto).default(), x)
+    weights = {i.name: len(i.dims) for i in proto.graph.initializer}
+    matmul = next(n for n in proto.graph.node if n.op_type == "MatMul")
+    assert weights[matmul.input[1]] == 3
+    dequantize = next(n for n in candidate.proto.graph.node if n.op_type == "DequantizeLinear"
+                      and n.input[0].startswith(matmul.input[1]))  # weight_quantized
+    assert helper.get_node_attr_value(dequantize, "axis") == 2
+
+
 def test_a_float16_model_is_one_line(folder: Path) -> None:
     """ONNX Runtime's quantizer takes float32 models: every candidate of a float16 CNN failed
     in histogram calibration; now the set-up says so, with the fix."""

@@ -53,9 +53,10 @@ MASK_MAGNITUDE = 1e30
 #: through them.
 MASK_OPS = ("Where", "Mul", "Sub", "Cast", "Unsqueeze", "Squeeze", "Expand", "Reshape", "Slice",
             "Transpose", "Identity", "Neg", "Min", "Max", "Concat", "Tile", "Gather")
-#: Weight input index and per-channel axis of each weighted op type.
+#: Weight input index and per-channel axis of each weighted op type (negative: from the end; a
+#: MatMul's output columns are its weight's last axis, also for a batched, 3-D weight).
 WEIGHT_AXIS: Mapping[str, tuple[int, int]] = {"Conv": (1, 0), "ConvTranspose": (1, 1),
-                                              "MatMul": (1, 1)}
+                                              "MatMul": (1, -1)}
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def find_ops(model: onnx.ModelProto) -> dict[OpKey, Op]:
     a join is not tunable when an input is not an activation (:func:`_not_activations`: a bias,
     an attention mask's bias, shape arithmetic), or a mask (:func:`masks`: a huge constant's
     mask, even one built from a float input), or when its output is not float."""
-    initializers = {i.name for i in model.graph.initializer}
+    initializers = {i.name: len(i.dims) for i in model.graph.initializer}
     fixed = _not_activations(model) | masks(model)
     ops: dict[OpKey, Op] = {}
     for node in model.graph.node:
@@ -168,6 +169,8 @@ def find_ops(model: onnx.ModelProto) -> dict[OpKey, Op]:
             weight = node.input[index]
         if weight is not None and weight not in initializers:
             weight = None  # MatMul of two activations (attention scores): no weight to quantize
+        elif weight is not None and axis < 0:
+            axis += initializers[weight]
         key = OpKey(node.name, node.op_type)
         ops[key] = Op(key, node, weight, axis)
     return ops
