@@ -21,7 +21,9 @@ import onnx
 import torch
 from torch import nn
 
+import tunekit
 from tunekit.adaptors.onnxrt import OrtModel
+from tunekit.result import TuneResult
 
 SEED = 0
 VOCAB = 200
@@ -93,6 +95,19 @@ class HFLogits(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+class BatchedWeight(nn.Module):
+    """``x @ W`` with a 3-D weight (one matrix per head), as an einsum or a grouped linear
+    layer exports it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 16, 8) * 0.3)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(torch.matmul(x, self.weight)).mean(2).flatten(1))
 
 
 def hf_model(family: str) -> nn.Module:
@@ -174,3 +189,26 @@ def cosine_to(reference: Any, batches: Sequence[Any]) -> Callable[[OrtModel], fl
         return float(np.concatenate(scores).mean())
 
     return cosine
+
+
+# --------------------------------------------------------------------------- tuning
+
+def tune(model: Any, calib: Any, workspace: Path, **kw: Any) -> TuneResult:
+    """``tunekit.tune`` as a new user calls it on an ONNX model, with the zoo's budget: few
+    trials, a 2% relative goal, the size objective (timing is other tests' business)."""
+    kw.setdefault("max_trials", 4)
+    kw.setdefault("objective", "size")
+    kw.setdefault("accuracy_criterion", {"relative": 0.02})
+    if "eval_func" not in kw:
+        kw.setdefault("metric", "topk")
+    return tunekit.tune(model, calib, framework="onnxrt", workspace=str(workspace), quiet=True,
+                        **kw)
+
+
+def assert_tuned(result: TuneResult) -> None:
+    """The goal met by a model with int8 ops in it, no trial failed, the result on disk."""
+    assert result.met and result.best_trial is not None, result.summary()
+    assert result.best_config.counts().get("int8", 0) > 0, result.best_config
+    assert not [t.error for t in result.trials if t.failed]
+    assert isinstance(result.best_model, OrtModel)
+    assert (result.workspace / "best_model.onnx").is_file()
