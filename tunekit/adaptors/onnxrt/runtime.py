@@ -122,21 +122,20 @@ def feeds(session: ort.InferenceSession, inputs: Any) -> dict[str, np.ndarray]:
 
 
 def _check_shape(name: str, declared: Sequence[Any], shape: Sequence[int]) -> None:
-    """One line when an input's shape differs from the model's fixed dimensions (ONNX Runtime's
-    own message names neither the sizes nor the fix): typically a model exported without a
-    dynamic batch axis, fed another batch size than the export's."""
-    fixed = [(axis, size) for axis, size in enumerate(declared) if isinstance(size, int)]
-    wrong = [(axis, size) for axis, size in fixed if axis < len(shape) and shape[axis] != size]
-    if len(shape) != len(declared) or wrong:
-        axis, size = wrong[0] if wrong else (None, None)
-        where = f"dimension {axis} is fixed at {size}" if wrong else \
-            f"the model takes {len(declared)} dimensions"
+    """One line when an input's size differs from a fixed dimension of the model's (ONNX
+    Runtime's own message names neither the sizes nor the fix): typically a model exported
+    without a dynamic batch axis, fed another batch size than the export's. Another rank is
+    left to ONNX Runtime: an input of unknown shape declares none (``[]``, as a scalar)."""
+    wrong = [(axis, size) for axis, size in enumerate(declared)
+             if isinstance(size, int) and len(shape) == len(declared) and shape[axis] != size]
+    if wrong:
+        axis, size = wrong[0]
         fix = ("export the model with a dynamic batch axis (torch.onnx.export(..., dynamic_axes="
                f"{{{name!r}: {{0: 'batch'}}}}) or dynamic_shapes with dynamo=True), or batch the "
                "data to the exported size") if axis == 0 else \
             "give the input in the shape the model was exported with"
-        raise DataError(f"the ONNX model's input {name!r} has shape {list(declared)}: {where}, "
-                        f"the batch gives {list(shape)}; fix: {fix}")
+        raise DataError(f"the ONNX model's input {name!r} has shape {list(declared)}: dimension "
+                        f"{axis} is fixed at {size}, the batch gives {list(shape)}; fix: {fix}")
 
 
 def pick_output(outputs: Sequence[np.ndarray], names: Sequence[str], output: int | str) -> Any:
