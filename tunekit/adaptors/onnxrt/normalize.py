@@ -10,7 +10,7 @@ import onnx.inliner
 import onnx.shape_inference
 import onnx.version_converter
 
-from tunekit.adaptors.onnxrt.graph import named
+from tunekit.adaptors.onnxrt.graph import COMPUTE, named
 from tunekit.errors import ModelError
 
 #: The oldest default-domain opset tuned as it is; older models are converted to it.
@@ -28,13 +28,20 @@ def normalized(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _require_float32(model: onnx.ModelProto) -> None:
-    """One line for a float16/bfloat16 model: ONNX Runtime's quantizer takes float32 models
-    (on a float16 CNN every candidate failed in its histogram calibration)."""
+    """One line for a float16/bfloat16 model (a data input, or a weight a Conv, Gemm or MatMul
+    reads, in half precision): ONNX Runtime's quantizer takes float32 models (on a float16
+    CNN every candidate failed in its histogram calibration). A float32 model with a half
+    constant elsewhere is tuned as any other."""
     halves = (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
-    weight = next((w for w in model.graph.initializer if w.data_type in halves), None)
-    if weight is not None:
-        kind = onnx.TensorProto.DataType.Name(weight.data_type).lower()
-        raise ModelError(f"the ONNX model computes in {kind} (weight {weight.name!r}); ONNX "
+    read = {i for n in model.graph.node if n.op_type in COMPUTE for i in n.input}
+    found = [(w.name, w.data_type) for w in model.graph.initializer
+             if w.data_type in halves and w.name in read]
+    found += [(v.name, v.type.tensor_type.elem_type) for v in model.graph.input
+              if v.type.tensor_type.elem_type in halves]
+    if found:
+        name, kind = found[0]
+        raise ModelError(f"the ONNX model computes in "
+                         f"{onnx.TensorProto.DataType.Name(kind).lower()} ({name!r}); ONNX "
                          f"Runtime's quantizer takes float32 models: export it in float32 "
                          f"(model.float() before torch.onnx.export)")
 
