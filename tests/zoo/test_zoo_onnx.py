@@ -75,7 +75,8 @@ def test_a_vit_scored_by_cosine_with_an_eval_func(folder: Path, tmp_path: Path) 
 
 
 def test_lstm_classifier_with_int64_ids(folder: Path, tmp_path: Path) -> None:
-    """An LSTM op stays float (ONNX Runtime has no int8 LSTM here); its Gemm head is tuned."""
+    """An LSTM op stays float (ONNX Runtime has no int8 LSTM here); its Gemm head is tuned.
+    Calibration batches are ``(inputs, labels)`` pairs, as an evaluation loader's are."""
     from tests.zoo.zoo_models import LSTMClassifier
 
     torch.manual_seed(zoo.SEED)
@@ -83,7 +84,8 @@ def test_lstm_classifier_with_int64_ids(folder: Path, tmp_path: Path) -> None:
     proto = zoo.export(LSTMClassifier(), ids[:1], folder / "lstm.onnx", ["ids"], ["logits"],
                        "torchscript")
     assert "LSTM" in {n.op_type for n in proto.graph.node}
-    result = zoo.tune(proto, ids[:2], tmp_path, eval_data=zoo.labelled(proto, ids[2:]))
+    result = zoo.tune(proto, zoo.labelled(proto, ids[:2]), tmp_path,
+                      eval_data=zoo.labelled(proto, ids[2:]))
     zoo.assert_tuned(result)
 
 
