@@ -39,6 +39,24 @@ def test_cnn_with_depthwise_joins_and_conv_transpose(cnn: tuple[Path, onnx.Model
     assert "QuantizeLinear" in quantized and "DequantizeLinear" in quantized
 
 
+@pytest.mark.parametrize("name, exporter", [
+    ("mobilenet_v3", "torchscript"), ("mobilenet_v3", "dynamo"), ("resnet18", "dynamo")])
+def test_torch_zoo_cnns(name: str, exporter: str, folder: Path, tmp_path: Path) -> None:
+    """MobileNetV3-small (depthwise convs, squeeze-excite gates, hardswish) and ResNet18
+    (tests/zoo/zoo_models.py, BatchNorm settled on random images), exported and tuned."""
+    from tests.zoo.zoo_models import MobileNetV3Small, ResNet18, settled
+
+    torch.manual_seed(zoo.SEED)
+    model = settled({"mobilenet_v3": MobileNetV3Small, "resnet18": ResNet18}[name](),
+                    (8, 3, 32, 32))
+    proto = zoo.export(model, zoo.images(1, 8), folder / f"{name}-{exporter}.onnx", ["x"],
+                       ["logits"], exporter)
+    result = zoo.tune(proto, zoo.images(2, 8), tmp_path,
+                      eval_data=zoo.labelled(proto, zoo.images(2, 16, seed=5)))
+    zoo.assert_tuned(result)
+    assert result.best_config.counts()["int8"] >= 20
+
+
 @pytest.mark.parametrize("family, exporter", [
     ("bert", "torchscript"), ("bert", "dynamo"), ("distilbert", "dynamo"),
     ("gpt2", "torchscript"), ("gpt2", "dynamo")])
