@@ -158,8 +158,9 @@ def mismatch(where: str, inputs: Any, exc: BaseException, signature: inspect.Sig
     """One line: the batch, the call made, what forward takes, the error and the fix."""
     text = (str(exc).strip().splitlines() or [""])[0]
     takes = f"; {name}.forward takes {show_signature(signature)}" if signature else ""
+    fix = "" if "; fix: " in text else f"; fix: {_fix(text, inputs)}"  # the error's own fix
     return DataError(f"{where} does not fit the model: {describe_call(inputs)} raised "
-                     f"{type(exc).__name__}: {text}{takes}; fix: {_fix(text, inputs)}")
+                     f"{type(exc).__name__}: {text}{takes}{fix}")
 
 
 def describe_call(inputs: Any) -> str:

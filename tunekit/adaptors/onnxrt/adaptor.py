@@ -1,7 +1,8 @@
 """The ONNX Runtime adaptor: tunes ONNX models with ONNX Runtime's own quantizer and runs them on
-its CPU execution provider. The work lives in the sibling modules: :mod:`.graph` (tunable ops,
-who owns each tensor), :mod:`.calibration` (ranges once per algorithm), :mod:`.build` (one
-candidate), :mod:`.runtime` (sessions, feeds) and :mod:`.memory`.
+its CPU execution provider. The work lives in the sibling modules: :mod:`.normalize` (a model
+from elsewhere in the one form the quantizer handles), :mod:`.graph` (tunable ops, who owns
+each tensor), :mod:`.calibration` (ranges once per algorithm), :mod:`.build` (one candidate),
+:mod:`.runtime` (sessions, feeds) and :mod:`.memory`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from tunekit.adaptor import Adaptor, DataBatch
 from tunekit.adaptors.onnxrt import calibration, memory
 from tunekit.adaptors.onnxrt.build import FORMATS, build
 from tunekit.adaptors.onnxrt.graph import (AUTO_DYNAMIC, DYNAMIC_TUNABLE, Op, check_config,
-                                           find_ops, named)
+                                           find_ops)
+from tunekit.adaptors.onnxrt.normalize import normalized
 from tunekit.adaptors.onnxrt.runtime import OrtModel, Settings, feeds, pick_output, to_numpy
 from tunekit.data import require_batches, split_batch
 from tunekit.errors import ConfigError, ModelError, TrialError
@@ -101,7 +103,7 @@ class OnnxRuntimeAdaptor(Adaptor):
         else:
             raise ModelError(f"the onnxrt adaptor takes an onnx.ModelProto or a .onnx path, "
                              f"not a {type(model).__name__}")
-        proto = named(proto)
+        proto = normalized(proto)
         return _Prepared(proto, find_ops(proto), OrtModel(proto, self.settings))
 
     def _model(self, model: Any) -> OrtModel:

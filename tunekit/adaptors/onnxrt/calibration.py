@@ -121,22 +121,34 @@ def _calibrate(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]]
 
 class _Tee:
     """The collector ONNX Runtime's calibrator feeds: hands one pass's activations to each
-    histogram collector in turn (none of them changes them), one tensor at a time. A tensor no
-    histogram can span (an attention mask's -3.4e38 beside O(1) scores: numpy cannot make
-    finite-width bins over ±3.4e38) is left out of every histogram algorithm, and so takes its
-    MinMax range (:func:`write_ranges`), instead of failing the algorithm for every tensor."""
+    histogram collector in turn (none of them changes them), one tensor at a time, its batches
+    as one flat array: ONNX Runtime's collector stacks them with ``np.asarray``, which fails
+    when they differ in shape (a last, smaller calibration batch), and a tensor then lost its
+    histogram ranges. A tensor no histogram can span (:func:`_spannable`: an attention mask's
+    -3.4e38 or -inf beside O(1) scores) is left out of every histogram algorithm, and so takes
+    its MinMax range (:func:`write_ranges`), instead of failing the algorithm for every
+    tensor."""
 
     def __init__(self, collectors: Sequence[HistogramCollector]) -> None:
         self.collectors = collectors
 
     def collect(self, name_to_arr: Mapping[str, Any]) -> None:
         for name, arrays in name_to_arr.items():
-            try:
+            parts = arrays if isinstance(arrays, (list, tuple)) else [arrays]
+            values = np.concatenate([np.asarray(a).ravel() for a in parts])
+            if _spannable(values):
                 for collector in self.collectors:
-                    collector.collect({name: arrays})
-            except ValueError:
-                for collector in self.collectors:
-                    collector.histogram_dict.pop(name, None)
+                    collector.collect({name: values})
+
+
+#: Values beyond this are sentinels (a mask's "minus infinity"), not data: a histogram over
+#: ±this much overflows float32 (numpy cannot make finite-width bins).
+SENTINEL = float(np.finfo(np.float32).max) / 4
+
+
+def _spannable(values: np.ndarray) -> bool:
+    """Whether a histogram can span ``values``: all finite and below :data:`SENTINEL`."""
+    return bool(values.size == 0 or np.abs(values).max() < SENTINEL)
 
 
 def _collector(algorithm: str) -> HistogramCollector:

@@ -25,6 +25,11 @@ COMPUTE = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 #: Ops that join two activations (residual adds, concatenations): tunable when no input is a
 #: constant (an Add of a constant is a bias or part of an activation formula: it stays float).
 JOINS = ("Add", "Concat")
+#: Ops that look up rows of a float table by integer indices (embeddings): their output is data.
+LOOKUPS = ("Gather", "GatherElements", "GatherND")
+#: Float element types (tensors of any other type are never quantized).
+FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+          onnx.TensorProto.DOUBLE)
 #: Ops ONNX Runtime quantizes only when their input already is: they follow their neighbours.
 FOLLOWERS = ("Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Transpose",
              "Squeeze", "Unsqueeze", "Flatten", "Resize", "Slice", "Pad", "Split")
@@ -48,9 +53,10 @@ MASK_MAGNITUDE = 1e30
 #: through them.
 MASK_OPS = ("Where", "Mul", "Sub", "Cast", "Unsqueeze", "Squeeze", "Expand", "Reshape", "Slice",
             "Transpose", "Identity", "Neg", "Min", "Max", "Concat", "Tile", "Gather")
-#: Weight input index and per-channel axis of each weighted op type.
+#: Weight input index and per-channel axis of each weighted op type (negative: from the end; a
+#: MatMul's output columns are its weight's last axis, also for a batched, 3-D weight).
 WEIGHT_AXIS: Mapping[str, tuple[int, int]] = {"Conv": (1, 0), "ConvTranspose": (1, 1),
-                                              "MatMul": (1, 1)}
+                                              "MatMul": (1, -1)}
 
 
 @dataclass(frozen=True)
@@ -80,14 +86,37 @@ def named(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _not_float(model: onnx.ModelProto) -> set[str]:
-    """Tensors whose inferred type is not float (shape arithmetic: int64 Concat/Add); empty when
-    ONNX's shape inference cannot type the graph."""
+    """Tensors whose type is not float (shape arithmetic: int64 Concat/Add; token ids, masks):
+    the graph inputs by their declared type, the rest as ONNX's shape inference types them
+    (none where it cannot type the graph)."""
+    declared = {v.name for v in model.graph.input
+                if v.type.tensor_type.elem_type not in (0, *FLOATS)}
     try:
         graph = onnx.shape_inference.infer_shapes(model).graph
     except Exception:  # custom ops and the like: every join stays tunable
-        return set()
-    return {v.name for v in (*graph.value_info, *graph.output, *graph.input)
-            if v.type.tensor_type.elem_type not in (0, onnx.TensorProto.FLOAT)}
+        return declared
+    return declared | {v.name for v in (*graph.value_info, *graph.output, *graph.input)
+                       if v.type.tensor_type.elem_type not in (0, *FLOATS)}
+
+
+def _not_activations(model: onnx.ModelProto) -> set[str]:
+    """Tensors computed from constants and integer or boolean tensors alone: constants, shape
+    arithmetic, and an attention mask turned into a float bias (``Where(mask, 0, -inf)``,
+    ``(1 - mask) * finfo.min``). Adding such a bias is no residual join: quantized, its range
+    of ±3.4e38 or ±inf leaves no step for the scores it is added to (a BERT's attention read
+    all equal, or the tensor could not be calibrated). An embedding lookup (a Gather from a
+    float table by token ids) and a compute op's output are activations, the data's values;
+    a lookup by constant indices (BERT's token-type and position embeddings) is a constant."""
+    constants = {i.name for i in model.graph.initializer}
+    derived = constants | _not_float(model)
+    for node in model.graph.node:
+        inputs = [i for i in node.input if i]  # a Constant node has none
+        if all(i in constants for i in inputs):
+            constants.update(node.output)
+            derived.update(node.output)
+        elif node.op_type not in COMPUTE + LOOKUPS and all(i in derived for i in inputs):
+            derived.update(node.output)
+    return derived
 
 
 def _huge(tensor: onnx.TensorProto | onnx.AttributeProto) -> bool:
@@ -117,19 +146,17 @@ def masks(model: onnx.ModelProto) -> set[str]:
 
 def find_ops(model: onnx.ModelProto) -> dict[OpKey, Op]:
     """The tunable nodes of ``model`` (see :data:`COMPUTE` and :data:`JOINS`), in graph order;
-    joins of integer tensors (shape arithmetic) and of masks (:func:`masks`) are not tunable."""
-    initializers = {i.name for i in model.graph.initializer}
-    constants = set(initializers)  # and what is computed from constants only (Identity of a bias)
-    for node in model.graph.node:
-        if all(i in constants for i in node.input if i):
-            constants.update(node.output)
-    integers, masked = _not_float(model), masks(model)
+    a join is not tunable when an input is not an activation (:func:`_not_activations`: a bias,
+    an attention mask's bias, shape arithmetic), or a mask (:func:`masks`: a huge constant's
+    mask, even one built from a float input), or when its output is not float."""
+    initializers = {i.name: len(i.dims) for i in model.graph.initializer}
+    fixed = _not_activations(model) | masks(model)
     ops: dict[OpKey, Op] = {}
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             continue
-        if node.op_type in JOINS and (any(i in constants or i in masked for i in node.input)
-                                      or node.output[0] in integers):
+        if node.op_type in JOINS and (any(i in fixed for i in node.input)
+                                      or node.output[0] in fixed):
             continue
         if node.op_type not in COMPUTE + JOINS:
             continue
@@ -142,6 +169,8 @@ def find_ops(model: onnx.ModelProto) -> dict[OpKey, Op]:
             weight = node.input[index]
         if weight is not None and weight not in initializers:
             weight = None  # MatMul of two activations (attention scores): no weight to quantize
+        elif weight is not None and axis < 0:
+            axis += initializers[weight]
         key = OpKey(node.name, node.op_type)
         ops[key] = Op(key, node, weight, axis)
     return ops

@@ -114,8 +114,28 @@ def feeds(session: ort.InferenceSession, inputs: Any) -> dict[str, np.ndarray]:
     if missing:
         raise DataError(f"the ONNX model's inputs {missing} are not in the batch; give a dict "
                         f"keyed by input name (inputs: {[s.name for s in specs]})")
-    return {s.name: to_numpy(given[s.name]).astype(_DTYPES.get(s.type, np.float32), copy=False)
-            for s in specs}
+    fed = {s.name: to_numpy(given[s.name]).astype(_DTYPES.get(s.type, np.float32), copy=False)
+           for s in specs}
+    for spec in specs:
+        _check_shape(spec.name, spec.shape, fed[spec.name].shape)
+    return fed
+
+
+def _check_shape(name: str, declared: Sequence[Any], shape: Sequence[int]) -> None:
+    """One line when an input's size differs from a fixed dimension of the model's (ONNX
+    Runtime's own message names neither the sizes nor the fix): typically a model exported
+    without a dynamic batch axis, fed another batch size than the export's. Another rank is
+    left to ONNX Runtime: an input of unknown shape declares none (``[]``, as a scalar)."""
+    wrong = [(axis, size) for axis, size in enumerate(declared)
+             if isinstance(size, int) and len(shape) == len(declared) and shape[axis] != size]
+    if wrong:
+        axis, size = wrong[0]
+        fix = ("export the model with a dynamic batch axis (torch.onnx.export(..., dynamic_axes="
+               f"{{{name!r}: {{0: 'batch'}}}}) or dynamic_shapes with dynamo=True), or batch the "
+               "data to the exported size") if axis == 0 else \
+            "give the input in the shape the model was exported with"
+        raise DataError(f"the ONNX model's input {name!r} has shape {list(declared)}: dimension "
+                        f"{axis} is fixed at {size}, the batch gives {list(shape)}; fix: {fix}")
 
 
 def pick_output(outputs: Sequence[np.ndarray], names: Sequence[str], output: int | str) -> Any:
