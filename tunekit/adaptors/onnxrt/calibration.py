@@ -25,7 +25,7 @@ from onnxruntime.quantization.calibrate import (HistogramCollector, TensorsData,
                                                 save_tensors_data)
 
 from tunekit.adaptors.onnxrt.entropy import entropy_threshold
-from tunekit.adaptors.onnxrt.graph import COMPUTE, FOLLOWERS, JOINS
+from tunekit.adaptors.onnxrt.graph import COMPUTE, FOLLOWERS, JOINS, MASK_MAGNITUDE
 from tunekit.adaptors.onnxrt.runtime import quiet
 from tunekit.space import OpConfig
 
@@ -141,14 +141,11 @@ class _Tee:
                     collector.collect({name: values})
 
 
-#: Values beyond this are sentinels (a mask's "minus infinity"), not data: a histogram over
-#: ±this much overflows float32 (numpy cannot make finite-width bins).
-SENTINEL = float(np.finfo(np.float32).max) / 4
-
-
 def _spannable(values: np.ndarray) -> bool:
-    """Whether a histogram can span ``values``: all finite and below :data:`SENTINEL`."""
-    return bool(values.size == 0 or np.abs(values).max() < SENTINEL)
+    """Whether a histogram can span ``values``: all finite and below the magnitude that marks
+    a mask's "minus infinity" (:data:`~.graph.MASK_MAGNITUDE`: a sentinel, not data; a
+    histogram over ±3.4e38 overflows float32, numpy cannot make finite-width bins)."""
+    return bool(values.size == 0 or np.abs(values).max() < MASK_MAGNITUDE)
 
 
 def _collector(algorithm: str) -> HistogramCollector:
